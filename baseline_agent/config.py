@@ -1,0 +1,184 @@
+"""Typed configs shared by every entry point: defaults < YAML file (-c) < command line (--key value).
+
+A config is a dataclass whose fields are declared with `option(...)`: a default, one line of help and
+optional bounds. Parsing validates every value and raises `UserError` with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from baseline_agent.cli import UserError
+
+C = TypeVar("C")
+
+
+def option(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
+           max: float | None = None) -> Any:
+    """A config field: its default, one line of meaning, and what values are allowed."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _coerce(key: str, typ: Any, value: Any) -> Any:
+    """Convert a YAML or command-line value to the field's type, or raise one clear line."""
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        return _coerce(key, args[0], value)
+    if origin is list:
+        (inner,) = typing.get_args(typ)
+        if isinstance(value, str):
+            value = [v for v in value.strip("[]").split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise UserError(f"config key '{key}': expected a list, got {value!r}")
+        return [_coerce(key, inner, v) for v in value]
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise UserError(f"config key '{key}': expected true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise UserError(f"config key '{key}': expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                as_float = float(value)
+            except ValueError:
+                as_float = None
+            if as_float is not None and as_float.is_integer():
+                return int(as_float)
+        raise UserError(f"config key '{key}': expected an integer, got {value!r}")
+    if typ is float:
+        if isinstance(value, bool):
+            raise UserError(f"config key '{key}': expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"config key '{key}': expected a number, got {value!r}") from None
+    if typ is str:
+        if isinstance(value, dict | list):
+            raise UserError(f"config key '{key}': expected a string, got {value!r}")
+        return str(value)
+    raise TypeError(f"unsupported config type {typ} for {key}")
+
+
+def _check_bounds(key: str, value: Any, meta: dict) -> None:
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if item is None:
+            continue
+        if meta.get("choices") and item not in meta["choices"]:
+            allowed = ", ".join(str(c) for c in meta["choices"])
+            raise UserError(f"config key '{key}': {item!r} is not one of: {allowed}")
+        if meta.get("min") is not None and item < meta["min"]:
+            raise UserError(f"config key '{key}': {item!r} is below the minimum {meta['min']}")
+        if meta.get("max") is not None and item > meta["max"]:
+            raise UserError(f"config key '{key}': {item!r} is above the maximum {meta['max']}")
+
+
+def build_config(cls: type[C], values: dict[str, Any]) -> C:
+    """Validate `values` (from YAML, the command line or a checkpoint) into a `cls` instance."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise UserError(f"unknown config key '{unknown[0]}' (see --help for the {len(known)} allowed keys)")
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(name, hints[name], value)
+        _check_bounds(name, kwargs[name], known[name].metadata)
+    cfg = cls(**kwargs)
+    check = getattr(cfg, "check", None)
+    if check is not None:
+        check()
+    return cfg
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML mapping, with one clear error line for a missing or malformed file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise UserError(f"cannot read config file {path}: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise UserError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of key: value")
+    return data
+
+
+def _help_line(f: dataclasses.Field) -> str:
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    extra = f" (choices: {', '.join(map(str, f.metadata['choices']))})" if f.metadata.get("choices") else ""
+    return f"{f.metadata['help']}{extra} [default: {default}]"
+
+
+def parse_config(cls: type[C], argv: list[str] | None, prog: str, description: str) -> C:
+    """Parse `-c FILE.yaml` and `--key value` flags into a validated `cls` instance."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False,
+                                     argument_default=argparse.SUPPRESS)
+    parser.add_argument("-c", "--config", help="YAML file of config keys (the command line wins over it)")
+    for f in dataclasses.fields(cls):
+        parser.add_argument(f"--{f.name}", metavar=f.name.upper(), help=_help_line(f))
+    args, rest = parser.parse_known_args(argv)
+    if rest:
+        flag = next((r for r in rest if r.startswith("-")), rest[0])
+        raise UserError(f"unknown config key or argument '{flag}' (see --help)")
+    values = vars(args)
+    merged = load_yaml(values.pop("config")) if "config" in values else {}
+    merged.update(values)
+    return build_config(cls, merged)
+
+
+def config_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def diff_configs(saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...]) -> list[str]:
+    """Keys whose values differ between two resolved configs, ignoring `ignore`."""
+    keys = (set(saved) | set(current)) - set(ignore)
+    return sorted(k for k in keys if saved.get(k) != current.get(k))
+
+
+def package_versions() -> dict[str, str]:
+    """Python and the versions of the packages a run's numbers depend on."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("torch", "numpy", "procgen-mirror", "gym3", "scipy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def save_run_config(run_dir: str | os.PathLike, resolved: dict[str, Any]) -> None:
+    """Write the resolved config.yaml and versions.json that every run keeps beside its outputs."""
+    from baseline_agent.files import write_json, write_text
+
+    write_text(Path(run_dir) / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    write_json(Path(run_dir) / "versions.json", package_versions())

@@ -1,0 +1,75 @@
+"""Data-parallel PPO over torchrun (replacing baselines' MPI): one process per GPU or CPU rank.
+
+Every rank owns its envs; gradients, reward-normaliser moments and logged statistics are averaged.
+With one process (no torchrun) every helper here is the identity.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(use_cuda: bool) -> Dist:
+    """Join the process group that torchrun describes in the environment, if any."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def all_reduce_sum(values: list[float], d: Dist) -> list[float]:
+    if not d.enabled:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def average_gradients(params: list[torch.nn.Parameter], d: Dist) -> None:
+    """All-reduce the gradients as one flat buffer and divide by the world size."""
+    if not d.enabled:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= d.world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def broadcast_parameters(module: torch.nn.Module, d: Dist) -> None:
+    if d.enabled:
+        for p in module.state_dict().values():
+            dist.broadcast(p, src=0)
+
+
+def reduce_moments(d: Dist):
+    """Combine (mean, var, count) of per-rank batches into the moments of their union."""
+    def reduce(mean: float, var: float, count: float) -> tuple[float, float, float]:
+        n, s, sq = all_reduce_sum([count, count * mean, count * (var + mean * mean)], d)
+        m = s / n
+        return m, max(sq / n - m * m, 0.0), n
+    return reduce
