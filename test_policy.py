@@ -1,0 +1,112 @@
+"""Evaluate a saved policy: N complete episodes on unseen levels (by default), with a 95% CI of the return.
+
+    python test_policy.py --load_path runs/ppo/checkpoints/step_0025000000.pt --out eval.json
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from baseline_agent.checkpoint import load_policy
+from baseline_agent.cli import UserError, run_main
+from baseline_agent.config import config_dict, option, parse_config
+from baseline_agent.distributed import Dist
+from baseline_agent.envs import GAMES, OBS_SHAPE, LevelSet
+from baseline_agent.evaluation import RewardFn, default_levels, procgen_options, run_episodes, summarize_returns
+from baseline_agent.files import write_json
+from baseline_agent.ppo import MODES, resolve_device
+from baseline_agent.scores import normalized_score
+
+
+@dataclass
+class EvalConfig:
+    """Which checkpoint, which levels, how many episodes."""
+
+    load_path: str = option("", "checkpoint file to evaluate (step_XXXXXXXXXX.pt)")
+    env_name: str = option("", "Procgen game (empty = the checkpoint's own)", choices=("", *GAMES))
+    distribution_mode: str = option("", "distribution mode (empty = the checkpoint's own)", choices=("", *MODES))
+    start_level: int | None = option(None, "first level seed (none = the levels right after the checkpoint's "
+                                           "training levels, unseen in training)", min=0)
+    num_levels: int = option(100_000, "number of levels from start_level (0 = the whole distribution)", min=0)
+    num_episodes: int = option(100, "complete episodes to run", min=1)
+    num_envs: int = option(32, "parallel environments", min=1)
+    greedy: bool = option(False, "take the most likely action instead of sampling")
+    seed: int = option(0, "random seed (envs and action sampling)", min=0)
+    device: str = option("auto", "auto (cuda when present), cpu, cuda or cuda:N")
+    torch_threads: int = option(0, "CPU threads for torch (0 = torch's default)", min=0)
+    reward_model: str = option("", "reward_model.pt whose learned return is reported beside the true one")
+    out: str = option("", "JSON file for every episode and the summary (empty = print only)")
+
+    def check(self) -> None:
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise UserError(f"config key 'device': {self.device!r} is not one of: auto, cpu, cuda, cuda:N")
+
+
+def load_learned_reward(path: str, env_name: str, device: torch.device) -> RewardFn:
+    """A T-REX reward model as a reward function, refused when it was trained for another game or input."""
+    from trex.reward_net import load_reward_model
+
+    model, meta = load_reward_model(path, device)
+    if meta["env_name"] != env_name:
+        raise UserError(f"reward model {path} was trained on {meta['env_name']}, not {env_name}")
+    if tuple(meta["obs_shape"]) != OBS_SHAPE:
+        raise UserError(f"reward model {path} scores frames of shape {tuple(meta['obs_shape'])}, not {OBS_SHAPE}")
+    return model
+
+
+def _line(name: str, s: dict) -> str:
+    ci = "n/a" if s["ci95_low"] is None else f"[{s['ci95_low']:.3f}, {s['ci95_high']:.3f}]"
+    return (f"{name:<15} mean {s['mean']:.3f}  median {s['median']:.3f}  std {s['std']:.3f}  95% CI {ci}  "
+            f"min {s['min']:.3f}  max {s['max']:.3f}")
+
+
+def main(argv: list[str]) -> None:
+    cfg = parse_config(EvalConfig, argv, "test_policy.py", __doc__.splitlines()[0])
+    if not cfg.load_path:
+        raise UserError("config key 'load_path': name the checkpoint to evaluate")
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    device = resolve_device(cfg.device, Dist())
+    policy, meta = load_policy(cfg.load_path, device)
+    spec, run_cfg = meta["model_spec"], meta["config"]
+    env_name = cfg.env_name or spec["env_name"]
+    mode = cfg.distribution_mode or spec["distribution_mode"]
+    levels: LevelSet = default_levels(run_cfg, cfg.start_level, cfg.num_levels)
+    reward_fn = load_learned_reward(cfg.reward_model, env_name, device) if cfg.reward_model else None
+
+    episodes = run_episodes(policy, env_name, mode, levels, cfg.num_episodes, cfg.num_envs, cfg.seed, cfg.greedy,
+                            device, reward_fn, **procgen_options(run_cfg))
+    returns = [ep["ret"] for ep in episodes]
+    summary = {"return": summarize_returns(returns),
+               "length": summarize_returns([ep["length"] for ep in episodes])}
+    summary["normalized_score"] = normalized_score(env_name, mode, summary["return"]["mean"])
+    if reward_fn is not None:
+        learned = [ep["learned_ret"] for ep in episodes]
+        summary["learned_return"] = summarize_returns(learned)
+        both_vary = np.std(learned) > 0 and np.std(returns) > 0
+        summary["learned_true_correlation"] = float(np.corrcoef(learned, returns)[0, 1]) if both_vary else None
+
+    end = "all" if levels.num_levels == 0 else levels.start_level + levels.num_levels
+    print(f"{cfg.load_path}: step {meta['step']}, {env_name} {mode}, levels [{levels.start_level}, {end}), "
+          f"{len(episodes)} episodes, {'greedy' if cfg.greedy else 'sampled'} actions, seed {cfg.seed}")
+    print(_line("return", summary["return"]))
+    score = summary["normalized_score"]
+    print(f"{'normalised':<15} {'n/a (no published range)' if score is None else f'{score:.3f}'}")
+    print(_line("length", summary["length"]))
+    if reward_fn is not None:
+        print(_line("learned return", summary["learned_return"]))
+        corr = summary["learned_true_correlation"]
+        print(f"{'corr(learned, true)':<15} {'n/a' if corr is None else f'{corr:.3f}'}")
+    if cfg.out:
+        write_json(cfg.out, {"checkpoint": cfg.load_path, "step": meta["step"], "env_name": env_name,
+                             "distribution_mode": mode, "levels": {"start_level": levels.start_level,
+                                                                   "num_levels": levels.num_levels},
+                             "config": config_dict(cfg), "summary": summary, "episodes": episodes})
+        print(f"wrote {cfg.out}")
+
+
+if __name__ == "__main__":
+    run_main(main)
