@@ -119,7 +119,8 @@ def plot_curves(csv_path: str | Path, png_path: str | Path, columns: dict[str, s
     ax.set_ylabel("mean episode return")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.lines:
+        ax.legend()
     fig.tight_layout()
     atomic_write(png_path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)

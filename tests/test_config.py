@@ -1,0 +1,70 @@
+"""The config contract: file < command line, strict one-line errors with exit status 2, --help lists keys."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from baseline_agent.cli import UserError
+from baseline_agent.config import parse_config
+from baseline_agent.ppo import PPOConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_command_line_wins_over_file_over_defaults(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("env_name: starpilot\nnum_envs: 8\nlearning_rate: 1e-3\nchannels: [4, 8, 8]\n")
+    cfg = parse_config(PPOConfig, ["-c", str(cfg_file), "--num_envs", "4", "--paint_vel_info", "true"], "t", "t")
+    assert (cfg.env_name, cfg.num_envs, cfg.learning_rate, cfg.channels) == ("starpilot", 4, 1e-3, [4, 8, 8])
+    assert cfg.paint_vel_info is True
+    assert cfg.gamma == 0.999 and cfg.num_steps == 256  # defaults: the reference protocol
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--num_envz", "4"], "unknown config key or argument '--num_envz'"),
+    (["--num_envs", "four"], "config key 'num_envs': expected an integer"),
+    (["--num_envs", "0"], "config key 'num_envs': 0 is below the minimum 1"),
+    (["--env_name", "pong"], "config key 'env_name': 'pong' is not one of"),
+    (["--gamma", "1.5"], "config key 'gamma': 1.5 is above the maximum"),
+    (["--use_backgrounds", "maybe"], "config key 'use_backgrounds': expected true or false"),
+    (["--num_envs", "3", "--num_steps", "3", "--num_minibatches", "2"], "config key 'num_minibatches'"),
+])
+def test_bad_values_name_the_key(argv, words):
+    with pytest.raises(UserError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        parse_config(PPOConfig, argv, "t", "t")
+
+
+def test_unknown_key_in_file_is_refused(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("env_name: coinrun\nlr: 0.1\n")
+    with pytest.raises(UserError, match="unknown config key 'lr'"):
+        parse_config(PPOConfig, ["-c", str(cfg_file)], "t", "t")
+
+
+def run_train(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(ROOT / "baseline_agent/train.py"), *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+def test_cli_error_is_one_line_and_exit_2(tmp_path):
+    proc = run_train("--env_name", "pong", "--run_dir", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: config key 'env_name'"), proc.stderr
+    assert not (tmp_path / "r").exists()
+    missing = run_train("-c", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and missing.stderr.startswith("error: cannot read config file")
+
+
+def test_help_lists_every_key_with_default_and_meaning():
+    proc = run_train("--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    for key in ("env_name", "distribution_mode", "num_levels", "start_level", "num_envs", "num_steps",
+                "num_minibatches", "update_epochs", "learning_rate", "gamma", "gae_lambda", "ent_coef",
+                "clip_range", "vf_coef", "max_grad_norm", "total_timesteps", "save_interval", "eval_interval",
+                "seed", "device", "run_dir"):
+        assert f"--{key}" in text
+    assert "[default: 0.999]" in text and "[default: 25000000]" in text

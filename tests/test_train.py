@@ -1,0 +1,94 @@
+"""Step 1 end to end at a tiny size: outputs, checkpoints, determinism, resume after SIGKILL, refusals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from baseline_agent.checkpoint import list_checkpoints, load_checkpoint, load_policy
+from baseline_agent.cli import UserError
+from baseline_agent.logger import read_progress
+from baseline_agent.train import main as train_main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--env_name", "coinrun", "--num_envs", "4", "--num_steps", "16", "--num_minibatches", "2",
+        "--update_epochs", "2", "--channels", "4,8,8", "--hidden_size", "32", "--save_interval", "2",
+        "--eval_interval", "2", "--num_threads", "1"]
+
+
+def tiny(run_dir, steps=256, *extra):
+    return [*TINY, "--total_timesteps", str(steps), "--run_dir", str(run_dir), *extra]
+
+
+def test_run_writes_its_outputs_and_a_self_contained_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    summary = train_main(tiny(run))
+    for name in ("config.yaml", "versions.json", "progress.csv", "summary.json", "learning_curve.png"):
+        assert (run / name).is_file(), name
+    assert summary["total_timesteps"] == 256
+    ckpts = list_checkpoints(run / "checkpoints")
+    assert [p.name for p in ckpts] == ["step_0000000128.pt", "step_0000000256.pt"]
+    state = load_checkpoint(ckpts[-1])  # weights_only=True inside
+    assert state["step"] == 256 and state["update"] == 4
+    assert state["model_spec"]["env_name"] == "coinrun" and state["model_spec"]["channels"] == [4, 8, 8]
+    assert {"model", "optimizer", "normalizer", "rng", "config"} <= set(state)
+    policy, meta = load_policy(ckpts[-1])
+    obs = torch.randint(0, 255, (3, 64, 64, 3), dtype=torch.uint8)
+    logits, _ = policy(obs)
+    assert logits.shape == (3, 15) and meta["config"]["num_envs"] == 4
+    rows = read_progress(run / "progress.csv")
+    assert [int(r["misc/total_timesteps"]) for r in rows] == [64, 128, 192, 256]
+    assert {"eprewmean", "eplenmean", "fps", "loss/policy_entropy", "loss/approxkl", "eval_eprewmean"} <= set(rows[0])
+    assert json.loads((run / "summary.json").read_text())["env_name"] == "coinrun"
+
+
+def test_same_seed_gives_identical_results_on_cpu(tmp_path):
+    a = train_main(tiny(tmp_path / "a", 128))
+    b = train_main(tiny(tmp_path / "b", 128))
+    pa = load_checkpoint(list_checkpoints(tmp_path / "a/checkpoints")[-1])["model"]
+    pb = load_checkpoint(list_checkpoints(tmp_path / "b/checkpoints")[-1])["model"]
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    ra, rb = read_progress(tmp_path / "a/progress.csv"), read_progress(tmp_path / "b/progress.csv")
+    assert [r["loss/policy_loss"] for r in ra] == [r["loss/policy_loss"] for r in rb]
+    assert a["train_return"] == b["train_return"]
+    c = train_main(tiny(tmp_path / "c", 128, "--seed", "1"))
+    pc = load_checkpoint(list_checkpoints(tmp_path / "c/checkpoints")[-1])["model"]
+    assert not all(torch.equal(pa[k], pc[k]) for k in pa)
+    assert c["total_timesteps"] == 128
+
+
+def test_a_different_config_on_the_same_run_dir_is_refused(tmp_path):
+    run = tmp_path / "run"
+    train_main(tiny(run, 64))
+    with pytest.raises(UserError, match="keys differ: learning_rate"):
+        train_main(tiny(run, 64, "--learning_rate", "0.1"))
+    # total_timesteps may grow: the run continues to the new total, appending to progress.csv
+    train_main(tiny(run, 192))
+    steps = [int(r["misc/total_timesteps"]) for r in read_progress(run / "progress.csv")]
+    assert steps == [64, 128, 192]
+
+
+def test_sigkill_at_any_moment_resumes_cleanly(tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, str(ROOT / "baseline_agent/train.py"), *tiny(run, 640), "--save_interval", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    while len(list_checkpoints(run / "checkpoints")) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(list_checkpoints(run / "checkpoints")[-1])["step"]
+    assert killed_at < 640, "the run finished before it could be killed; make it longer"
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert f"resuming {run} from step {killed_at:,}" in done.stdout
+    steps = [int(r["misc/total_timesteps"]) for r in read_progress(run / "progress.csv")]
+    assert steps == list(range(64, 641, 64))  # no duplicated or missing rows
+    assert load_checkpoint(list_checkpoints(run / "checkpoints")[-1])["step"] == 640
+    assert not list((run / "checkpoints").glob(".*.tmp"))
