@@ -50,8 +50,9 @@ def load_learned_reward(path: str, env_name: str, device: torch.device) -> Rewar
     from trex.reward_net import load_reward_model
 
     model, meta = load_reward_model(path, device)
-    if meta["env_name"] != env_name:
-        raise UserError(f"reward model {path} was trained on {meta['env_name']}, not {env_name}")
+    game = meta.get("env_name", meta.get("game"))  # trex/reward_learning.py saves the game as "game"
+    if game != env_name:
+        raise UserError(f"reward model {path} was trained on {game}, not {env_name}")
     if tuple(meta["obs_shape"]) != OBS_SHAPE:
         raise UserError(f"reward model {path} scores frames of shape {tuple(meta['obs_shape'])}, not {OBS_SHAPE}")
     return model
