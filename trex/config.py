@@ -50,9 +50,11 @@ class TrexConfig:
     batch_size: int = option(32, "pairs per training step", min=1)
     learning_rate: float = option(1e-4, "Adam learning rate", min=0.0)
     weight_decay: float = option(0.0, "Adam weight decay", min=0.0)
-    l1_reg: float = option(0.0, "L1 penalty on per-frame reward outputs", min=0.0)
+    l1_reg: float = option(0.001, "L1 penalty on per-frame rewards, summed per pair (anchors the reward's offset, "
+                                  "which equal-length snippets leave free; the 2020 study's 0.001)", min=0.0)
     epochs: int = option(5, "passes over the training pairs (at most)", min=1)
-    patience: int = option(3, "evaluations without a better validation accuracy before stopping", min=1)
+    eval_interval: int = option(1000, "training pairs between validation checks (the unit of patience)", min=1)
+    patience: int = option(3, "validation checks without a better validation accuracy before stopping", min=1)
     amp: bool = option(False, "bf16/fp16 autocast on GPU")
 
     # --- step 3: sweep over the number of demonstrations

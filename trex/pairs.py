@@ -1,0 +1,98 @@
+"""Snippet pairs for T-REX (`create_training_data`): which of two demo snippets came from the better demo.
+
+Pairs are stored as indices (demo, start, window length), never as copied frames, so 50,000 pairs cost
+kilobytes; frames are gathered per batch from one concatenated observation array (`concat_obs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from baseline_agent.cli import UserError
+from trex.demo_store import Demo
+
+
+@dataclass
+class SnippetPairs:
+    """N pairs of snippets; snippet k of pair n covers frames start[n,k] .. start[n,k]+length[n]-1 of demo[n,k],
+    of which every `frame_stride`-th is shown to the network. label[n] is the side (0/1) of the better demo."""
+
+    demo: np.ndarray  # [N, 2] index into the demo list
+    start: np.ndarray  # [N, 2]
+    length: np.ndarray  # [N] window length in frames, before subsampling
+    label: np.ndarray  # [N] 0 or 1
+    frame_stride: int
+    label_noise: float  # share of pairs whose snippet windows' true returns order opposite to the label
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def frames_per_pair(self) -> float:
+        """Mean frames the network sees per pair (both snippets), after subsampling."""
+        return float(2 * np.mean(-(-self.length // self.frame_stride))) if len(self) else 0.0
+
+    def frame_index(self, idx: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flat indices into the concatenated frames for pairs `idx`, and the snippet (2*i + side) of each frame."""
+        starts = (offsets[self.demo[idx]] + self.start[idx]).reshape(-1)  # [2B] in snippet order
+        counts = np.repeat(-(-self.length[idx] // self.frame_stride), 2)
+        segment = np.repeat(np.arange(len(starts)), counts)
+        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return starts[segment] + within * self.frame_stride, segment
+
+
+def concat_obs(demos: list[Demo]) -> tuple[np.ndarray, np.ndarray]:
+    """All demos' frames in one uint8 array and each demo's offset into it, so a batch is one gather."""
+    lengths = np.array([len(d.obs) for d in demos])
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return np.concatenate([d.obs for d in demos]), offsets
+
+
+def create_training_data(demos: list[Demo], num_pairs: int, min_len: int, max_len: int, frame_stride: int,
+                         progress_constraint: bool, rng: np.random.Generator) -> SnippetPairs:
+    """Sample `num_pairs` snippet pairs from demos of different return, labelled by the better demo.
+
+    Snippet windows have the same length, drawn uniformly from [min_len, max_len] and cut to the shorter demo.
+    With the progress constraint (T-REX's choice) the better demo's snippet starts no earlier than the worse
+    one's, so a later, more advanced part of the better episode is compared with an earlier part of the worse.
+    """
+    returns = np.array([d.record.ret for d in demos], dtype=np.float64)
+    lengths = np.array([len(d.obs) for d in demos], dtype=np.int64)
+    if len(np.unique(returns)) < 2:
+        raise UserError(f"too few demos of distinct return to form pairs ({len(demos)} demos, "
+                        f"{len(np.unique(returns))} distinct return(s)); generate more varied demonstrations")
+    first, second = _distinct_return_pairs(returns, num_pairs, rng)
+    better_first = returns[first] > returns[second]
+    worse = np.where(better_first, second, first)
+    better = np.where(better_first, first, second)
+
+    shortest = np.minimum(lengths[worse], lengths[better])
+    length = np.minimum(rng.integers(min_len, max_len + 1, size=num_pairs), shortest)
+    if progress_constraint:
+        worse_start = rng.integers(0, shortest - length + 1)
+        better_start = worse_start + rng.integers(0, lengths[better] - length - worse_start + 1)
+    else:
+        worse_start = rng.integers(0, lengths[worse] - length + 1)
+        better_start = rng.integers(0, lengths[better] - length + 1)
+
+    label = rng.integers(0, 2, size=num_pairs)  # which side holds the better snippet, so order carries no signal
+    demo = np.where(label[:, None] == 1, np.stack([worse, better], 1), np.stack([better, worse], 1))
+    start = np.where(label[:, None] == 1, np.stack([worse_start, better_start], 1),
+                     np.stack([better_start, worse_start], 1))
+
+    cumulative = [np.concatenate([[0.0], np.cumsum(d.rewards, dtype=np.float64)]) for d in demos]
+    window_return = lambda i, s: np.array([cumulative[d][a + n] - cumulative[d][a]
+                                           for d, a, n in zip(i, s, length, strict=True)])
+    noise = float(np.mean(window_return(worse, worse_start) > window_return(better, better_start)))
+    return SnippetPairs(demo.astype(np.int64), start.astype(np.int64), length.astype(np.int64),
+                        label.astype(np.int64), frame_stride, noise)
+
+
+def _distinct_return_pairs(returns: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n pairs of demo indices drawn uniformly among pairs whose returns differ."""
+    i, j = np.triu_indices(len(returns), k=1)
+    keep = returns[i] != returns[j]
+    i, j = i[keep], j[keep]
+    pick = rng.integers(0, len(i), size=n)
+    return i[pick], j[pick]
