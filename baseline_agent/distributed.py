@@ -34,7 +34,10 @@ def init_distributed(use_cuda: bool) -> Dist:
     if world <= 1:
         return Dist()
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        if use_cuda:  # NCCL picks the current device; each local rank owns one GPU
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        # CUDA tensors (gradients, parameters) go through NCCL, the small CPU ones (statistics) through gloo.
+        dist.init_process_group(backend="cpu:gloo,cuda:nccl" if use_cuda else "gloo")
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 

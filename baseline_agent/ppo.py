@@ -61,6 +61,8 @@ class PPOConfig:
     num_steps: int = option(256, "steps per environment per update", min=1)
     num_minibatches: int = option(8, "minibatches per epoch", min=1)
     update_epochs: int = option(3, "epochs over each batch", min=1)
+    update_chunk_size: int = option(0, "samples per forward/backward pass within a minibatch; the same gradient "
+                                    "in cache-sized pieces (0 = the whole minibatch in one pass)", min=0)
     learning_rate: float = option(5e-4, "Adam learning rate (constant)", min=0.0)
     gamma: float = option(0.999, "discount, also used by the reward normaliser", min=0.0, max=1.0)
     gae_lambda: float = option(0.95, "GAE lambda", min=0.0, max=1.0)
@@ -89,7 +91,7 @@ class PPOConfig:
 
 
 # Keys that may change when a run is resumed: they do not change what is computed.
-RESUMABLE_KEYS = ("total_timesteps", "device", "log_interval", "torch_threads", "num_threads")
+RESUMABLE_KEYS = ("total_timesteps", "device", "log_interval", "torch_threads", "num_threads", "update_chunk_size")
 
 
 class RewardSource(Protocol):
@@ -115,11 +117,17 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor
     return advantages, advantages + values
 
 
+def normalize(advantages: torch.Tensor) -> torch.Tensor:
+    """ppo2's per-minibatch advantage normalisation."""
+    return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+
 def ppo_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor,
              old_values: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor, clip_range: float,
-             ent_coef: float, vf_coef: float) -> dict[str, torch.Tensor]:
-    """ppo2's loss on one minibatch; advantages are normalised here, per minibatch, as ppo2 did."""
-    adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+             ent_coef: float, vf_coef: float, normalize_advantages: bool = True) -> dict[str, torch.Tensor]:
+    """ppo2's loss on one minibatch; advantages are normalised here, per minibatch, as ppo2 did, unless
+    the caller already normalised them over the whole minibatch (see `ppo_gradient`)."""
+    adv = normalize(advantages) if normalize_advantages else advantages
     dist = Categorical(logits=logits)
     logp = dist.log_prob(actions)
     entropy = dist.entropy().mean()
@@ -133,6 +141,29 @@ def ppo_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor, 
     loss = pg_loss - entropy * ent_coef + vf_loss * vf_coef
     return {"loss": loss, "policy_loss": pg_loss, "value_loss": vf_loss, "policy_entropy": entropy,
             "approxkl": approxkl, "clipfrac": clipfrac}
+
+
+def ppo_gradient(policy: Policy, mb: dict[str, torch.Tensor], chunk_size: int, clip_range: float,
+                 ent_coef: float, vf_coef: float) -> dict[str, torch.Tensor]:
+    """Accumulate the gradient of `ppo_loss` on one minibatch into `policy`'s .grad; return the losses.
+
+    With `chunk_size` > 0 the minibatch goes through the network in chunks whose activations stay in cache:
+    the same gradient, because every term of the loss is a mean over the minibatch (each chunk's loss weighs
+    chunk/minibatch) and the advantages are normalised over the whole minibatch before chunking.
+    """
+    n = len(mb["actions"])
+    mb = {**mb, "advantages": normalize(mb["advantages"])}
+    totals: dict[str, torch.Tensor] = {}
+    for start in range(0, n, chunk_size or n):
+        c = {k: v[start:start + (chunk_size or n)] for k, v in mb.items()}
+        logits, values = policy(c["obs"])
+        losses = ppo_loss(logits, values, c["actions"], c["logps"], c["values"], c["advantages"], c["returns"],
+                          clip_range, ent_coef, vf_coef, normalize_advantages=False)
+        weight = len(c["actions"]) / n
+        (losses["loss"] * weight).backward()
+        for k, v in losses.items():
+            totals[k] = totals.get(k, 0.0) + v.detach() * weight
+    return totals
 
 
 def resolve_device(name: str, d: Dist) -> torch.device:
@@ -225,6 +256,8 @@ class PPOTrainer:
                           if cfg.eval_interval else None)
         self.stats, self.eval_stats = EpisodeStats(cfg.num_envs), EpisodeStats(cfg.num_envs)
         self.obs = self.venv.observe()
+        self.pinned_obs = torch.empty(self.obs.shape, dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+        self.timings = dict.fromkeys(("env", "inference", "update"), 0.0)  # seconds per phase, this update
         self.eval_obs = self.eval_venv.observe() if self.eval_venv else None
         self.logger = RunLogger(self.run_dir, resume_step, enabled=self.dist.is_main)
         self.wall_start, self.start_step = time.time(), self.step
@@ -282,13 +315,25 @@ class PPOTrainer:
         rewards, dones = np.zeros((T, N), np.float32), np.zeros((T, N), bool)
         self.policy.eval()
         for t in range(T):
-            obs[t] = torch.from_numpy(self.obs).to(dev, non_blocking=True)
-            actions[t], logps[t], values[t] = self.policy.act(obs[t])
-            self.obs, rewards[t], dones[t], finished = self.venv.step(actions[t].cpu().numpy())
+            start = time.perf_counter()
+            actions[t], logps[t], values[t] = self.policy.act(self.upload(self.obs, obs[t]))
+            host_actions = actions[t].cpu().numpy()
+            stepped = time.perf_counter()
+            self.obs, rewards[t], dones[t], finished = self.venv.step(host_actions)
+            self.timings["inference"] += stepped - start
+            self.timings["env"] += time.perf_counter() - stepped
             self.stats.add_true(finished)
-        last_value = self.policy.act(torch.from_numpy(self.obs).to(dev))[2]
+        last_value = self.policy.act(self.upload(self.obs, torch.empty_like(obs[0])))[2]
         return {"obs": obs, "actions": actions, "logps": logps, "values": values, "rewards": rewards,
                 "dones": dones, "last_value": last_value}
+
+    def upload(self, frames: np.ndarray, out: torch.Tensor) -> torch.Tensor:
+        """Copy uint8 frames into `out` on the device once; on CUDA through a pinned buffer, asynchronously
+        (safe to reuse: every upload is followed by a host sync, `actions.cpu()` or the update's losses)."""
+        src = torch.from_numpy(frames)
+        if self.device.type == "cuda":
+            src = self.pinned_obs.copy_(src)
+        return out.copy_(src, non_blocking=True)
 
     @torch.no_grad()
     def learned_rewards(self, obs: torch.Tensor) -> np.ndarray:
@@ -315,24 +360,21 @@ class PPOTrainer:
                 "advantages": advantages.reshape(-1), "returns": returns.reshape(-1)}
         mb_size = self.batch_size // cfg.num_minibatches
         params = list(self.policy.parameters())
-        totals: dict[str, float] = {}
+        totals: dict[str, torch.Tensor] = {}
         self.policy.train()
         for _ in range(cfg.update_epochs):
             perm = torch.randperm(self.batch_size, generator=self.shuffle_gen).to(self.device)
             for mb in perm.split(mb_size):
-                logits, values = self.policy(flat["obs"][mb])
-                losses = ppo_loss(logits, values, flat["actions"][mb], flat["logps"][mb], flat["values"][mb],
-                                  flat["advantages"][mb], flat["returns"][mb], cfg.clip_range, cfg.ent_coef,
-                                  cfg.vf_coef)
                 self.optimizer.zero_grad(set_to_none=True)
-                losses["loss"].backward()
+                losses = ppo_gradient(self.policy, {k: v[mb] for k, v in flat.items()}, cfg.update_chunk_size,
+                                      cfg.clip_range, cfg.ent_coef, cfg.vf_coef)
                 average_gradients(params, self.dist)
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 self.optimizer.step()
                 for k, v in losses.items():
-                    totals[k] = totals.get(k, 0.0) + v.item()
+                    totals[k] = totals.get(k, 0.0) + v
         n = cfg.update_epochs * cfg.num_minibatches
-        return {k: v / n for k, v in totals.items()}
+        return {k: float(v) / n for k, v in totals.items()}
 
     # ----------------------------------------------------------------- held-out evaluation
     def evaluate(self) -> None:
@@ -357,12 +399,15 @@ class PPOTrainer:
                   f"steps -> {self.run_dir}", flush=True)
         while self.update < self.num_updates:
             t0 = time.time()
+            self.timings = dict.fromkeys(self.timings, 0.0)
             batch = self.collect_rollout()
             rewards = self.training_rewards(batch)
             dones = torch.from_numpy(batch["dones"]).to(self.device)
             advantages, returns = compute_gae(rewards, batch["values"], dones, batch["last_value"],
                                               cfg.gamma, cfg.gae_lambda)
+            start = time.perf_counter()
             losses = self.update_policy(batch, advantages, returns)
+            self.timings["update"] = time.perf_counter() - start
             self.update += 1
             self.step += self.global_batch
             evaluated = bool(cfg.eval_interval) and self.update % cfg.eval_interval == 0
@@ -394,6 +439,7 @@ class PPOTrainer:
             row["learned_eprewmean"] = _mean(self.stats.learned, self.dist)
             row["eval_learned_eprewmean"] = _mean(self.eval_stats.learned, self.dist)
         row.update({f"loss/{k}": v for k, v in losses.items() if k != "loss"})
+        row.update({f"time/{k}": v for k, v in self.timings.items()})
         return row
 
     def finish(self) -> dict:

@@ -1,0 +1,227 @@
+"""PPO throughput: end-to-end SPS of `PPOTrainer` against the floors it cannot beat, in one run on one machine.
+
+    python benchmarks/ppo_throughput.py --out bench.json          # reference sizes: minutes per update on 2 CPUs
+    python benchmarks/ppo_throughput.py --num_envs 64 --num_steps 64 --num_minibatches 2 --update_epochs 1
+
+Floors, each per update of num_envs x num_steps and at its best setting: env stepping alone with random actions
+(best procgen num_threads), the network's forward pass alone at rollout batch size (no autograd), one PPO update
+alone (best update_chunk_size). overhead_ratio = end-to-end seconds per update / the floors' sum; overlap_ratio
+divides by max(env, inference) + update instead, the bound if env stepping overlapped inference.
+Wall and process CPU seconds are both reported: on a machine shared with other work CPU seconds are steadier.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from baseline_agent.cli import run_main
+from baseline_agent.config import option, parse_config
+from baseline_agent.envs import GAMES, NUM_ACTIONS, VecEnv
+from baseline_agent.files import write_json
+from baseline_agent.ppo import PPOConfig, PPOTrainer, make_env, ppo_gradient, train_levels
+
+DEFAULT_CHUNK = PPOConfig().update_chunk_size
+
+
+@dataclass
+class BenchConfig:
+    """Sizes default to the reference protocol; shrink them on a CPU."""
+
+    env_name: str = option("coinrun", "Procgen game", choices=GAMES)
+    num_envs: int = option(64, "parallel environments", min=1)
+    num_steps: int = option(256, "steps per environment per update", min=1)
+    num_minibatches: int = option(8, "minibatches per epoch", min=1)
+    update_epochs: int = option(3, "epochs over each batch", min=1)
+    channels: list[int] = option([16, 32, 32], "IMPALA CNN channels per stage", min=1)
+    hidden_size: int = option(256, "IMPALA CNN dense layer width", min=1)
+    update_chunk_size: int = option(DEFAULT_CHUNK, "the trainer's update_chunk_size (0 = one pass)", min=0)
+    chunk_sizes: list[int] = option([0, 32, 64, 128, 256], "update_chunk_size candidates for the update floor", min=0)
+    env_threads: list[int] = option([1, 2, 4], "procgen num_threads candidates for the env floor", min=1)
+    warmup_updates: int = option(1, "end-to-end updates run before timing", min=0)
+    updates: int = option(1, "end-to-end updates timed per trainer variant", min=1)
+    compare_plain: bool = option(True, "also time the trainer with update_chunk_size 0 (one pass)")
+    learned_reward: bool = option(True, "also time the trainer with a default trex RewardNet, if it exists")
+    torch_threads: int = option(0, "CPU threads for torch (0 = torch's default)", min=0)
+    seed: int = option(0, "random seed", min=0)
+    out: str = option("", "write the figures to this JSON file ('' = do not)")
+
+
+class Clock:
+    """Wall and process-CPU seconds of a block: `with Clock() as c: ...; c.wall, c.cpu`."""
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu = -time.perf_counter(), -time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall += time.perf_counter()
+        self.cpu += time.process_time()
+
+
+class TimedTrainer(PPOTrainer):
+    """The trainer unchanged, noting wall and CPU time and the logged row at the end of every update."""
+
+    def log_row(self, *args) -> dict:
+        row = super().log_row(*args)
+        self.marks.append((time.perf_counter(), time.process_time(), row))
+        return row
+
+
+def ppo_config(bc: BenchConfig, run_dir: str, num_threads: int, **changes) -> PPOConfig:
+    cfg = PPOConfig(env_name=bc.env_name, num_envs=bc.num_envs, num_steps=bc.num_steps,
+                    num_minibatches=bc.num_minibatches, update_epochs=bc.update_epochs, channels=bc.channels,
+                    hidden_size=bc.hidden_size, update_chunk_size=bc.update_chunk_size, eval_interval=0,
+                    save_interval=10**6, log_interval=10**6, num_threads=num_threads, seed=bc.seed,
+                    device="cpu", torch_threads=bc.torch_threads, run_dir=run_dir,
+                    total_timesteps=bc.num_envs * bc.num_steps * (bc.warmup_updates + bc.updates))
+    cfg = dataclasses.replace(cfg, **changes)
+    cfg.check()
+    return cfg
+
+
+def env_floor(bc: BenchConfig, threads: int) -> Clock:
+    """num_steps steps of num_envs envs with random actions, nothing else."""
+    cfg = ppo_config(bc, "", threads)
+    venv = VecEnv(make_env(cfg, train_levels(cfg), bc.seed, bc.num_envs))
+    rng = np.random.default_rng(bc.seed)
+    with Clock() as c:
+        for _ in range(bc.num_steps):
+            venv.step(rng.integers(NUM_ACTIONS, size=bc.num_envs))
+    return c
+
+
+def inference_floor(trainer: PPOTrainer, batch: dict) -> Clock:
+    """The forward pass alone on each step's num_envs frames, without autograd."""
+    trainer.policy.eval()
+    with torch.inference_mode(), Clock() as c:
+        for frames in batch["obs"]:
+            trainer.policy(frames)
+    return c
+
+
+def minibatch_seconds(trainer: PPOTrainer, batch: dict, chunk: int) -> Clock:
+    """One minibatch step (gradient, clip, Adam) at a chunk size, to pick the update floor's chunk."""
+    mb_size = trainer.batch_size // trainer.cfg.num_minibatches
+    mb = {"obs": batch["obs"].reshape(-1, *batch["obs"].shape[2:])[:mb_size]}
+    mb.update({k: batch[k].reshape(-1)[:mb_size] for k in ("actions", "logps", "values")})
+    mb["advantages"], mb["returns"] = torch.randn(mb_size), torch.randn(mb_size)
+    trainer.policy.train()
+    with Clock() as c:
+        trainer.optimizer.zero_grad(set_to_none=True)
+        ppo_gradient(trainer.policy, mb, chunk, 0.2, 0.01, 0.5)
+        torch.nn.utils.clip_grad_norm_(list(trainer.policy.parameters()), 0.5)
+        trainer.optimizer.step()
+    return c
+
+
+def update_floor(trainer: PPOTrainer, batch: dict, chunk: int) -> Clock:
+    """One whole PPO update (all epochs and minibatches) alone, as the trainer runs it."""
+    trainer.cfg = dataclasses.replace(trainer.cfg, update_chunk_size=chunk)
+    advantages, returns = torch.randn_like(batch["values"]), torch.randn_like(batch["values"])
+    with Clock() as c:
+        trainer.update_policy(batch, advantages, returns)
+    return c
+
+
+def end_to_end(bc: BenchConfig, root: Path, name: str, threads: int, reward_source=None, **changes) -> dict:
+    """Seconds per update of `PPOTrainer.train()` after the warm-up, and its phase shares."""
+    trainer = TimedTrainer(ppo_config(bc, str(root / name), threads, **changes), reward_source)
+    trainer.marks = [(time.perf_counter(), time.process_time(), None)]
+    trainer.train()
+    (w0, c0, _), (w1, c1, _) = trainer.marks[bc.warmup_updates], trainer.marks[-1]
+    rows = [row for _, _, row in trainer.marks[bc.warmup_updates + 1:]]
+    wall, cpu = (w1 - w0) / bc.updates, (c1 - c0) / bc.updates
+    phases = {k: sum(r[f"time/{k}"] for r in rows) / bc.updates for k in ("env", "inference", "update")}
+    return {"wall_s": wall, "cpu_s": cpu, "sps": trainer.batch_size / wall, "phases_s": phases}
+
+
+def main(argv: list[str]) -> dict:
+    bc = parse_config(BenchConfig, argv, prog="benchmarks/ppo_throughput.py", description=__doc__.splitlines()[0])
+    if bc.torch_threads:
+        torch.set_num_threads(bc.torch_threads)
+    batch_size = bc.num_envs * bc.num_steps
+    print(f"{bc.env_name}: {bc.num_envs} envs x {bc.num_steps} steps, {bc.num_minibatches} minibatches of "
+          f"{batch_size // bc.num_minibatches}, {bc.update_epochs} epochs, IMPALA {bc.channels}/{bc.hidden_size}; "
+          f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
+    res: dict = {"config": dataclasses.asdict(bc), "load_avg_start": os.getloadavg()}
+
+    envs = {n: env_floor(bc, n) for n in bc.env_threads}
+    best_threads = min(envs, key=lambda n: envs[n].wall)
+    res["env_floor"] = {str(n): {"wall_s": c.wall, "cpu_s": c.cpu, "sps": batch_size / c.wall} for n, c in envs.items()}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        floor_trainer = PPOTrainer(ppo_config(bc, str(root / "floors"), best_threads))
+        batch = floor_trainer.collect_rollout()
+        storage = sum(v.nbytes for k, v in batch.items() if k != "last_value")
+        res["rollout_storage_bytes"] = storage
+        reference = 256 * 64 * (64 * 64 * 3 + 8 + 4 + 4 + 4 + 1)  # the same layout at 64 envs x 256 steps
+        res["rollout_storage_bytes_reference"] = reference
+        inference = inference_floor(floor_trainer, batch)
+        minibatch = {c: minibatch_seconds(floor_trainer, batch, c) for c in bc.chunk_sizes}
+        best_chunk = min(minibatch, key=lambda c: minibatch[c].cpu)
+        update = update_floor(floor_trainer, batch, best_chunk)
+        res["inference_floor"] = {"wall_s": inference.wall, "cpu_s": inference.cpu}
+        res["minibatch_by_chunk"] = {str(c): {"wall_s": m.wall, "cpu_s": m.cpu} for c, m in minibatch.items()}
+        res["update_floor"] = {"chunk": best_chunk, "wall_s": update.wall, "cpu_s": update.cpu}
+
+        runs = {f"trainer (update_chunk_size {bc.update_chunk_size})": end_to_end(bc, root, "default", best_threads)}
+        if bc.compare_plain and bc.update_chunk_size:
+            runs["trainer, plain one-pass update"] = end_to_end(bc, root, "plain", best_threads, update_chunk_size=0)
+        if bc.learned_reward:
+            try:
+                from trex.reward_net import RewardNet
+            except ImportError:
+                print("trex.reward_net.RewardNet not importable: no learned-reward run", flush=True)
+            else:
+                net = RewardNet().eval()
+                runs["trainer, learned reward (RewardNet)"] = end_to_end(
+                    bc, root, "learned", best_threads, reward_source=lambda obs: net(obs))
+    res["end_to_end"] = runs
+    res["load_avg_end"] = os.getloadavg()
+
+    floors = {"env": envs[best_threads], "inference": inference, "update": update}
+    main_run = next(iter(runs.values()))
+    floor_wall, floor_cpu = sum(c.wall for c in floors.values()), sum(c.cpu for c in floors.values())
+    overlap = max(floors["env"].wall, floors["inference"].wall) + floors["update"].wall
+    res.update({"sps": main_run["sps"], "overhead_ratio": main_run["wall_s"] / floor_wall,
+                "overhead_ratio_cpu": main_run["cpu_s"] / floor_cpu, "overlap_ratio": main_run["wall_s"] / overlap,
+                "floors_sum_wall_s": floor_wall, "floors_sum_cpu_s": floor_cpu, "env_threads": best_threads})
+    if "trainer, plain one-pass update" in runs:
+        plain = runs["trainer, plain one-pass update"]
+        res["speedup_vs_plain"] = plain["wall_s"] / main_run["wall_s"]
+        res["speedup_vs_plain_cpu"] = plain["cpu_s"] / main_run["cpu_s"]
+
+    print(f"\n{'per update of ' + format(batch_size, ',') + ' steps':52s} {'wall s':>9s} {'CPU s':>9s} {'SPS':>8s}")
+    for n, c in envs.items():
+        print(f"{f'floor: env stepping, num_threads {n}':52s} {c.wall:9.2f} {c.cpu:9.2f} {batch_size / c.wall:8.0f}")
+    print(f"{'floor: forward pass, no autograd':52s} {inference.wall:9.2f} {inference.cpu:9.2f}")
+    mbs = bc.num_minibatches * bc.update_epochs
+    for c, m in minibatch.items():
+        print(f"{f'  update, chunk {c}: one minibatch x {mbs}':52s} {m.wall * mbs:9.2f} {m.cpu * mbs:9.2f}")
+    print(f"{f'floor: one PPO update, chunk {best_chunk}':52s} {update.wall:9.2f} {update.cpu:9.2f}")
+    print(f"{'sum of floors':52s} {floor_wall:9.2f} {floor_cpu:9.2f} {batch_size / floor_wall:8.0f}")
+    for name, r in runs.items():
+        shares = ", ".join(f"{k} {v / r['wall_s']:.0%}" for k, v in r["phases_s"].items())
+        print(f"{'end-to-end: ' + name:52s} {r['wall_s']:9.2f} {r['cpu_s']:9.2f} {r['sps']:8.0f}   ({shares})")
+    print(f"rollout storage: {storage / 2**20:.1f} MiB here, {reference / 2**20:.1f} MiB at 64 envs x 256 steps")
+    ratios = (f"overhead_ratio {res['overhead_ratio']:.2f} (CPU {res['overhead_ratio_cpu']:.2f}), "
+              f"overlap_ratio {res['overlap_ratio']:.2f}")
+    if "speedup_vs_plain" in res:
+        ratios += f", speedup vs plain {res['speedup_vs_plain']:.2f}x (CPU {res['speedup_vs_plain_cpu']:.2f}x)"
+    print(f"sps {res['sps']:.0f}; {ratios}; load {res['load_avg_start'][0]:.1f} -> {res['load_avg_end'][0]:.1f}")
+    if bc.out:
+        write_json(bc.out, res)
+    return res
+
+
+if __name__ == "__main__":
+    run_main(main)
