@@ -176,7 +176,8 @@ def test_same_seed_reproduces(tmp_path, tiny_checkpoints):
 
 def test_noise_injection_records_levels(tmp_path, tiny_checkpoints):
     tiny_checkpoints(tmp_path / "ppo", GAME, (100, 200))
-    new = generate_procgen_demonstrations(make_cfg(tmp_path, noise_levels=[0.0, 0.5, 1.0], num_test_demos=0))
+    new = generate_procgen_demonstrations(make_cfg(tmp_path, noise_levels=[0.0, 0.5, 1.0], num_test_demos=0,
+                                                   checkpoint_sampling="uniform"))
     assert Counter(r.noise for r in new) == {0.0: 2, 0.5: 2, 1.0: 2}
     assert {r.checkpoint_step for r in new} == {200}  # the newest checkpoint only
 

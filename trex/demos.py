@@ -115,8 +115,8 @@ def choose_sources(sources: list[Source], counts: list[int], n: int, rng: np.ran
     uniform: independent uniform draws, the 2020 study's choice (returns were binned afterwards).
     stratified: each new demo goes to a source with the fewest demos so far (ties broken at random), so
     demos are spread evenly over all checkpoints sorted by step - from the first to the last, hence
-    over the whole range of returns the run reached - or over all noise levels, and the spread stays
-    even when a run is topped up or interrupted part-way.
+    over the whole range of returns the run reached - or over all noise levels; a top-up, or the rerun of
+    an interrupted run, fills the least-used sources first, so the folder ends up evenly spread.
     """
     if not stratified:
         return rng.integers(len(sources), size=n).tolist()
@@ -264,7 +264,8 @@ def generate_procgen_demonstrations(cfg: TrexConfig) -> list[DemoRecord]:
     """Top `cfg.demo_dir` up to num_demos training-level and num_test_demos held-out demos; return the new ones.
 
     Checkpoints are chosen per `choose_sources` (stratified by default); with `noise_levels`, the newest
-    checkpoint plays at each epsilon (D-REX) and `noise` is recorded for ranking. Also writes
+    checkpoint plays at each epsilon (D-REX), demos always spread evenly over the levels, and `noise` is
+    recorded for ranking. Also writes
     `summary.json` (over all demos in the folder) and the resolved `config.yaml`.
     """
     demo_dir = Path(cfg.demo_dir)
@@ -296,7 +297,11 @@ def generate_procgen_demonstrations(cfg: TrexConfig) -> list[DemoRecord]:
         torch.manual_seed(torch_seed)
         counts = [sum((r.checkpoint, r.noise) == (demonstrators[s.demonstrator].path, s.noise) for r in have)
                   for s in sources]
-        jobs = [sources[k] for k in choose_sources(sources, counts, need, rng, cfg.checkpoint_sampling == "stratified")]
+        stratified = cfg.checkpoint_sampling == "stratified" or bool(cfg.noise_levels)
+        picks = choose_sources(sources, counts, need, rng, stratified)
+        # Sorted by checkpoint, the slots running at once share few checkpoints: fewer, larger forward passes.
+        # An interrupted run is then short of the later checkpoints; the next run's stratified draw fills them first.
+        jobs = sorted((sources[k] for k in picks), key=lambda s: (s.demonstrator, s.noise))
         taken = [int(r.id.rsplit("_", 1)[1]) for r in have if r.id.rsplit("_", 1)[-1].isdigit()]
         venv = VecEnv(make_procgen(cfg.env_name, min(cfg.num_envs, need), levels, env_seed, cfg.distribution_mode,
                                    **demonstrators[0].env_options))
