@@ -1,0 +1,58 @@
+"""Step 4: a reward source replaces the true reward for learning; learned and true returns are both logged."""
+
+import numpy as np
+import pytest
+import torch
+
+from baseline_agent.config import build_config
+from baseline_agent.ppo import PPOTrainer
+from baseline_agent.logger import read_progress
+from trex.train_policy import PolicyConfig
+
+TINY = dict(env_name="starpilot", num_envs=4, num_steps=64, num_minibatches=2, update_epochs=1, channels=[4, 8, 8],
+            hidden_size=32, num_threads=1, save_interval=100, eval_interval=1, reward_model="unused.pt")
+
+
+def brightness(obs: torch.Tensor) -> torch.Tensor:
+    """A known function of the frame: its mean pixel value in [0, 1]."""
+    return obs.float().mean(dim=(1, 2, 3)) / 255.0
+
+
+class Recorder:
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, obs):
+        self.calls += 1
+        return self.fn(obs)
+
+
+def test_learned_episode_returns_are_sums_of_the_reward_over_the_episode_frames(tmp_path):
+    cfg = build_config(PolicyConfig, {**TINY, "total_timesteps": 256, "run_dir": str(tmp_path / "r")})
+    trainer = PPOTrainer(cfg, reward_source=Recorder(brightness))
+    expected, acc = [], np.zeros(cfg.num_envs)
+    for _ in range(6):
+        batch = trainer.collect_rollout()
+        trainer.training_rewards(batch)
+        frame_rewards = brightness(batch["obs"].reshape(-1, 64, 64, 3)).reshape(cfg.num_steps, cfg.num_envs).numpy()
+        for t in range(cfg.num_steps):  # frame t belongs to the episode that action t continues
+            acc += frame_rewards[t]
+            for i in np.flatnonzero(batch["dones"][t]):
+                expected.append(acc[i])
+                acc[i] = 0.0
+    assert len(expected) > 0, "no episode finished; lengthen the rollout"
+    assert list(trainer.stats.learned) == pytest.approx(expected[-100:], rel=1e-5)
+    assert len(trainer.stats.ret) == len(trainer.stats.learned)  # true returns are still recorded
+
+
+def test_constant_learned_reward_logs_episode_length_and_true_return_beside_it(tmp_path):
+    cfg = build_config(PolicyConfig, {**TINY, "total_timesteps": 1024, "run_dir": str(tmp_path / "r")})
+    source = Recorder(lambda obs: torch.ones(len(obs)))
+    summary = PPOTrainer(cfg, reward_source=source).train()
+    rows = read_progress(tmp_path / "r/progress.csv")
+    assert {"learned_eprewmean", "eval_learned_eprewmean", "eprewmean", "eval_eprewmean"} <= set(rows[0])
+    last = rows[-1]
+    assert float(last["learned_eprewmean"]) == pytest.approx(float(last["eplenmean"]))
+    assert float(last["eval_learned_eprewmean"]) == pytest.approx(float(last["eval_eplenmean"]))
+    assert summary["held_out_return"] is not None and "held_out_normalized_score" in summary
+    assert source.calls > 0
