@@ -1,0 +1,138 @@
+"""Reward-model training speed: the 2020 study's loop vs our RewardTrainer vs the network's floor, on the same data.
+
+    python benchmarks/reward_training.py --out bench.json [--demo_dir runs/demos] [--seconds 20] [--quality_pairs 400]
+
+(a) 2020 loop: trex2020 net, one pair per optimizer step, each snippet forwarded on its own, full-frame snippets of
+    20-99 frames without subsampling (the study's train_reward.py: min 20, max 100, np.random.randint's open end),
+    Adam lr 5e-5, weight decay 0.005, L1 0.001.
+(b) RewardTrainer with the default TrexConfig (fast net, frame_stride 2, 20-60 frame windows, 32 pairs per step).
+(c) floor: forward+backward+Adam of the default net on batches of FLOOR_BATCH frames, in frames/s.
+floor_ratio = (b) frames/s / (c) frames/s; speedup = (b) pairs/s / (a) pairs/s.
+Quality (unless --quality_pairs 0): held-out Spearman of the fast and the trex2020 net, each trained by
+RewardTrainer on the same number of pairs with its own snippet design. Without --demo_dir the data are synthetic
+marker demos (trex/synthetic_demos.py), which say little about Procgen; pass real demos for that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from baseline_agent.files import write_json
+from trex.config import TrexConfig
+from trex.demo_store import load_demos
+from trex.evaluation import evaluate_demos
+from trex.pairs import concat_obs, create_training_data
+from trex.reward_net import RewardNet
+from trex.synthetic_demos import marker_demos
+from trex.trainer import RewardTrainer
+
+FLOOR_BATCH = 1280
+STUDY_2020 = {"min_len": 20, "max_len": 99, "lr": 5e-5, "weight_decay": 0.005, "l1": 0.001}
+
+
+def loop_2020(frames, offsets, pairs, seconds: float) -> dict:
+    """One pair per step, each snippet its own forward pass, as the 2020 code did."""
+    torch.manual_seed(0)
+    net = RewardNet("trex2020")
+    opt = torch.optim.Adam(net.parameters(), lr=STUDY_2020["lr"], weight_decay=STUDY_2020["weight_decay"])
+    done = seen = 0
+    t0 = time.time()
+    while time.time() - t0 < seconds and done < len(pairs):
+        flat, segment = pairs.frame_index(np.array([done]), offsets)
+        r0 = net.member_rewards(torch.from_numpy(frames[flat[segment == 0]]))[0]
+        r1 = net.member_rewards(torch.from_numpy(frames[flat[segment == 1]]))[0]
+        logits = torch.stack([r0.sum(), r1.sum()])[None]
+        loss = F.cross_entropy(logits, torch.from_numpy(pairs.label[done:done + 1]))
+        loss = loss + STUDY_2020["l1"] * (r0.abs().sum() + r1.abs().sum())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        done, seen = done + 1, seen + len(flat)
+    wall = time.time() - t0
+    return {"pairs_per_s": done / wall, "frames_per_s": seen / wall, "pairs": done, "frames_per_pair": seen / done}
+
+
+def floor(architecture: str, seconds: float) -> dict:
+    torch.manual_seed(0)
+    net = RewardNet(architecture)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    obs = torch.randint(0, 256, (FLOOR_BATCH, 64, 64, 3), dtype=torch.uint8)
+    net(obs).sum().backward()  # warm-up
+    n, t0 = 0, time.time()
+    while time.time() - t0 < seconds:
+        opt.zero_grad()
+        net(obs).sum().backward()
+        opt.step()
+        n += FLOOR_BATCH
+    return {"frames_per_s": n / (time.time() - t0), "batch": FLOOR_BATCH}
+
+
+def trainer_run(cfg: TrexConfig, train, test, num_pairs: int, seed: int = 0) -> tuple[dict, dict]:
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    pairs = create_training_data(train, num_pairs, cfg.min_snippet_length, cfg.max_snippet_length, cfg.frame_stride,
+                                 True, rng)
+    frames, offsets = concat_obs(train)
+    net = RewardNet(cfg.reward_net)
+    result = RewardTrainer(net, cfg, torch.device("cpu"), verbose=False).fit(frames, offsets, pairs, None, rng)
+    quality = evaluate_demos(net, test, "cpu")[0] if test else {}
+    return {"pairs_per_s": result.pairs_per_s, "frames_per_s": result.frames_per_s, "pairs": result.pairs_seen,
+            "frames_per_pair": pairs.frames_per_pair()}, quality
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="JSON file for the figures")
+    parser.add_argument("--demo_dir", default="", help="real demos (train and test level sets); synthetic if empty")
+    parser.add_argument("--seconds", type=float, default=20.0, help="time per throughput measurement")
+    parser.add_argument("--quality_pairs", type=int, default=400, help="pairs per quality run (0: skip)")
+    args = parser.parse_args()
+    if args.demo_dir:
+        train, test = load_demos(args.demo_dir, "train"), load_demos(args.demo_dir, "test")
+    else:
+        rng = np.random.default_rng(0)
+        train, test = marker_demos(24, rng, min_len=100, max_len=300), marker_demos(16, rng, "test", 100, 300)
+    frames, offsets = concat_obs(train)
+
+    study_pairs = create_training_data(train, 10_000, STUDY_2020["min_len"], STUDY_2020["max_len"], 1, True,
+                                       np.random.default_rng(0))
+    a = loop_2020(frames, offsets, study_pairs, args.seconds)
+    print(f"(a) 2020 loop: {a['pairs_per_s']:.1f} pairs/s, {a['frames_per_s']:.0f} frames/s", flush=True)
+
+    cfg = dataclasses.replace(TrexConfig(), eval_interval=10**9)
+    b_pairs = max(cfg.batch_size * 10, int(a["pairs_per_s"] * args.seconds * 8))
+    b, _ = trainer_run(cfg, train, [], b_pairs)
+    print(f"(b) RewardTrainer (defaults): {b['pairs_per_s']:.1f} pairs/s, {b['frames_per_s']:.0f} frames/s", flush=True)
+
+    c = floor(cfg.reward_net, args.seconds)
+    c_2020 = floor("trex2020", args.seconds)
+    print(f"(c) floor {cfg.reward_net}: {c['frames_per_s']:.0f} frames/s; trex2020: {c_2020['frames_per_s']:.0f}",
+          flush=True)
+    out = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+                      f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
+           "data": args.demo_dir or "synthetic marker demos (24 train, 16 test, 100-300 frames)",
+           "floor_ratio": b["frames_per_s"] / c["frames_per_s"], "speedup": b["pairs_per_s"] / a["pairs_per_s"],
+           "loop_2020": a, "reward_trainer": b, "floor": c, "floor_trex2020": c_2020}
+
+    if args.quality_pairs:
+        old = dataclasses.replace(cfg, reward_net="trex2020", frame_stride=1, min_snippet_length=STUDY_2020["min_len"],
+                                  max_snippet_length=STUDY_2020["max_len"])
+        out["quality"] = {"pairs": args.quality_pairs}
+        for name, qcfg in (("fast_default", cfg), ("trex2020_2020_snippets", old)):
+            speed, q = trainer_run(qcfg, train, test, args.quality_pairs)
+            out["quality"][name] = {"held_out": q, "pairs_per_s": speed["pairs_per_s"]}
+            print(f"quality {name}: held-out spearman {q['spearman']}, pearson {q['pearson']}", flush=True)
+    write_json(args.out, out)
+    print(json.dumps({k: out[k] for k in ("floor_ratio", "speedup")}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
