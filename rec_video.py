@@ -26,7 +26,7 @@ from baseline_agent.envs import GAMES, OBS_SHAPE
 from baseline_agent.evaluation import StepView, default_levels, procgen_options, run_episodes
 from baseline_agent.files import atomic_write
 from baseline_agent.ppo import MODES, resolve_device
-from test_policy import load_learned_reward
+from trex.learned_reward import load_learned_reward
 
 TILE = 512  # Procgen's render size; 64x64 observations are scaled up 8x to match
 

@@ -14,11 +14,12 @@ from baseline_agent.checkpoint import load_policy
 from baseline_agent.cli import UserError, run_main
 from baseline_agent.config import config_dict, option, parse_config
 from baseline_agent.distributed import Dist
-from baseline_agent.envs import GAMES, OBS_SHAPE, LevelSet
-from baseline_agent.evaluation import RewardFn, default_levels, procgen_options, run_episodes, summarize_returns
+from baseline_agent.envs import GAMES, LevelSet
+from baseline_agent.evaluation import default_levels, procgen_options, run_episodes, summarize_returns
 from baseline_agent.files import write_json
 from baseline_agent.ppo import MODES, resolve_device
 from baseline_agent.scores import normalized_score
+from trex.learned_reward import load_learned_reward
 
 
 @dataclass
@@ -43,19 +44,6 @@ class EvalConfig:
     def check(self) -> None:
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise UserError(f"config key 'device': {self.device!r} is not one of: auto, cpu, cuda, cuda:N")
-
-
-def load_learned_reward(path: str, env_name: str, device: torch.device) -> RewardFn:
-    """A T-REX reward model as a reward function, refused when it was trained for another game or input."""
-    from trex.reward_net import load_reward_model
-
-    model, meta = load_reward_model(path, device)
-    game = meta.get("env_name", meta.get("game"))  # trex/reward_learning.py saves the game as "game"
-    if game != env_name:
-        raise UserError(f"reward model {path} was trained on {game}, not {env_name}")
-    if tuple(meta["obs_shape"]) != OBS_SHAPE:
-        raise UserError(f"reward model {path} scores frames of shape {tuple(meta['obs_shape'])}, not {OBS_SHAPE}")
-    return model
 
 
 def _line(name: str, s: dict) -> str:

@@ -25,8 +25,8 @@ def option(default: Any, help: str, *, choices: tuple | None = None, min: float 
            max: float | None = None) -> Any:
     """A config field: its default, one line of meaning, and what values are allowed."""
     meta = {"help": help, "choices": choices, "min": min, "max": max}
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -38,6 +38,17 @@ def _coerce(key: str, typ: Any, value: Any) -> Any:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
             return None
         return _coerce(key, args[0], value)
+    if typ is dict or origin is dict:
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                value = None
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise UserError(f"config key '{key}': expected a mapping of key: value, got {value!r}")
+        return dict(value)
     if origin is list:
         (inner,) = typing.get_args(typ)
         if isinstance(value, str):
@@ -81,6 +92,8 @@ def _coerce(key: str, typ: Any, value: Any) -> Any:
 
 
 def _check_bounds(key: str, value: Any, meta: dict) -> None:
+    if isinstance(value, dict):
+        return
     items = value if isinstance(value, list) else [value]
     for item in items:
         if item is None:

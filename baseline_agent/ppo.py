@@ -8,6 +8,7 @@ global grad-norm clipping and Adam (eps 1e-5). Step 4 of T-REX reuses this train
 from __future__ import annotations
 
 import math
+import os
 import random
 import sys
 import time
@@ -56,7 +57,8 @@ class PPOConfig:
     paint_vel_info: bool = option(False, "Procgen: paint the agent's velocity in the frame")
     center_agent: bool = option(True, "Procgen: centre the view on the agent")
     use_sequential_levels: bool = option(False, "Procgen: go to the next level instead of ending the episode")
-    num_threads: int = option(4, "Procgen worker threads per env", min=1)
+    num_threads: int = option(0, "Procgen worker threads per process (0 = this process's share of the cores)",
+                              min=0)
     num_envs: int = option(64, "parallel environments per process", min=1)
     num_steps: int = option(256, "steps per environment per update", min=1)
     num_minibatches: int = option(8, "minibatches per epoch", min=1)
@@ -176,10 +178,17 @@ def resolve_device(name: str, d: Dist) -> torch.device:
     return torch.device(name)
 
 
+def env_threads() -> int:
+    """Procgen threads for num_threads=0: the cores this process may use, shared with the other ranks on the
+    node (torchrun's LOCAL_WORLD_SIZE); env stepping and the network take turns, so they need not split them."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def make_env(cfg: PPOConfig, levels: LevelSet, seed: int, num_envs: int, render: bool = False):
     """The Procgen env a PPOConfig describes, on the given level set."""
     return _make_procgen(cfg.env_name, num_envs, levels, seed, cfg.distribution_mode, render=render,
-                         num_threads=cfg.num_threads, use_backgrounds=cfg.use_backgrounds,
+                         num_threads=cfg.num_threads or env_threads(), use_backgrounds=cfg.use_backgrounds,
                          restrict_themes=cfg.restrict_themes, use_monochrome_assets=cfg.use_monochrome_assets,
                          paint_vel_info=cfg.paint_vel_info, center_agent=cfg.center_agent,
                          use_sequential_levels=cfg.use_sequential_levels)
@@ -226,7 +235,8 @@ class PPOTrainer:
 
     def __init__(self, cfg: PPOConfig, reward_source: RewardSource | None = None, extra_config: dict | None = None):
         self.cfg, self.reward_source = cfg, reward_source
-        self.dist = init_distributed(cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()))
+        use_cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+        self.dist = init_distributed(use_cuda)
         self.device = resolve_device(cfg.device, self.dist)
         self.run_dir = Path(cfg.run_dir)
         self.batch_size = cfg.num_envs * cfg.num_steps
@@ -442,6 +452,9 @@ class PPOTrainer:
         row.update({f"time/{k}": v for k, v in self.timings.items()})
         return row
 
+    def _score(self, ret: float | None) -> float | None:
+        return None if ret is None else normalized_score(self.cfg.env_name, self.cfg.distribution_mode, ret)
+
     def finish(self) -> dict:
         """Write summary.json and the learning-curve PNG; return the summary."""
         cfg = self.cfg
@@ -453,9 +466,10 @@ class PPOTrainer:
             "total_timesteps": self.step, "world_size": self.dist.world_size,
             "train_return": train_ret, "train_episodes": len(self.stats.ret),
             "held_out_return": eval_ret, "held_out_episodes": len(self.eval_stats.ret),
-            "train_normalized_score": None if train_ret is None else normalized_score(cfg.env_name, cfg.distribution_mode, train_ret),
-            "held_out_normalized_score": None if eval_ret is None else normalized_score(cfg.env_name, cfg.distribution_mode, eval_ret),
-            "reference_ppo_easy200_25m": {"train": ref.get("ppo_easy200_train_25m"), "test": ref.get("ppo_easy200_test_25m")},
+            "train_normalized_score": self._score(train_ret),
+            "held_out_normalized_score": self._score(eval_ret),
+            "reference_ppo_easy200_25m": {"train": ref.get("ppo_easy200_train_25m"),
+                                          "test": ref.get("ppo_easy200_test_25m")},
             "wall_time_s": wall, "sps": (self.step - self.start_step) / max(wall, 1e-9),
         }
         if self.reward_source is not None:
@@ -468,7 +482,8 @@ class PPOTrainer:
             if self.reward_source is not None:
                 columns.update({"learned_eprewmean": "train levels (learned)",
                                 "eval_learned_eprewmean": "held-out levels (learned)"})
-            plot_curves(progress_rows, self.run_dir / "learning_curve.png", columns, f"{cfg.env_name} ({cfg.distribution_mode})")
+            plot_curves(progress_rows, self.run_dir / "learning_curve.png", columns,
+                        f"{cfg.env_name} ({cfg.distribution_mode})")
             print(f"done: {self.step:,} steps in {fmt_duration(wall)}; train return {_fmt(train_ret)}, "
                   f"held-out return {_fmt(eval_ret)} -> {self.run_dir / 'summary.json'}", file=sys.stdout, flush=True)
         self.logger.close()

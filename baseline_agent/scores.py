@@ -10,7 +10,8 @@ from importlib import resources
 @cache
 def reference_table() -> dict[str, dict[str, float]]:
     text = resources.files("baseline_agent").joinpath("data/procgen_scores.csv").read_text()
-    return {row["game"]: {k: float(v) for k, v in row.items() if k != "game"} for row in csv.DictReader(text.splitlines())}
+    rows = csv.DictReader(text.splitlines())
+    return {row["game"]: {k: float(v) for k, v in row.items() if k != "game"} for row in rows}
 
 
 def normalized_score(env_name: str, distribution_mode: str, ret: float) -> float | None:

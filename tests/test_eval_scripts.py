@@ -42,7 +42,7 @@ def ckpt(tmp_path_factory) -> Path:
 
 def reward_model(path: Path, game: str) -> Path:
     torch.manual_seed(1)
-    save_reward_model(path, RewardNet("fast", 1), {"game": game, "distribution_mode": "easy"})
+    save_reward_model(path, RewardNet("fast", 1), {"env_name": game, "distribution_mode": "easy"})
     return path
 
 

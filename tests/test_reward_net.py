@@ -35,11 +35,11 @@ def test_round_trip_with_weights_only(tmp_path):
     torch.manual_seed(1)
     net = RewardNet("trex2020", ensemble_size=2)
     path = tmp_path / "reward_model.pt"
-    save_reward_model(path, net, {"game": "fruitbot", "distribution_mode": "hard"})
+    save_reward_model(path, net, {"env_name": "fruitbot", "distribution_mode": "hard"})
     raw = torch.load(path, weights_only=True)
     assert raw["architecture"] == "trex2020" and raw["ensemble_size"] == 2 and raw["obs_shape"] == [64, 64, 3]
     loaded, meta = load_reward_model(path, "cpu")
-    assert meta["game"] == "fruitbot" and meta["distribution_mode"] == "hard" and "state_dict" not in meta
+    assert meta["env_name"] == "fruitbot" and meta["distribution_mode"] == "hard" and "state_dict" not in meta
     assert not loaded.training
     obs = torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8)
     with torch.no_grad():
@@ -58,7 +58,7 @@ def test_bad_files_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="not a T-REX reward model"):
         load_reward_model(foreign)
     good = tmp_path / "good.pt"
-    save_reward_model(good, RewardNet("fast"), {"game": "coinrun", "distribution_mode": "easy"})
+    save_reward_model(good, RewardNet("fast"), {"env_name": "coinrun", "distribution_mode": "easy"})
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[:2000])
     with pytest.raises(UserError):

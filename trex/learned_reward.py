@@ -33,10 +33,14 @@ class LearnedReward:
         return torch.sigmoid(reward) if self.transform == "sigmoid" else reward
 
 
-def check_reward_model(meta: dict, env_name: str, path: str) -> None:
-    """Refuse a reward model trained on another game or on frames of another shape."""
+def load_learned_reward(path: str, env_name: str, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A reward model from `trex/reward_model.py train`, refused when trained on another game or frame shape."""
+    from trex.reward_net import load_reward_model
+
+    model, meta = load_reward_model(path, device)
     if meta.get("env_name") != env_name:
         raise UserError(f"reward model {path} was trained on '{meta.get('env_name')}', not '{env_name}'")
     if tuple(meta.get("obs_shape", ())) != OBS_SHAPE:
         raise UserError(f"reward model {path} expects frames of shape {tuple(meta.get('obs_shape', ()))}, "
                         f"Procgen gives {OBS_SHAPE}")
+    return model

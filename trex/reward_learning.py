@@ -66,7 +66,7 @@ def run_sweep(cfg: TrexConfig) -> dict:
             print(f"sweep n={n} seed={sub.seed}: held-out spearman {_fmt(t['spearman'])} pearson {_fmt(t['pearson'])}"
                   f" (length baseline spearman {_fmt(t['length_baseline']['spearman'])})", flush=True)
     summary = [_sweep_point(n, [p for p in points if p["num_demos"] == n]) for n in sorted(set(cfg.sweep_num_demos))]
-    result = {"game": cfg.env_name, "distribution_mode": cfg.distribution_mode, "reward_net": cfg.reward_net,
+    result = {"env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode, "reward_net": cfg.reward_net,
               "summary": summary, "points": points}
     write_json(run_dir / "sweep.json", result)
     plot_sweep(summary, run_dir / "sweep.png", f"{cfg.env_name} ({cfg.distribution_mode}), {cfg.sweep_seeds} seeds")
@@ -147,13 +147,13 @@ def _train_and_evaluate(cfg: TrexConfig, train_all: list[Demo], test: list[Demo]
     result = trainer.fit(frames, offsets, pairs, val_pairs, rng)
     del frames
     save_reward_model(run_dir / FILE_NAME, net, {
-        "game": cfg.env_name, "distribution_mode": cfg.distribution_mode,
+        "env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode,
         "best_val_accuracy": result.best_val_accuracy, "num_train_demos": len(train_demos),
         "config": config_dict(cfg)})
 
     train_levels, train_rewards = evaluate_demos(net, val_demos + unused, device)
     test_levels, test_rewards = evaluate_demos(net, test, device)
-    metrics = {"game": cfg.env_name, "distribution_mode": cfg.distribution_mode, "reward_net": cfg.reward_net,
+    metrics = {"env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode, "reward_net": cfg.reward_net,
                "ensemble_size": cfg.ensemble_size, "train_levels": train_levels, "test_levels": test_levels,
                "label_noise": pairs.label_noise,
                "val_label_noise": None if val_pairs is None else val_pairs.label_noise,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from baseline_agent.cli import UserError, run_main
 from baseline_agent.config import option, parse_config
 from baseline_agent.ppo import PPOConfig, PPOTrainer
-from trex.learned_reward import TRANSFORMS, LearnedReward, check_reward_model
+from trex.learned_reward import TRANSFORMS, LearnedReward, load_learned_reward
 
 
 @dataclass
@@ -35,10 +35,7 @@ class PolicyConfig(PPOConfig):
 
 def main(argv: list[str]) -> dict:
     cfg = parse_config(PolicyConfig, argv, prog="trex/train_policy.py", description=__doc__.splitlines()[0])
-    from trex.reward_net import load_reward_model
-
-    model, meta = load_reward_model(cfg.reward_model, "cpu")
-    check_reward_model(meta, cfg.env_name, cfg.reward_model)
+    model = load_learned_reward(cfg.reward_model, cfg.env_name)
     return PPOTrainer(cfg, reward_source=LearnedReward(model, cfg.reward_transform)).train()
 
 
