@@ -176,8 +176,8 @@ def main(argv: list[str]) -> Path:
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     run = Path(cfg.run_dir)
-    save_run_config(run, config_dict(cfg))
     ppo, trex, policy = step_configs(cfg)
+    save_run_config(run, config_dict(cfg))
     timings_path = run / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     t_start = time.time()
