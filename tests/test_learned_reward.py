@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from baseline_agent.config import build_config
-from baseline_agent.ppo import PPOTrainer
 from baseline_agent.logger import read_progress
+from baseline_agent.ppo import PPOTrainer
 from trex.train_policy import PolicyConfig
 
 TINY = dict(env_name="starpilot", num_envs=4, num_steps=64, num_minibatches=2, update_epochs=1, channels=[4, 8, 8],
