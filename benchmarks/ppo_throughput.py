@@ -26,9 +26,7 @@ from baseline_agent.cli import run_main
 from baseline_agent.config import option, parse_config
 from baseline_agent.envs import GAMES, NUM_ACTIONS, VecEnv
 from baseline_agent.files import write_json
-from baseline_agent.ppo import PPOConfig, PPOTrainer, make_env, ppo_gradient, train_levels
-
-DEFAULT_CHUNK = PPOConfig().update_chunk_size
+from baseline_agent.ppo import CPU_CHUNK_SIZE, PPOConfig, PPOTrainer, make_env, ppo_gradient, train_levels
 
 
 @dataclass
@@ -42,7 +40,7 @@ class BenchConfig:
     update_epochs: int = option(3, "epochs over each batch", min=1)
     channels: list[int] = option([16, 32, 32], "IMPALA CNN channels per stage", min=1)
     hidden_size: int = option(256, "IMPALA CNN dense layer width", min=1)
-    update_chunk_size: int = option(DEFAULT_CHUNK, "the trainer's update_chunk_size (0 = one pass)", min=0)
+    update_chunk_size: int = option(CPU_CHUNK_SIZE, "the trainer's update_chunk_size (0 = one pass)", min=0)
     chunk_sizes: list[int] = option([0, 32, 64, 128, 256], "update_chunk_size candidates for the update floor", min=0)
     env_threads: list[int] = option([1, 2, 4], "procgen num_threads candidates for the env floor", min=1)
     warmup_updates: int = option(1, "end-to-end updates run before timing", min=0)
@@ -101,9 +99,11 @@ def env_floor(bc: BenchConfig, threads: int) -> Clock:
 def inference_floor(trainer: PPOTrainer, batch: dict) -> Clock:
     """The forward pass alone on each step's num_envs frames, without autograd."""
     trainer.policy.eval()
-    with torch.inference_mode(), Clock() as c:
-        for frames in batch["obs"]:
-            trainer.policy(frames)
+    with torch.inference_mode():
+        trainer.policy(batch["obs"][0])  # warm-up: oneDNN builds its kernels per shape on first use
+        with Clock() as c:
+            for frames in batch["obs"]:
+                trainer.policy(frames)
     return c
 
 
@@ -114,6 +114,7 @@ def minibatch_seconds(trainer: PPOTrainer, batch: dict, chunk: int) -> Clock:
     mb.update({k: batch[k].reshape(-1)[:mb_size] for k in ("actions", "logps", "values")})
     mb["advantages"], mb["returns"] = torch.randn(mb_size), torch.randn(mb_size)
     trainer.policy.train()
+    ppo_gradient(trainer.policy, {k: v[:chunk or mb_size] for k, v in mb.items()}, chunk, 0.2, 0.01, 0.5)  # warm-up
     with Clock() as c:
         trainer.optimizer.zero_grad(set_to_none=True)
         ppo_gradient(trainer.policy, mb, chunk, 0.2, 0.01, 0.5)
@@ -124,7 +125,7 @@ def minibatch_seconds(trainer: PPOTrainer, batch: dict, chunk: int) -> Clock:
 
 def update_floor(trainer: PPOTrainer, batch: dict, chunk: int) -> Clock:
     """One whole PPO update (all epochs and minibatches) alone, as the trainer runs it."""
-    trainer.cfg = dataclasses.replace(trainer.cfg, update_chunk_size=chunk)
+    trainer.chunk_size = chunk
     advantages, returns = torch.randn_like(batch["values"]), torch.randn_like(batch["values"])
     with Clock() as c:
         trainer.update_policy(batch, advantages, returns)
