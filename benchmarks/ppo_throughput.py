@@ -26,7 +26,7 @@ from baseline_agent.cli import run_main
 from baseline_agent.config import option, parse_config
 from baseline_agent.envs import GAMES, NUM_ACTIONS, VecEnv
 from baseline_agent.files import write_json
-from baseline_agent.ppo import CPU_CHUNK_SIZE, PPOConfig, PPOTrainer, make_env, ppo_gradient, train_levels
+from baseline_agent.ppo import PPOConfig, PPOTrainer, make_env, ppo_gradient, train_levels
 
 
 @dataclass
@@ -40,7 +40,7 @@ class BenchConfig:
     update_epochs: int = option(3, "epochs over each batch", min=1)
     channels: list[int] = option([16, 32, 32], "IMPALA CNN channels per stage", min=1)
     hidden_size: int = option(256, "IMPALA CNN dense layer width", min=1)
-    update_chunk_size: int = option(CPU_CHUNK_SIZE, "the trainer's update_chunk_size (0 = one pass)", min=0)
+    update_chunk_size: int = option(-1, "the trainer's update_chunk_size (0 = one pass, -1 = auto)", min=-1)
     chunk_sizes: list[int] = option([0, 32, 64, 128, 256], "update_chunk_size candidates for the update floor", min=0)
     env_threads: list[int] = option([1, 2, 4], "procgen num_threads candidates for the env floor", min=1)
     warmup_updates: int = option(1, "end-to-end updates run before timing", min=0)
@@ -48,18 +48,26 @@ class BenchConfig:
     compare_plain: bool = option(True, "also time the trainer with update_chunk_size 0 (one pass)")
     learned_reward: bool = option(True, "also time the trainer with a default trex RewardNet, if it exists")
     torch_threads: int = option(0, "CPU threads for torch (0 = torch's default)", min=0)
+    device: str = option("cpu", "where the network runs: cpu, cuda or cuda:N")
     seed: int = option(0, "random seed", min=0)
     out: str = option("", "write the figures to this JSON file ('' = do not)")
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 class Clock:
     """Wall and process-CPU seconds of a block: `with Clock() as c: ...; c.wall, c.cpu`."""
 
     def __enter__(self) -> Clock:
+        _sync()
         self.wall, self.cpu = -time.perf_counter(), -time.process_time()
         return self
 
     def __exit__(self, *exc) -> None:
+        _sync()
         self.wall += time.perf_counter()
         self.cpu += time.process_time()
 
@@ -78,7 +86,7 @@ def ppo_config(bc: BenchConfig, run_dir: str, num_threads: int, **changes) -> PP
                     num_minibatches=bc.num_minibatches, update_epochs=bc.update_epochs, channels=bc.channels,
                     hidden_size=bc.hidden_size, update_chunk_size=bc.update_chunk_size, eval_interval=0,
                     save_interval=10**6, log_interval=10**6, num_threads=num_threads, seed=bc.seed,
-                    device="cpu", torch_threads=bc.torch_threads, run_dir=run_dir,
+                    device=bc.device, torch_threads=bc.torch_threads, run_dir=run_dir,
                     total_timesteps=bc.num_envs * bc.num_steps * (bc.warmup_updates + bc.updates))
     cfg = dataclasses.replace(cfg, **changes)
     cfg.check()
@@ -112,7 +120,7 @@ def minibatch_seconds(trainer: PPOTrainer, batch: dict, chunk: int) -> Clock:
     mb_size = trainer.batch_size // trainer.cfg.num_minibatches
     mb = {"obs": batch["obs"].reshape(-1, *batch["obs"].shape[2:])[:mb_size]}
     mb.update({k: batch[k].reshape(-1)[:mb_size] for k in ("actions", "logps", "values")})
-    mb["advantages"], mb["returns"] = torch.randn(mb_size), torch.randn(mb_size)
+    mb["advantages"], mb["returns"] = torch.randn_like(mb["logps"]), torch.randn_like(mb["logps"])
     trainer.policy.train()
     ppo_gradient(trainer.policy, {k: v[:chunk or mb_size] for k, v in mb.items()}, chunk, 0.2, 0.01, 0.5)  # warm-up
     with Clock() as c:
@@ -141,7 +149,8 @@ def end_to_end(bc: BenchConfig, root: Path, name: str, threads: int, reward_sour
     rows = [row for _, _, row in trainer.marks[bc.warmup_updates + 1:]]
     wall, cpu = (w1 - w0) / bc.updates, (c1 - c0) / bc.updates
     phases = {k: sum(r[f"time/{k}"] for r in rows) / bc.updates for k in ("env", "inference", "update")}
-    return {"wall_s": wall, "cpu_s": cpu, "sps": trainer.batch_size / wall, "phases_s": phases}
+    return {"wall_s": wall, "cpu_s": cpu, "sps": trainer.batch_size / wall, "phases_s": phases,
+            "update_chunk_size": trainer.chunk_size}
 
 
 def main(argv: list[str]) -> dict:
@@ -174,8 +183,9 @@ def main(argv: list[str]) -> dict:
         res["minibatch_by_chunk"] = {str(c): {"wall_s": m.wall, "cpu_s": m.cpu} for c, m in minibatch.items()}
         res["update_floor"] = {"chunk": best_chunk, "wall_s": update.wall, "cpu_s": update.cpu}
 
-        runs = {f"trainer (update_chunk_size {bc.update_chunk_size})": end_to_end(bc, root, "default", best_threads)}
-        if bc.compare_plain and bc.update_chunk_size:
+        first = end_to_end(bc, root, "default", best_threads)
+        runs = {f"trainer (update_chunk_size {first['update_chunk_size']})": first}
+        if bc.compare_plain and first["update_chunk_size"]:
             runs["trainer, plain one-pass update"] = end_to_end(bc, root, "plain", best_threads, update_chunk_size=0)
         if bc.learned_reward:
             try:
