@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,10 @@ import torch
 from baseline_agent.checkpoint import checkpoint_path, save_checkpoint
 from baseline_agent.envs import NUM_ACTIONS, OBS_SHAPE
 from baseline_agent.models import Policy
+
+# The tests' networks and batches are tiny: one torch thread per process is fastest, also in the scripts they start.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 TINY_NET = {"channels": [4, 8, 8], "hidden_size": 32}
 
