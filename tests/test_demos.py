@@ -38,15 +38,6 @@ def make_cfg(tmp_path: Path, **kw) -> TrexConfig:
     return build_config(TrexConfig, values)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny batches on a shared 2-core machine: extra torch threads only contend (about 20x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory, tiny_checkpoints):
     """One generation run shared by the read-only checks: 3 checkpoints, 6 train and 3 test demos."""

@@ -80,7 +80,6 @@ def test_learned_return_per_episode_matches_the_reward_model(ckpt, tmp_path):
                "--reward_model", str(model_path), "--out", "r.json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     episodes = json.loads((tmp_path / "r.json").read_text())["episodes"]
-    torch.set_num_threads(1)
     policy = Policy(NUM_ACTIONS, [4, 8, 8], 32, OBS_SHAPE)
     policy.load_state_dict(torch.load(ckpt, weights_only=True)["model"])
     expected = run_episodes(policy.eval(), GAME, "easy", LevelSet(50, 100_000), 3, 3, seed=0,
@@ -117,7 +116,6 @@ def test_policy_video_grid_is_capped_at_max_steps(ckpt, tmp_path):
     proc = run("rec_video.py", "--load_path", str(ckpt), "--out", "v.mp4", "--num_screens", "2", "--view", "obs",
                "--max_steps", "60", "--seed", "3", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    torch.set_num_threads(1)
     policy = Policy(NUM_ACTIONS, [4, 8, 8], 32, OBS_SHAPE)
     policy.load_state_dict(torch.load(ckpt, weights_only=True)["model"])
     episodes = run_episodes(policy.eval(), GAME, "easy", LevelSet(50, 100_000), 2, 2, seed=3, max_steps=60)

@@ -17,15 +17,6 @@ GAME = "chaser"  # random-policy episodes of ~50-300 steps with many small rewar
 LEVELS = LevelSet(1000, 500)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny batches on a shared 2-core machine: extra torch threads only contend with Procgen's."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_policy() -> Policy:
     torch.manual_seed(0)
     return Policy(NUM_ACTIONS, [4, 8, 8], 32, OBS_SHAPE).eval()
