@@ -7,6 +7,7 @@ global grad-norm clipping and Adam (eps 1e-5). Step 4 of T-REX reuses this train
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -409,6 +410,12 @@ class PPOTrainer:
     # ----------------------------------------------------------------- the loop
     def train(self) -> dict:
         cfg, d = self.cfg, self.dist
+        summary_path = self.run_dir / "summary.json"
+        if self.update >= self.num_updates and summary_path.is_file():  # keep the finished run's summary as it is
+            if d.is_main:
+                print(f"{self.run_dir} is complete at step {self.step:,}; nothing to do", flush=True)
+            self.logger.close()
+            return json.loads(summary_path.read_text())
         progress = ProgressLine(self.num_updates * self.global_batch, self.step)
         if d.is_main:
             print(f"training {cfg.env_name} ({cfg.distribution_mode}, levels {cfg.start_level}+{cfg.num_levels})"

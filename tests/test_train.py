@@ -46,6 +46,10 @@ def test_run_writes_its_outputs_and_a_self_contained_checkpoint(tmp_path):
     assert [int(r["misc/total_timesteps"]) for r in rows] == [64, 128, 192, 256]
     assert {"eprewmean", "eplenmean", "fps", "loss/policy_entropy", "loss/approxkl", "eval_eprewmean"} <= set(rows[0])
     assert json.loads((run / "summary.json").read_text())["env_name"] == "coinrun"
+    before = (run / "summary.json").read_text()
+    assert train_main(tiny(run)) == json.loads(before)  # a finished run is left as it is
+    assert (run / "summary.json").read_text() == before
+    assert len(read_progress(run / "progress.csv")) == 4
 
 
 def test_same_seed_gives_identical_results_on_cpu(tmp_path):
