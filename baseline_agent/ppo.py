@@ -301,7 +301,7 @@ class PPOTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.normalizer.load_state_dict(state["normalizer"])
         self.step, self.update = state["step"], state["update"]
-        torch.set_rng_state(state["rng"]["torch"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())  # map_location may have moved it
         if self.dist.is_main:
             print(f"resuming {self.run_dir} from step {self.step:,} ({ckpts[-1].name})", flush=True)
         return self.step
