@@ -44,7 +44,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many kinds for truncated or foreign files
-        raise UserError(f"cannot read checkpoint {path}: {str(err).splitlines()[0][:200]}") from None
+        detail = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise UserError(f"cannot read checkpoint {path}: not a PyTorch file, or truncated ({detail})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a PPO checkpoint of this project")
     return state
