@@ -142,7 +142,7 @@ def film_demo(cfg: VideoConfig, writer_path: str, device: torch.device) -> tuple
         env_name = cfg.env_name or demo_game(cfg.demo)
         if env_name is None:
             raise UserError(f"cannot tell the game of {cfg.demo} (no index.csv names it): pass --env_name")
-        reward_fn = load_learned_reward(cfg.reward_model, env_name, device)
+        reward_fn = load_learned_reward(cfg.reward_model, env_name, cfg.distribution_mode or None, device)
         with torch.no_grad():
             learned = np.concatenate([reward_fn(torch.from_numpy(obs[i:i + 256]).to(device)).double().cpu().numpy()
                                       for i in range(0, len(obs), 256)])
@@ -161,7 +161,7 @@ def film_policy(cfg: VideoConfig, writer_path: str, device: torch.device) -> tup
     env_name = cfg.env_name or meta["model_spec"]["env_name"]
     mode = cfg.distribution_mode or meta["model_spec"]["distribution_mode"]
     levels = default_levels(meta["config"], cfg.start_level, cfg.num_levels)
-    reward_fn = load_learned_reward(cfg.reward_model, env_name, device) if cfg.reward_model else None
+    reward_fn = load_learned_reward(cfg.reward_model, env_name, mode, device) if cfg.reward_model else None
     writer = Mp4Writer(writer_path, *grid([np.zeros((TILE, TILE, 3), np.uint8)] * cfg.num_screens).shape[1::-1],
                        cfg.fps)
     tiles = [np.zeros((TILE, TILE, 3), np.uint8)] * cfg.num_screens

@@ -64,7 +64,7 @@ def main(argv: list[str]) -> None:
     env_name = cfg.env_name or spec["env_name"]
     mode = cfg.distribution_mode or spec["distribution_mode"]
     levels: LevelSet = default_levels(run_cfg, cfg.start_level, cfg.num_levels)
-    reward_fn = load_learned_reward(cfg.reward_model, env_name, device) if cfg.reward_model else None
+    reward_fn = load_learned_reward(cfg.reward_model, env_name, mode, device) if cfg.reward_model else None
 
     episodes = run_episodes(policy, env_name, mode, levels, cfg.num_episodes, cfg.num_envs, cfg.seed, cfg.greedy,
                             device, reward_fn, **procgen_options(run_cfg))

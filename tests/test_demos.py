@@ -194,3 +194,13 @@ def test_missing_or_empty_checkpoint_dir_refused(tmp_path):
         generate_procgen_demonstrations(make_cfg(tmp_path))
     with pytest.raises(UserError, match="checkpoint not found"):
         generate_procgen_demonstrations(make_cfg(tmp_path, checkpoints=[str(tmp_path / "nope.pt")]))
+
+
+def test_checkpoint_trained_on_other_levels_refused(tmp_path, tiny_checkpoints):
+    (path,) = tiny_checkpoints(tmp_path / "ppo", GAME, (100,))
+    state = torch.load(path, weights_only=True)
+    state["config"].update(start_level=0, num_levels=500)  # held-out levels 20+ would be its training levels
+    torch.save(state, path)
+    with pytest.raises(UserError, match="trained on levels 0\\+500"):
+        generate_procgen_demonstrations(make_cfg(tmp_path))
+    assert not (tmp_path / "demos" / "index.csv").exists()

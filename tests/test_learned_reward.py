@@ -56,3 +56,17 @@ def test_constant_learned_reward_logs_episode_length_and_true_return_beside_it(t
     assert float(last["eval_learned_eprewmean"]) == pytest.approx(float(last["eval_eplenmean"]))
     assert summary["held_out_return"] is not None and "held_out_normalized_score" in summary
     assert source.calls > 0
+
+
+def test_a_reward_model_of_another_game_or_mode_is_refused(tmp_path):
+    from baseline_agent.cli import UserError
+    from trex.learned_reward import load_learned_reward
+    from trex.reward_net import RewardNet, save_reward_model
+
+    path = tmp_path / "reward_model.pt"
+    save_reward_model(path, RewardNet("fast", 1), {"env_name": "starpilot", "distribution_mode": "hard"})
+    assert load_learned_reward(str(path), "starpilot", "hard") is not None
+    with pytest.raises(UserError, match="trained on 'starpilot', not 'coinrun'"):
+        load_learned_reward(str(path), "coinrun", "hard")
+    with pytest.raises(UserError, match="trained on hard levels, not easy"):
+        load_learned_reward(str(path), "starpilot", "easy")

@@ -104,6 +104,10 @@ def test_train_command_writes_metrics_and_never_overwrites_another_config(tmp_pa
     other = _train_cli("--demo_dir", str(demos), "--run_dir", str(run), "--learning_rate", "0.01")
     assert other.returncode == 2 and other.stderr.strip().startswith("error:") and "reward_model.pt" in other.stderr
     assert "Traceback" not in other.stderr and (run / "reward_model.pt").read_bytes() == model_bytes
+    (run / "metrics.json").unlink()  # as if killed between saving the model and evaluating it
+    again = _train_cli("--demo_dir", str(demos), "--run_dir", str(run))
+    assert again.returncode == 0, again.stderr
+    assert json.loads((run / "metrics.json").read_text())["test_levels"]["n_demos"] == 5
 
 
 def test_train_command_refuses_a_corrupt_demo(tmp_path):

@@ -28,7 +28,8 @@ class TrexConfig:
     num_test_demos: int = option(50, "demonstrations on held-out levels", min=0)
     checkpoint_sampling: str = option("stratified", "how checkpoints are drawn per demo",
                                       choices=("uniform", "stratified"))
-    noise_levels: list[float] = option([], "D-REX: epsilon-greedy noise levels for one checkpoint (empty = off)",
+    noise_levels: list[float] = option([], "D-REX-style epsilon-greedy noise levels for one checkpoint, to spread "
+                                       "returns (pairs are still ranked by true return; empty = off)",
                                        min=0.0, max=1.0)
     greedy: bool = option(False, "greedy actions instead of sampling")
     max_episode_steps: int = option(1000, "cap on a demonstration's length", min=1)

@@ -93,6 +93,11 @@ def load_demonstrators(cfg: TrexConfig, paths: list[Path], device: torch.device)
             raise UserError(f"checkpoint {path} is for {spec['env_name']} ({spec['distribution_mode']}), "
                             f"but env_name is {cfg.env_name} ({cfg.distribution_mode})")
         run_cfg = state.get("config") or {}
+        trained_on = (run_cfg.get("start_level"), run_cfg.get("num_levels"))
+        if None not in trained_on and trained_on != (cfg.train_start_level, cfg.train_num_levels):
+            raise UserError(f"checkpoint {path} trained on levels {trained_on[0]}+{trained_on[1]}, but "
+                            f"train_start_level/train_num_levels are {cfg.train_start_level}+{cfg.train_num_levels}:"
+                            " held-out demos would overlap its training levels")
         options = {k: run_cfg[k] for k in ENV_OPTIONS if k in run_cfg}
         out.append(Demonstrator(str(path), int(state["step"]), policy_from_checkpoint(state, device), options))
     if any(d.env_options != out[0].env_options for d in out):
@@ -265,7 +270,7 @@ def generate_procgen_demonstrations(cfg: TrexConfig) -> list[DemoRecord]:
 
     Checkpoints are chosen per `choose_sources` (stratified by default); with `noise_levels`, the newest
     checkpoint plays at each epsilon (D-REX), demos always spread evenly over the levels, and `noise` is
-    recorded for ranking. Also writes
+    recorded (pairs are ranked by true return, not by noise). Also writes
     `summary.json` (over all demos in the folder) and the resolved `config.yaml`.
     """
     demo_dir = Path(cfg.demo_dir)

@@ -96,9 +96,12 @@ def _finished_run(cfg: TrexConfig) -> dict | None:
     saved_path, metrics_path = run_dir / "config.yaml", run_dir / "metrics.json"
     saved = yaml.safe_load(saved_path.read_text()) if saved_path.is_file() else None
     differ = diff_configs(saved, config_dict(cfg), _IRRELEVANT) if isinstance(saved, dict) else ["config.yaml"]
-    if differ or not metrics_path.is_file():
-        why = f"from a different config (differs in: {', '.join(differ[:5])})" if differ else "without metrics.json"
-        raise UserError(f"{model} already exists {why}; choose another --run_dir or remove it")
+    if differ:
+        raise UserError(f"{model} already exists from a different config (differs in: {', '.join(differ[:5])}); "
+                        "choose another --run_dir or remove it")
+    if not metrics_path.is_file():  # interrupted between saving the model and its evaluation: train it again
+        print(f"{cfg.run_dir}: {model.name} has no metrics.json (an interrupted run); training again", flush=True)
+        return None
     print(f"{cfg.run_dir}: already trained with this config, keeping {model}", flush=True)
     return json.loads(metrics_path.read_text())
 

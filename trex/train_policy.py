@@ -35,7 +35,7 @@ class PolicyConfig(PPOConfig):
 
 def main(argv: list[str]) -> dict:
     cfg = parse_config(PolicyConfig, argv, prog="trex/train_policy.py", description=__doc__.splitlines()[0])
-    model = load_learned_reward(cfg.reward_model, cfg.env_name)
+    model = load_learned_reward(cfg.reward_model, cfg.env_name, cfg.distribution_mode)
     return PPOTrainer(cfg, reward_source=LearnedReward(model, cfg.reward_transform)).train()
 
 
