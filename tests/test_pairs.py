@@ -76,3 +76,18 @@ def test_label_noise_by_hand():
 def test_too_few_distinct_returns_is_a_user_error():
     with pytest.raises(UserError, match="distinct return"):
         create_training_data([demo(0, [1.0, 0.0]), demo(1, [0.0, 1.0])], 10, 1, 2, 1, True, np.random.default_rng(0))
+
+
+def test_rank_by_noise_prefers_less_noise_whatever_the_return():
+    import dataclasses
+
+    # D-REX: the noisier demo here has the higher return, but rank_by="noise" must still call it the worse one
+    quiet = dataclasses.replace(demo(0, [0.0] * 9), record=dataclasses.replace(demo(0, [0.0] * 9).record, noise=0.0))
+    noisy_base = demo(1, [1.0] * 9)
+    noisy = dataclasses.replace(noisy_base, record=dataclasses.replace(noisy_base.record, noise=0.5))
+    pairs = create_training_data([quiet, noisy], 200, 3, 6, 1, True, np.random.default_rng(4), rank_by="noise")
+    better, worse, _, _ = sides(pairs)
+    assert (better == 0).all() and (worse == 1).all()
+    assert pairs.label_noise == 1.0  # every label disagrees with the true rewards of its snippets
+    with pytest.raises(UserError, match="distinct noise"):
+        create_training_data([quiet, quiet], 10, 3, 6, 1, True, np.random.default_rng(0), rank_by="noise")

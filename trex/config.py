@@ -29,7 +29,7 @@ class TrexConfig:
     checkpoint_sampling: str = option("stratified", "how checkpoints are drawn per demo",
                                       choices=("uniform", "stratified"))
     noise_levels: list[float] = option([], "D-REX-style epsilon-greedy noise levels for one checkpoint, to spread "
-                                       "returns (pairs are still ranked by true return; empty = off)",
+                                       "returns; rank_by: noise then ranks by them (D-REX); empty = off",
                                        min=0.0, max=1.0)
     greedy: bool = option(False, "greedy actions instead of sampling")
     max_episode_steps: int = option(1000, "cap on a demonstration's length", min=1)
@@ -42,6 +42,8 @@ class TrexConfig:
     max_snippet_length: int = option(60, "longest snippet, in frames before subsampling", min=1)
     frame_stride: int = option(2, "keep every k-th frame of a snippet (T-REX's Atari code subsampled)", min=1)
     progress_constraint: bool = option(True, "the better demo's snippet starts no earlier than the worse one's")
+    rank_by: str = option("return", "rank demos by true return (T-REX) or by less epsilon-greedy noise (D-REX, "
+                          "with noise_levels)", choices=("return", "noise"))
     val_fraction: float = option(0.2, "share of training-level demos held out for validation", min=0.0, max=0.9)
 
     # --- step 3: RewardNet and RewardTrainer

@@ -270,7 +270,7 @@ def generate_procgen_demonstrations(cfg: TrexConfig) -> list[DemoRecord]:
 
     Checkpoints are chosen per `choose_sources` (stratified by default); with `noise_levels`, the newest
     checkpoint plays at each epsilon (D-REX), demos always spread evenly over the levels, and `noise` is
-    recorded (pairs are ranked by true return, not by noise). Also writes
+    recorded, for ranking with `rank_by: noise`. Also writes
     `summary.json` (over all demos in the folder) and the resolved `config.yaml`.
     """
     demo_dir = Path(cfg.demo_dir)

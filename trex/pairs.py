@@ -50,18 +50,21 @@ def concat_obs(demos: list[Demo]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def create_training_data(demos: list[Demo], num_pairs: int, min_len: int, max_len: int, frame_stride: int,
-                         progress_constraint: bool, rng: np.random.Generator) -> SnippetPairs:
-    """Sample `num_pairs` snippet pairs from demos of different return, labelled by the better demo.
+                         progress_constraint: bool, rng: np.random.Generator, rank_by: str = "return") -> SnippetPairs:
+    """Sample `num_pairs` snippet pairs from demos of different rank, labelled by the better demo.
+
+    `rank_by="return"` ranks demos by their true return (T-REX); `"noise"` by their epsilon-greedy noise, less
+    noise being better (D-REX), so no reward is needed to rank. Label noise is always measured on true returns.
 
     Snippet windows have the same length, drawn uniformly from [min_len, max_len] and cut to the shorter demo.
     With the progress constraint (T-REX's choice) the better demo's snippet starts no earlier than the worse
     one's, so a later, more advanced part of the better episode is compared with an earlier part of the worse.
     """
-    returns = np.array([d.record.ret for d in demos], dtype=np.float64)
+    returns = np.array([d.record.ret if rank_by == "return" else -d.record.noise for d in demos], np.float64)
     lengths = np.array([len(d.obs) for d in demos], dtype=np.int64)
     if len(np.unique(returns)) < 2:
-        raise UserError(f"too few demos of distinct return to form pairs ({len(demos)} demos, "
-                        f"{len(np.unique(returns))} distinct return(s)); generate more varied demonstrations")
+        raise UserError(f"too few demos of distinct {rank_by} to form pairs ({len(demos)} demos, "
+                        f"{len(np.unique(returns))} distinct value(s)); generate more varied demonstrations")
     first, second = _distinct_return_pairs(returns, num_pairs, rng)
     better_first = returns[first] > returns[second]
     worse = np.where(better_first, second, first)

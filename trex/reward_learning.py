@@ -130,11 +130,13 @@ def _train_and_evaluate(cfg: TrexConfig, train_all: list[Demo], test: list[Demo]
 
     train_demos, val_demos, unused = _split(cfg, train_all, rng)
     pairs = create_training_data(train_demos, cfg.num_pairs, cfg.min_snippet_length, cfg.max_snippet_length,
-                                 cfg.frame_stride, cfg.progress_constraint, rng)
+                                 cfg.frame_stride, cfg.progress_constraint, rng, cfg.rank_by)
     val_pairs = None
-    if len({d.record.ret for d in val_demos}) >= 2:
+    rank = (lambda d: d.record.ret) if cfg.rank_by == "return" else (lambda d: d.record.noise)
+    if len({rank(d) for d in val_demos}) >= 2:
         val_pairs = create_training_data(val_demos, min(cfg.num_pairs, VAL_PAIRS_MAX), cfg.min_snippet_length,
-                                         cfg.max_snippet_length, cfg.frame_stride, cfg.progress_constraint, rng)
+                                         cfg.max_snippet_length, cfg.frame_stride, cfg.progress_constraint, rng,
+                                         cfg.rank_by)
         val_pairs.demo += len(train_demos)  # they index the validation demos, stored after the training ones
     elif verbose:
         print("note: the validation demos do not differ in return, so there is no early stopping "
