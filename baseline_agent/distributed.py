@@ -41,6 +41,13 @@ def init_distributed(use_cuda: bool) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def shutdown(d: Dist) -> None:
+    """Leave the process group together: a rank exiting while others still talk can abort in gloo's teardown."""
+    if d.enabled and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def all_reduce_sum(values: list[float], d: Dist) -> list[float]:
     if not d.enabled:
         return values

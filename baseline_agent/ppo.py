@@ -32,6 +32,7 @@ from baseline_agent.distributed import (
     broadcast_parameters,
     init_distributed,
     reduce_moments,
+    shutdown,
 )
 from baseline_agent.envs import GAMES, NUM_ACTIONS, OBS_SHAPE, LevelSet, RewardNormalizer, VecEnv, held_out_levels
 from baseline_agent.envs import make_procgen as _make_procgen
@@ -415,6 +416,7 @@ class PPOTrainer:
             if d.is_main:
                 print(f"{self.run_dir} is complete at step {self.step:,}; nothing to do", flush=True)
             self.logger.close()
+            shutdown(self.dist)
             return json.loads(summary_path.read_text())
         progress = ProgressLine(self.num_updates * self.global_batch, self.step)
         if d.is_main:
@@ -501,6 +503,7 @@ class PPOTrainer:
             print(f"done: {self.step:,} steps in {fmt_duration(wall)}; train return {_fmt(train_ret)}, "
                   f"held-out return {_fmt(eval_ret)} -> {self.run_dir / 'summary.json'}", file=sys.stdout, flush=True)
         self.logger.close()
+        shutdown(self.dist)
         return summary
 
 
