@@ -37,7 +37,7 @@ from baseline_agent.distributed import (
 from baseline_agent.envs import GAMES, NUM_ACTIONS, OBS_SHAPE, LevelSet, RewardNormalizer, VecEnv, held_out_levels
 from baseline_agent.envs import make_procgen as _make_procgen
 from baseline_agent.files import write_json
-from baseline_agent.logger import ProgressLine, RunLogger, fmt_duration, plot_curves
+from baseline_agent.logger import ProgressLine, RunLogger, fmt, fmt_duration, plot_curves
 from baseline_agent.models import Policy
 from baseline_agent.scores import normalized_score, reference_table
 
@@ -500,12 +500,8 @@ class PPOTrainer:
                                 "eval_learned_eprewmean": "held-out levels (learned)"})
             plot_curves(progress_rows, self.run_dir / "learning_curve.png", columns,
                         f"{cfg.env_name} ({cfg.distribution_mode})")
-            print(f"done: {self.step:,} steps in {fmt_duration(wall)}; train return {_fmt(train_ret)}, "
-                  f"held-out return {_fmt(eval_ret)} -> {self.run_dir / 'summary.json'}", file=sys.stdout, flush=True)
+            print(f"done: {self.step:,} steps in {fmt_duration(wall)}; train return {fmt(train_ret)}, "
+                  f"held-out return {fmt(eval_ret)} -> {self.run_dir / 'summary.json'}", file=sys.stdout, flush=True)
         self.logger.close()
         shutdown(self.dist)
         return summary
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"

@@ -14,6 +14,7 @@ import torch
 from scipy import stats
 
 from baseline_agent.files import atomic_write
+from baseline_agent.logger import fmt
 from trex.demo_store import Demo
 from trex.reward_net import RewardNet
 
@@ -94,10 +95,6 @@ def _z(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / x.std() if len(x) and x.std() > 0 else x - (x.mean() if len(x) else 0.0)
 
 
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
-
-
 def plot_predicted_vs_true(level_sets: dict[str, tuple[list[Demo], list[np.ndarray], dict]], path: str | Path) -> None:
     """Predicted return against true return per level set; episode length (the baseline) on the same z-scale."""
     plt, fig, axes = _figure(len(level_sets))
@@ -107,8 +104,8 @@ def plot_predicted_vs_true(level_sets: dict[str, tuple[list[Demo], list[np.ndarr
         ax.scatter(true, _z([len(d.obs) for d in demos]), s=18, marker="x", alpha=0.6,
                    label="episode length, baseline (z-score)")
         base = metrics["length_baseline"]
-        ax.set_title(f"{name}: n={metrics['n_demos']}  spearman {_fmt(metrics['spearman'])} "
-                     f"(length {_fmt(base['spearman'])})", fontsize=9)
+        ax.set_title(f"{name}: n={metrics['n_demos']}  spearman {fmt(metrics['spearman'])} "
+                     f"(length {fmt(base['spearman'])})", fontsize=9)
         ax.set_xlabel("true return")
         ax.set_ylabel("z-score")
         ax.grid(alpha=0.3)

@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 from baseline_agent.files import write_text
+from baseline_agent.logger import fmt
 from baseline_agent.ppo import PPOConfig
 from baseline_agent.scores import reference_table
 from trex.config import TrexConfig
@@ -15,10 +16,6 @@ from trex.train_policy import PolicyConfig
 
 def _load(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _f(x, spec: str = ".2f") -> str:
-    return "-" if x is None else format(x, spec)
 
 
 def _rel(path: Path, run: Path) -> str:
@@ -37,9 +34,9 @@ def _returns_table(results: dict) -> list[str]:
     for key, label in names.items():
         for level_set in ("train_levels", "test_levels"):
             s = results[key][level_set]
-            ci = f"[{_f(s.get('ci95_low'))}, {_f(s.get('ci95_high'))}]"
-            rows.append(f"| {label} | {level_set.replace('_', ' ')} | {_f(s['mean'])} | {ci} | "
-                        f"{_f(s.get('normalized_score'))} | {_f(s.get('mean_length'), '.0f')} | {s['n']} |")
+            ci = f"[{fmt(s.get('ci95_low'))}, {fmt(s.get('ci95_high'))}]"
+            rows.append(f"| {label} | {level_set.replace('_', ' ')} | {fmt(s['mean'])} | {ci} | "
+                        f"{fmt(s.get('normalized_score'))} | {fmt(s.get('mean_length'), '.0f')} | {s['n']} |")
     return rows
 
 
@@ -51,9 +48,9 @@ def _correlation_table(metrics: dict) -> list[str]:
         if not m:
             continue
         b = m["length_baseline"]
-        rows.append(f"| {key.replace('_', ' ')} | {m['n_demos']} | {_f(m['spearman'])} | {_f(m['kendall'])} | "
-                    f"{_f(m['pearson'])} | {_f(m['pair_accuracy'])} | {_f(b['spearman'])} | {_f(b['kendall'])} | "
-                    f"{_f(b['pearson'])} |")
+        rows.append(f"| {key.replace('_', ' ')} | {m['n_demos']} | {fmt(m['spearman'])} | {fmt(m['kendall'])} | "
+                    f"{fmt(m['pearson'])} | {fmt(m['pair_accuracy'])} | {fmt(b['spearman'])} | {fmt(b['kendall'])} | "
+                    f"{fmt(b['pearson'])} |")
     return rows
 
 
@@ -61,7 +58,7 @@ def _demo_ranges(demo_summary: dict) -> list[str]:
     rows = ["| level set | demos | min return | mean | max |", "|---|---|---|---|---|"]
     for name, s in demo_summary.get("level_sets", {}).items():
         if s and s.get("count"):
-            rows.append(f"| {name} | {s['count']} | {_f(s['min'])} | {_f(s['mean'])} | {_f(s['max'])} |")
+            rows.append(f"| {name} | {s['count']} | {fmt(s['min'])} | {fmt(s['mean'])} | {fmt(s['max'])} |")
     return rows
 
 
@@ -82,18 +79,18 @@ def write_report(cfg, ppo: PPOConfig, trex: TrexConfig, policy: PolicyConfig, st
         "",
         "## Headline",
         "",
-        f"- Reward model on held-out-level demos: Spearman {_f(metrics.get('test_levels', {}).get('spearman'))} "
-        f"(episode-length baseline {_f(metrics.get('test_levels', {}).get('length_baseline', {}).get('spearman'))}).",
-        f"- Policy trained on the learned reward alone, true return on held-out levels: {_f(test['mean'])} "
-        f"(random policy {_f(results['random']['test_levels']['mean'])}, demonstrator "
-        f"{_f(results['demonstrator']['test_levels']['mean'])}).",
+        f"- Reward model on held-out-level demos: Spearman {fmt(metrics.get('test_levels', {}).get('spearman'))} "
+        f"(episode-length baseline {fmt(metrics.get('test_levels', {}).get('length_baseline', {}).get('spearman'))}).",
+        f"- Policy trained on the learned reward alone, true return on held-out levels: {fmt(test['mean'])} "
+        f"(random policy {fmt(results['random']['test_levels']['mean'])}, demonstrator "
+        f"{fmt(results['demonstrator']['test_levels']['mean'])}).",
         "",
         "## 1. Demonstrators (PPO on the true reward)",
         "",
         f"{ppo.total_timesteps:,} environment steps, {ppo.num_envs} envs x {ppo.num_steps} steps per update, IMPALA "
         f"CNN channels {ppo.channels}, {ppo.hidden_size} units. Published PPO at 25M steps (Cobbe et al. 2020, "
-        f"easy, 200 levels): {_f(ref.get('ppo_easy200_train_25m'))} on training levels, "
-        f"{_f(ref.get('ppo_easy200_test_25m'))} on unseen levels.",
+        f"easy, 200 levels): {fmt(ref.get('ppo_easy200_train_25m'))} on training levels, "
+        f"{fmt(ref.get('ppo_easy200_test_25m'))} on unseen levels.",
         "",
         _img(ppo_dir / "learning_curve.png", run, "demonstrator learning curve"),
         "",
@@ -105,7 +102,7 @@ def write_report(cfg, ppo: PPOConfig, trex: TrexConfig, policy: PolicyConfig, st
         "",
         f"Correlation between predicted and true returns of demonstrations the reward model never trained on. "
         f"Label noise of the training pairs (snippet returns disagreeing with the label): "
-        f"{_f(metrics.get('label_noise'))}.",
+        f"{fmt(metrics.get('label_noise'))}.",
         "",
         *_correlation_table(metrics),
         "",

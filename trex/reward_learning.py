@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from baseline_agent.cli import UserError
-from baseline_agent.config import config_dict, diff_configs, save_run_config
+from baseline_agent.config import config_dict, diff_configs, load_yaml, save_run_config
 from baseline_agent.distributed import Dist
 from baseline_agent.files import write_json
+from baseline_agent.logger import fmt
 from baseline_agent.ppo import resolve_device
 from trex.config import TrexConfig
 from trex.demo_store import Demo, load_demos
@@ -63,8 +63,9 @@ def run_sweep(cfg: TrexConfig) -> dict:
                            "best_val_accuracy": metrics["best_val_accuracy"],
                            "train_levels": metrics["train_levels"], "test_levels": metrics["test_levels"]})
             t = metrics["test_levels"]
-            print(f"sweep n={n} seed={sub.seed}: held-out spearman {_fmt(t['spearman'])} pearson {_fmt(t['pearson'])}"
-                  f" (length baseline spearman {_fmt(t['length_baseline']['spearman'])})", flush=True)
+            print(f"sweep n={n} seed={sub.seed}: held-out spearman {fmt(t['spearman'], '.3f')} "
+                  f"pearson {fmt(t['pearson'], '.3f')} "
+                  f"(length baseline spearman {fmt(t['length_baseline']['spearman'], '.3f')})", flush=True)
     summary = [_sweep_point(n, [p for p in points if p["num_demos"] == n]) for n in sorted(set(cfg.sweep_num_demos))]
     result = {"env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode, "reward_net": cfg.reward_net,
               "summary": summary, "points": points}
@@ -94,7 +95,7 @@ def _finished_run(cfg: TrexConfig) -> dict | None:
     if not model.exists():
         return None
     saved_path, metrics_path = run_dir / "config.yaml", run_dir / "metrics.json"
-    saved = yaml.safe_load(saved_path.read_text()) if saved_path.is_file() else None
+    saved = load_yaml(saved_path) if saved_path.is_file() else None
     differ = diff_configs(saved, config_dict(cfg), _IRRELEVANT) if isinstance(saved, dict) else ["config.yaml"]
     if differ:
         raise UserError(f"{model} already exists from a different config (differs in: {', '.join(differ[:5])}); "
@@ -184,9 +185,9 @@ def _train_and_evaluate(cfg: TrexConfig, train_all: list[Demo], test: list[Demo]
         plot_cumulative(demos, rewards, run_dir / "cumulative_reward.png")
         plot_reward_by_time({k: v[1] for k, v in sets.items()}, run_dir / "reward_by_time.png")
     if verbose:
-        print(f"done in {metrics['wall_time_s']:.0f}s: held-out spearman {_fmt(test_levels['spearman'])} "
-              f"(length baseline {_fmt(test_levels['length_baseline']['spearman'])}), training-level spearman "
-              f"{_fmt(train_levels['spearman'])} -> {run_dir / 'metrics.json'}", flush=True)
+        print(f"done in {metrics['wall_time_s']:.0f}s: held-out spearman {fmt(test_levels['spearman'], '.3f')} "
+              f"(length baseline {fmt(test_levels['length_baseline']['spearman'], '.3f')}), training-level spearman "
+              f"{fmt(train_levels['spearman'], '.3f')} -> {run_dir / 'metrics.json'}", flush=True)
     return metrics
 
 
@@ -200,7 +201,3 @@ def _sweep_point(n: int, runs: list[dict]) -> dict:
     return {"num_demos": n, "seeds": len(runs),
             **{key: {m: stat(key, m) for m in ("pearson", "spearman", "kendall")}
                for key in ("reward_model", "length_baseline")}}
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}"
