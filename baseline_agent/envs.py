@@ -79,7 +79,14 @@ class VecEnv:
         return np.array([info["level_seed"] for info in self.env.get_info()], np.int64)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, Episode]]]:
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Start the step and return at once: procgen steps its envs on its own threads until `step_wait`."""
         self.env.act(np.asarray(actions, dtype=np.int32))
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, Episode]]]:
         reward, obs, first = self.env.observe()
         self.ep_ret += reward
         self.ep_len += 1

@@ -74,14 +74,18 @@ class Policy(nn.Module):
         nn.init.zeros_(self.vf.bias)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Action logits [B, A] and values [B]."""
+        """Action logits [B, A] and values [B], float32 also under bf16 autocast: the heads are cheap and
+        run in float32 so that log-probabilities and values keep their precision (see PPOConfig.precision)."""
         z = self.trunk(obs)
-        return self.pi(z), self.vf(z).squeeze(-1)
+        with torch.autocast(z.device.type, enabled=False):
+            z = z.float()
+            return self.pi(z), self.vf(z).squeeze(-1)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Actions, their log-probabilities and the values, without autograd."""
-        logits, value = self(obs)
+    def act(self, obs: torch.Tensor, greedy: bool = False, forward=None) -> tuple[torch.Tensor, ...]:
+        """Actions, their log-probabilities and the values, without autograd; `forward` may be a compiled
+        version of this module."""
+        logits, value = (self if forward is None else forward)(obs)
         dist = Categorical(logits=logits)
         action = logits.argmax(-1) if greedy else dist.sample()
         return action, dist.log_prob(action), value

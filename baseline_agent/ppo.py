@@ -7,6 +7,7 @@ global grad-norm clipping and Adam (eps 1e-5). Step 4 of T-REX reuses this train
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -62,6 +63,9 @@ class PPOConfig:
     num_threads: int = option(0, "Procgen worker threads per process (0 = this process's share of the cores)",
                               min=0)
     num_envs: int = option(64, "parallel environments per process", min=1)
+    env_groups: int = option(1, "split the envs into groups stepped in turn: with 2, one half steps on procgen's "
+                             "threads while the other half's actions are inferred (same PPO; each group has its "
+                             "own env seed)", min=1)
     num_steps: int = option(256, "steps per environment per update", min=1)
     num_minibatches: int = option(8, "minibatches per epoch", min=1)
     update_epochs: int = option(3, "epochs over each batch", min=1)
@@ -85,12 +89,20 @@ class PPOConfig:
     seed: int = option(0, "random seed (envs, network, sampling)", min=0)
     device: str = option("auto", "auto (cuda when present), cpu, cuda or cuda:N")
     torch_threads: int = option(0, "CPU threads for torch (0 = torch's default)", min=0)
+    compile: bool = option(False, "torch.compile the rollout's forward pass (CUDA graphs on a GPU: mode "
+                           "reduce-overhead); the update stays eager")
+    precision: str = option("fp32", "network arithmetic: fp32, or bf16 (autocast for the policy's CNN trunk and a "
+                            "learned reward; policy heads, losses, gradients and Adam stay float32)",
+                            choices=("fp32", "bf16"))
     run_dir: str = option("runs/ppo", "folder for config, checkpoints, logs and summary")
 
     def check(self) -> None:
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise UserError(f"config key 'num_minibatches': {self.num_minibatches} does not divide the batch "
                             f"num_envs * num_steps = {self.num_envs * self.num_steps}")
+        if self.env_groups > self.num_envs:
+            raise UserError(f"config key 'env_groups': {self.env_groups} groups need at least as many envs "
+                            f"(num_envs = {self.num_envs})")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise UserError(f"config key 'device': {self.device!r} is not one of: auto, cpu, cuda, cuda:N")
 
@@ -100,7 +112,8 @@ class PPOConfig:
 CPU_CHUNK_SIZE = 64
 
 # Keys that may change when a run is resumed: they do not change what is computed.
-RESUMABLE_KEYS = ("total_timesteps", "device", "log_interval", "torch_threads", "num_threads", "update_chunk_size")
+RESUMABLE_KEYS = ("total_timesteps", "device", "log_interval", "torch_threads", "num_threads", "update_chunk_size",
+                  "env_groups", "precision", "compile")
 
 
 class RewardSource(Protocol):
@@ -153,19 +166,21 @@ def ppo_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor, 
 
 
 def ppo_gradient(policy: Policy, mb: dict[str, torch.Tensor], chunk_size: int, clip_range: float,
-                 ent_coef: float, vf_coef: float) -> dict[str, torch.Tensor]:
+                 ent_coef: float, vf_coef: float, autocast=contextlib.nullcontext) -> dict[str, torch.Tensor]:
     """Accumulate the gradient of `ppo_loss` on one minibatch into `policy`'s .grad; return the losses.
 
     With `chunk_size` > 0 the minibatch goes through the network in chunks whose activations stay in cache:
     the same gradient, because every term of the loss is a mean over the minibatch (each chunk's loss weighs
     chunk/minibatch) and the advantages are normalised over the whole minibatch before chunking.
+    `autocast()` is the context the forward pass runs in (bf16 autocast, or none).
     """
     n = len(mb["actions"])
     mb = {**mb, "advantages": normalize(mb["advantages"])}
     totals: dict[str, torch.Tensor] = {}
     for start in range(0, n, chunk_size or n):
         c = {k: v[start:start + (chunk_size or n)] for k, v in mb.items()}
-        logits, values = policy(c["obs"])
+        with autocast():
+            logits, values = policy(c["obs"])
         losses = ppo_loss(logits, values, c["actions"], c["logps"], c["values"], c["advantages"], c["returns"],
                           clip_range, ent_coef, vf_coef, normalize_advantages=False)
         weight = len(c["actions"]) / n
@@ -224,12 +239,40 @@ class EpisodeStats:
             self.ret.append(ep.ret)
             self.len.append(ep.length)
 
-    def add_learned(self, rewards: np.ndarray, dones: np.ndarray) -> None:
-        """Accumulate learned rewards [T, N] and close the episodes that `dones` [T, N] ends."""
+    def add_learned(self, rewards: np.ndarray, dones: np.ndarray, envs: slice = slice(None)) -> None:
+        """Accumulate learned rewards [T, n] of the envs `envs` and close the episodes that `dones` [T, n] ends."""
+        acc = self.learned_acc[envs]  # a view: updated in place
         for r, d in zip(rewards, dones, strict=True):
-            self.learned_acc += r
-            self.learned.extend(self.learned_acc[d].tolist())
-            self.learned_acc[d] = 0.0
+            acc += r
+            self.learned.extend(acc[d].tolist())
+            acc[d] = 0.0
+
+
+def group_slices(num_envs: int, groups: int) -> list[slice]:
+    """Contiguous, nearly equal slices of the env axis, one per env group."""
+    bounds = np.linspace(0, num_envs, groups + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def step_groups(venvs: list[VecEnv], frames: list[np.ndarray], num_steps: int, choose, landed) -> None:
+    """Step every env group `num_steps` times, pipelined: a group's step is started (procgen steps it on its
+    own threads) before the next group's actions are chosen, and waited for only when that group is due again.
+
+    `choose(t, g, frames) -> actions` picks group g's actions at step t; `landed(t, g, obs, reward, done,
+    finished)` receives the result of that step. `frames[g]` is updated in place to each group's newest
+    frames. With one group this is the plain loop: choose, step, wait.
+    """
+    def land(t: int, g: int) -> None:
+        frames[g], reward, done, finished = venvs[g].step_wait()
+        landed(t, g, frames[g], reward, done, finished)
+
+    for t in range(num_steps):
+        for g, venv in enumerate(venvs):
+            if t:
+                land(t - 1, g)
+            venv.step_async(choose(t, g, frames[g]))
+    for g in range(len(venvs)):
+        land(num_steps - 1, g)
 
 
 def _mean(values, d: Dist) -> float | None:
@@ -261,6 +304,9 @@ class PPOTrainer:
         torch.manual_seed(cfg.seed)  # same initial network on every rank
         self.policy = Policy(NUM_ACTIONS, cfg.channels, cfg.hidden_size, OBS_SHAPE).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
+        self.compiled = (torch.compile(self.policy, dynamic=False,
+                                       mode="reduce-overhead" if self.device.type == "cuda" else "default")
+                         if cfg.compile else None)
         self.normalizer = RewardNormalizer(cfg.num_envs, cfg.gamma, reduce_moments=reduce_moments(self.dist))
         self.step, self.update = 0, 0
         resume_step = self._resume()
@@ -268,18 +314,35 @@ class PPOTrainer:
         torch.manual_seed(rank_seed + self.step)  # sampling differs across ranks and continues on resume
         self.shuffle_gen = torch.Generator().manual_seed(rank_seed + self.step + 1)
 
-        # Envs restart on resume (Procgen state is not saved); seeds move on with the step count.
+        # Envs restart on resume (Procgen state is not saved); seeds move on with the step count. Env group g
+        # (env_groups > 1) has its own procgen env, seeded env_seed + 1000 * g.
         env_seed = rank_seed + self.step
-        self.venv = VecEnv(make_env(cfg, train_levels(cfg), env_seed, cfg.num_envs))
-        self.eval_venv = (VecEnv(make_env(cfg, eval_levels(cfg), env_seed + 5_000, cfg.num_envs))
-                          if cfg.eval_interval else None)
+        self.slices = group_slices(cfg.num_envs, cfg.env_groups)
+        self.venvs = self._make_groups(train_levels(cfg), env_seed)
+        self.eval_venvs = self._make_groups(eval_levels(cfg), env_seed + 5_000) if cfg.eval_interval else []
         self.stats, self.eval_stats = EpisodeStats(cfg.num_envs), EpisodeStats(cfg.num_envs)
-        self.obs = self.venv.observe()
-        self.pinned_obs = torch.empty(self.obs.shape, dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+        self.obs = [venv.observe() for venv in self.venvs]
+        self.eval_obs = [venv.observe() for venv in self.eval_venvs]
+        self.pinned_obs = torch.empty((cfg.num_envs, *OBS_SHAPE), dtype=torch.uint8,
+                                      pin_memory=self.device.type == "cuda")
         self.timings = dict.fromkeys(("env", "inference", "update"), 0.0)  # seconds per phase, this update
-        self.eval_obs = self.eval_venv.observe() if self.eval_venv else None
         self.logger = RunLogger(self.run_dir, resume_step, enabled=self.dist.is_main)
         self.wall_start, self.start_step = time.time(), self.step
+
+    def _make_groups(self, levels: LevelSet, seed: int) -> list[VecEnv]:
+        return [VecEnv(make_env(self.cfg, levels, seed + 1000 * g, sl.stop - sl.start))
+                for g, sl in enumerate(self.slices)]
+
+    def autocast(self):
+        """The context every forward pass of the policy runs in: bf16 autocast with precision bf16."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
+
+    def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The rollout's and evaluation's actions, log-probabilities and values, through the compiled forward
+        pass with compile: true (its outputs are copied: CUDA graphs reuse their output memory)."""
+        with self.autocast():
+            out = self.policy.act(obs, forward=self.compiled)
+        return out if self.compiled is None else tuple(x.clone() for x in out)
 
     # ----------------------------------------------------------------- resume
     def _resume(self) -> int | None:
@@ -333,32 +396,43 @@ class PPOTrainer:
         logps, values = torch.zeros((T, N), device=dev), torch.zeros((T, N), device=dev)
         rewards, dones = np.zeros((T, N), np.float32), np.zeros((T, N), bool)
         self.policy.eval()
-        for t in range(T):
+        clock = time.perf_counter()
+
+        def choose(t: int, g: int, frames: np.ndarray) -> np.ndarray:
+            nonlocal clock
             start = time.perf_counter()
-            actions[t], logps[t], values[t] = self.policy.act(self.upload(self.obs, obs[t]))
-            host_actions = actions[t].cpu().numpy()
-            stepped = time.perf_counter()
-            self.obs, rewards[t], dones[t], finished = self.venv.step(host_actions)
-            self.timings["inference"] += stepped - start
-            self.timings["env"] += time.perf_counter() - stepped
+            self.timings["env"] += start - clock  # waiting for envs, and the bookkeeping since the last choice
+            sl = self.slices[g]
+            actions[t, sl], logps[t, sl], values[t, sl] = self.act(self.upload(frames, obs[t, sl], sl))
+            host_actions = actions[t, sl].cpu().numpy()
+            clock = time.perf_counter()
+            self.timings["inference"] += clock - start
+            return host_actions
+
+        def landed(t: int, g: int, frames, reward, done, finished) -> None:
+            rewards[t, self.slices[g]], dones[t, self.slices[g]] = reward, done
             self.stats.add_true(finished)
-        last_value = self.policy.act(self.upload(self.obs, torch.empty_like(obs[0])))[2]
+
+        step_groups(self.venvs, self.obs, T, choose, landed)
+        self.timings["env"] += time.perf_counter() - clock
+        last_value = self.act(self.upload(np.concatenate(self.obs), torch.empty_like(obs[0]), slice(0, N)))[2]
         return {"obs": obs, "actions": actions, "logps": logps, "values": values, "rewards": rewards,
                 "dones": dones, "last_value": last_value}
 
-    def upload(self, frames: np.ndarray, out: torch.Tensor) -> torch.Tensor:
-        """Copy uint8 frames into `out` on the device once; on CUDA through a pinned buffer, asynchronously
-        (safe to reuse: every upload is followed by a host sync, `actions.cpu()` or the update's losses)."""
+    def upload(self, frames: np.ndarray, out: torch.Tensor, envs: slice) -> torch.Tensor:
+        """Copy uint8 frames of the envs `envs` into `out` on the device once; on CUDA through their rows of a
+        pinned buffer, asynchronously (safe to reuse: every upload is followed by a host sync, `.cpu()`)."""
         src = torch.from_numpy(frames)
         if self.device.type == "cuda":
-            src = self.pinned_obs.copy_(src)
+            src = self.pinned_obs[envs].copy_(src)
         return out.copy_(src, non_blocking=True)
 
     @torch.no_grad()
     def learned_rewards(self, obs: torch.Tensor) -> np.ndarray:
         """The RewardSource on every frame of a rollout [T, N, ...], in large batches."""
         flat = obs.reshape(-1, *OBS_SHAPE)
-        out = torch.cat([self.reward_source(chunk) for chunk in flat.split(4096)])
+        with self.autocast():
+            out = torch.cat([self.reward_source(chunk).float() for chunk in flat.split(4096)])
         return out.float().reshape(obs.shape[:2]).cpu().numpy()
 
     def training_rewards(self, batch: dict) -> torch.Tensor:
@@ -386,7 +460,7 @@ class PPOTrainer:
             for mb in perm.split(mb_size):
                 self.optimizer.zero_grad(set_to_none=True)
                 losses = ppo_gradient(self.policy, {k: v[mb] for k, v in flat.items()}, self.chunk_size,
-                                      cfg.clip_range, cfg.ent_coef, cfg.vf_coef)
+                                      cfg.clip_range, cfg.ent_coef, cfg.vf_coef, self.autocast)
                 average_gradients(params, self.dist)
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 self.optimizer.step()
@@ -399,14 +473,20 @@ class PPOTrainer:
     def evaluate(self) -> None:
         """num_steps steps on held-out levels with the current policy, as the reference's test worker did."""
         self.policy.eval()
-        for _ in range(self.cfg.num_steps):
-            obs = torch.from_numpy(self.eval_obs).to(self.device)
-            action = self.policy.act(obs)[0]
-            learned = self.learned_rewards(obs[None]) if self.reward_source is not None else None
-            self.eval_obs, _, done, finished = self.eval_venv.step(action.cpu().numpy())
+        learned: dict[int, np.ndarray] = {}
+
+        def choose(t: int, g: int, frames: np.ndarray) -> np.ndarray:
+            obs = torch.from_numpy(frames).to(self.device)
+            if self.reward_source is not None:
+                learned[g] = self.learned_rewards(obs[None])
+            return self.act(obs)[0].cpu().numpy()
+
+        def landed(t: int, g: int, frames, reward, done, finished) -> None:
             self.eval_stats.add_true(finished)
-            if learned is not None:
-                self.eval_stats.add_learned(learned, done[None])
+            if self.reward_source is not None:
+                self.eval_stats.add_learned(learned[g], done[None], self.slices[g])
+
+        step_groups(self.eval_venvs, self.eval_obs, self.cfg.num_steps, choose, landed)
 
     # ----------------------------------------------------------------- the loop
     def train(self) -> dict:

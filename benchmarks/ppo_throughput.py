@@ -7,6 +7,10 @@ Floors, each per update of num_envs x num_steps and at its best setting: env ste
 (best procgen num_threads), the network's forward pass alone at rollout batch size (no autograd), one PPO update
 alone (best update_chunk_size). overhead_ratio = end-to-end seconds per update / the floors' sum; overlap_ratio
 divides by max(env, inference) + update instead, the bound if env stepping overlapped inference.
+
+Each speed option is measured on its own and together, end to end, beside the trainer's defaults: the chunked
+update against a plain one-pass update, `precision: bf16` (with its own bf16 floors), `env_groups: 2`
+(env stepping of one half of the envs overlapping inference of the other), and a learned reward.
 Wall and process CPU seconds are both reported: on a machine shared with other work CPU seconds are steadier.
 """
 
@@ -46,6 +50,7 @@ class BenchConfig:
     warmup_updates: int = option(1, "end-to-end updates run before timing", min=0)
     updates: int = option(1, "end-to-end updates timed per trainer variant", min=1)
     compare_plain: bool = option(True, "also time the trainer with update_chunk_size 0 (one pass)")
+    speed_options: bool = option(True, "also time precision bf16, env_groups 2, and both (with bf16 floors)")
     learned_reward: bool = option(True, "also time the trainer with a default trex RewardNet, if it exists")
     torch_threads: int = option(0, "CPU threads for torch (0 = torch's default)", min=0)
     device: str = option("cpu", "where the network runs: cpu, cuda or cuda:N")
@@ -107,7 +112,7 @@ def env_floor(bc: BenchConfig, threads: int) -> Clock:
 def inference_floor(trainer: PPOTrainer, batch: dict) -> Clock:
     """The forward pass alone on each step's num_envs frames, without autograd."""
     trainer.policy.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), trainer.autocast():
         trainer.policy(batch["obs"][0])  # warm-up: oneDNN builds its kernels per shape on first use
         with Clock() as c:
             for frames in batch["obs"]:
@@ -122,10 +127,11 @@ def minibatch_seconds(trainer: PPOTrainer, batch: dict, chunk: int) -> Clock:
     mb.update({k: batch[k].reshape(-1)[:mb_size] for k in ("actions", "logps", "values")})
     mb["advantages"], mb["returns"] = torch.randn_like(mb["logps"]), torch.randn_like(mb["logps"])
     trainer.policy.train()
-    ppo_gradient(trainer.policy, {k: v[:chunk or mb_size] for k, v in mb.items()}, chunk, 0.2, 0.01, 0.5)  # warm-up
+    ppo_gradient(trainer.policy, {k: v[:chunk or mb_size] for k, v in mb.items()}, chunk, 0.2, 0.01, 0.5,
+                 trainer.autocast)  # warm-up
     with Clock() as c:
         trainer.optimizer.zero_grad(set_to_none=True)
-        ppo_gradient(trainer.policy, mb, chunk, 0.2, 0.01, 0.5)
+        ppo_gradient(trainer.policy, mb, chunk, 0.2, 0.01, 0.5, trainer.autocast)
         torch.nn.utils.clip_grad_norm_(list(trainer.policy.parameters()), 0.5)
         trainer.optimizer.step()
     return c
@@ -175,18 +181,30 @@ def main(argv: list[str]) -> dict:
         res["rollout_storage_bytes"] = storage
         reference = 256 * 64 * (64 * 64 * 3 + 8 + 4 + 4 + 4 + 1)  # the same layout at 64 envs x 256 steps
         res["rollout_storage_bytes_reference"] = reference
-        inference = inference_floor(floor_trainer, batch)
-        minibatch = {c: minibatch_seconds(floor_trainer, batch, c) for c in bc.chunk_sizes}
-        best_chunk = min(minibatch, key=lambda c: minibatch[c].cpu)
-        update = update_floor(floor_trainer, batch, best_chunk)
-        res["inference_floor"] = {"wall_s": inference.wall, "cpu_s": inference.cpu}
-        res["minibatch_by_chunk"] = {str(c): {"wall_s": m.wall, "cpu_s": m.cpu} for c, m in minibatch.items()}
-        res["update_floor"] = {"chunk": best_chunk, "wall_s": update.wall, "cpu_s": update.cpu}
+        precisions = ("fp32", "bf16") if bc.speed_options else ("fp32",)
+        floors_by_precision = {}
+        for precision in precisions:
+            floor_trainer.cfg = dataclasses.replace(floor_trainer.cfg, precision=precision)
+            inference = inference_floor(floor_trainer, batch)
+            minibatch = {c: minibatch_seconds(floor_trainer, batch, c) for c in bc.chunk_sizes}
+            best_chunk = min(minibatch, key=lambda c: minibatch[c].cpu)
+            update = update_floor(floor_trainer, batch, best_chunk)
+            floors_by_precision[precision] = {"inference": inference, "minibatch": minibatch, "chunk": best_chunk,
+                                              "update": update}
+            res[f"floors_{precision}"] = {
+                "inference": {"wall_s": inference.wall, "cpu_s": inference.cpu},
+                "minibatch_by_chunk": {str(c): {"wall_s": m.wall, "cpu_s": m.cpu} for c, m in minibatch.items()},
+                "update": {"chunk": best_chunk, "wall_s": update.wall, "cpu_s": update.cpu}}
 
         first = end_to_end(bc, root, "default", best_threads)
         runs = {f"trainer (update_chunk_size {first['update_chunk_size']})": first}
         if bc.compare_plain and first["update_chunk_size"]:
             runs["trainer, plain one-pass update"] = end_to_end(bc, root, "plain", best_threads, update_chunk_size=0)
+        if bc.speed_options:
+            runs["trainer, precision bf16"] = end_to_end(bc, root, "bf16", best_threads, precision="bf16")
+            runs["trainer, env_groups 2"] = end_to_end(bc, root, "groups", best_threads, env_groups=2)
+            runs["trainer, bf16 + env_groups 2"] = end_to_end(bc, root, "bf16_groups", best_threads,
+                                                             precision="bf16", env_groups=2)
         if bc.learned_reward:
             try:
                 from trex.reward_net import RewardNet
@@ -199,13 +217,21 @@ def main(argv: list[str]) -> dict:
     res["end_to_end"] = runs
     res["load_avg_end"] = os.getloadavg()
 
-    floors = {"env": envs[best_threads], "inference": inference, "update": update}
+    def ratios(run: dict, precision: str) -> dict:
+        f = floors_by_precision[precision]
+        env_s, inf_s, upd_s = envs[best_threads], f["inference"], f["update"]
+        floor_wall, floor_cpu = env_s.wall + inf_s.wall + upd_s.wall, env_s.cpu + inf_s.cpu + upd_s.cpu
+        return {"overhead_ratio": run["wall_s"] / floor_wall, "overhead_ratio_cpu": run["cpu_s"] / floor_cpu,
+                "overlap_ratio": run["wall_s"] / (max(env_s.wall, inf_s.wall) + upd_s.wall),
+                "floors_sum_wall_s": floor_wall, "floors_sum_cpu_s": floor_cpu}
+
+    for name, run in runs.items():
+        run.update(ratios(run, "bf16" if "bf16" in name else "fp32"))
     main_run = next(iter(runs.values()))
-    floor_wall, floor_cpu = sum(c.wall for c in floors.values()), sum(c.cpu for c in floors.values())
-    overlap = max(floors["env"].wall, floors["inference"].wall) + floors["update"].wall
-    res.update({"sps": main_run["sps"], "overhead_ratio": main_run["wall_s"] / floor_wall,
-                "overhead_ratio_cpu": main_run["cpu_s"] / floor_cpu, "overlap_ratio": main_run["wall_s"] / overlap,
-                "floors_sum_wall_s": floor_wall, "floors_sum_cpu_s": floor_cpu, "env_threads": best_threads})
+    res.update({"sps": main_run["sps"], "env_threads": best_threads,
+                **{k: main_run[k] for k in ("overhead_ratio", "overhead_ratio_cpu", "overlap_ratio",
+                                            "floors_sum_wall_s", "floors_sum_cpu_s")}})
+    res["speedup_vs_default"] = {name: main_run["wall_s"] / run["wall_s"] for name, run in runs.items()}
     if "trainer, plain one-pass update" in runs:
         plain = runs["trainer, plain one-pass update"]
         res["speedup_vs_plain"] = plain["wall_s"] / main_run["wall_s"]
@@ -214,21 +240,27 @@ def main(argv: list[str]) -> dict:
     print(f"\n{'per update of ' + format(batch_size, ',') + ' steps':52s} {'wall s':>9s} {'CPU s':>9s} {'SPS':>8s}")
     for n, c in envs.items():
         print(f"{f'floor: env stepping, num_threads {n}':52s} {c.wall:9.2f} {c.cpu:9.2f} {batch_size / c.wall:8.0f}")
-    print(f"{'floor: forward pass, no autograd':52s} {inference.wall:9.2f} {inference.cpu:9.2f}")
     mbs = bc.num_minibatches * bc.update_epochs
-    for c, m in minibatch.items():
-        print(f"{f'  update, chunk {c}: one minibatch x {mbs}':52s} {m.wall * mbs:9.2f} {m.cpu * mbs:9.2f}")
-    print(f"{f'floor: one PPO update, chunk {best_chunk}':52s} {update.wall:9.2f} {update.cpu:9.2f}")
-    print(f"{'sum of floors':52s} {floor_wall:9.2f} {floor_cpu:9.2f} {batch_size / floor_wall:8.0f}")
+    for precision, f in floors_by_precision.items():
+        print(f"{f'floor: forward pass, no autograd, {precision}':52s} {f['inference'].wall:9.2f} "
+              f"{f['inference'].cpu:9.2f}")
+        for c, m in f["minibatch"].items():
+            print(f"{f'  update {precision}, chunk {c}: one minibatch x {mbs}':52s} {m.wall * mbs:9.2f} "
+                  f"{m.cpu * mbs:9.2f}")
+        label = f"floor: one PPO update, {precision}, chunk {f['chunk']}"
+        print(f"{label:52s} {f['update'].wall:9.2f} {f['update'].cpu:9.2f}")
+    print(f"{'sum of floors (fp32)':52s} {res['floors_sum_wall_s']:9.2f} {res['floors_sum_cpu_s']:9.2f} "
+          f"{batch_size / res['floors_sum_wall_s']:8.0f}")
     for name, r in runs.items():
         shares = ", ".join(f"{k} {v / r['wall_s']:.0%}" for k, v in r["phases_s"].items())
-        print(f"{'end-to-end: ' + name:52s} {r['wall_s']:9.2f} {r['cpu_s']:9.2f} {r['sps']:8.0f}   ({shares})")
+        print(f"{'end-to-end: ' + name:52s} {r['wall_s']:9.2f} {r['cpu_s']:9.2f} {r['sps']:8.0f}   ({shares}; "
+              f"overhead {r['overhead_ratio']:.2f}, x{res['speedup_vs_default'][name]:.2f} vs defaults)")
     print(f"rollout storage: {storage / 2**20:.1f} MiB here, {reference / 2**20:.1f} MiB at 64 envs x 256 steps")
-    ratios = (f"overhead_ratio {res['overhead_ratio']:.2f} (CPU {res['overhead_ratio_cpu']:.2f}), "
-              f"overlap_ratio {res['overlap_ratio']:.2f}")
+    line = (f"overhead_ratio {res['overhead_ratio']:.2f} (CPU {res['overhead_ratio_cpu']:.2f}), "
+            f"overlap_ratio {res['overlap_ratio']:.2f}")
     if "speedup_vs_plain" in res:
-        ratios += f", speedup vs plain {res['speedup_vs_plain']:.2f}x (CPU {res['speedup_vs_plain_cpu']:.2f}x)"
-    print(f"sps {res['sps']:.0f}; {ratios}; load {res['load_avg_start'][0]:.1f} -> {res['load_avg_end'][0]:.1f}")
+        line += f", speedup vs plain {res['speedup_vs_plain']:.2f}x (CPU {res['speedup_vs_plain_cpu']:.2f}x)"
+    print(f"sps {res['sps']:.0f}; {line}; load {res['load_avg_start'][0]:.1f} -> {res['load_avg_end'][0]:.1f}")
     if bc.out:
         write_json(bc.out, res)
     return res

@@ -20,6 +20,7 @@ from baseline_agent.logger import read_progress
 # Runs on every rank: train, then save what this rank ends with (test-only, into the test's folder).
 WORKER = '''
 import sys
+import numpy as np
 import torch
 from baseline_agent.config import parse_config
 from baseline_agent.ppo import PPOConfig, PPOTrainer
@@ -29,7 +30,7 @@ trainer = PPOTrainer(parse_config(PPOConfig, argv, prog="worker", description="t
 start = [p.detach().clone() for p in trainer.policy.parameters()]
 trainer.train()
 torch.save({"start": start, "end": [p.detach() for p in trainer.policy.parameters()],
-            "obs": torch.from_numpy(trainer.obs.copy()), "step": trainer.step, "update": trainer.update},
+            "obs": torch.from_numpy(np.concatenate(trainer.obs)), "step": trainer.step, "update": trainer.update},
            f"{out}/rank{trainer.dist.rank}.pt")
 '''
 
@@ -44,8 +45,8 @@ def _launch(tmp: Path, run_dir: Path, total_timesteps: int) -> list[dict]:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker),
            str(tmp), "--env_name", "coinrun", "--num_envs", str(NUM_ENVS), "--num_steps", str(NUM_STEPS),
            "--num_minibatches", "2", "--update_epochs", "2", "--update_chunk_size", "8", "--channels", "4,8,8",
-           "--hidden_size", "16", "--eval_interval", "1", "--save_interval", "1", "--num_threads", "1",
-           "--torch_threads", "1", "--device", "cpu", "--total_timesteps", str(total_timesteps),
+           "--hidden_size", "16", "--env_groups", "2", "--eval_interval", "1", "--save_interval", "1",
+           "--num_threads", "1", "--torch_threads", "1", "--device", "cpu", "--total_timesteps", str(total_timesteps),
            "--run_dir", str(run_dir)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)

@@ -1,6 +1,8 @@
-"""Fails if PPO stops learning: on one coinrun level, a short CPU run must clearly beat a random policy."""
+"""Fails if PPO stops learning: on one coinrun level, a short CPU run must clearly beat a random policy,
+with the plain settings and with the speed options (bf16 autocast, two pipelined env groups)."""
 
 import numpy as np
+import pytest
 
 from baseline_agent.checkpoint import list_checkpoints, load_policy
 from baseline_agent.envs import LevelSet
@@ -10,13 +12,15 @@ from baseline_agent.train import main as train_main
 LEVEL = LevelSet(start_level=3, num_levels=1)  # a random policy reaches the coin on ~45% of tries here
 
 
-def test_ppo_beats_a_random_policy_on_its_training_level(tmp_path):
+@pytest.mark.parametrize("speed_options", [[], ["--precision", "bf16", "--env_groups", "2"]],
+                         ids=["plain", "bf16+env_groups"])
+def test_ppo_beats_a_random_policy_on_its_training_level(tmp_path, speed_options):
     run = tmp_path / "run"
     train_main(["--env_name", "coinrun", "--start_level", str(LEVEL.start_level), "--num_levels", "1",
                 "--num_envs", "16", "--num_steps", "64", "--num_minibatches", "4", "--update_epochs", "3",
                 "--channels", "8,16,16", "--hidden_size", "64", "--learning_rate", "1e-3", "--gamma", "0.99",
                 "--total_timesteps", "16384", "--eval_interval", "0", "--save_interval", "100",
-                "--num_threads", "1", "--run_dir", str(run)])
+                "--num_threads", "1", "--run_dir", str(run), *speed_options])
     policy, _ = load_policy(list_checkpoints(run / "checkpoints")[-1])
     episodes = {name: run_episodes(net, "coinrun", "easy", LEVEL, 32, 16, seed=123)
                 for name, net in (("trained", policy), ("random", None))}

@@ -1,0 +1,132 @@
+"""The speed options of PPO keep what it computes: pipelined env groups (`env_groups`) and bf16 autocast."""
+
+import numpy as np
+import pytest
+import torch
+
+from baseline_agent.envs import NUM_ACTIONS, VecEnv
+from baseline_agent.models import Policy
+from baseline_agent.ppo import PPOConfig, PPOTrainer, group_slices, ppo_gradient, step_groups, train_levels
+
+
+class RecordingEnv:
+    """A stand-in VecEnv that notes the order of calls; its frame is the number of steps taken."""
+
+    def __init__(self, name: str, log: list):
+        self.name, self.log, self.steps = name, log, 0
+
+    def step_async(self, actions):
+        self.log.append(("start", self.name, int(actions[0])))
+
+    def step_wait(self):
+        self.steps += 1
+        self.log.append(("wait", self.name))
+        return np.full(1, self.steps), np.zeros(1, np.float32), np.zeros(1, bool), []
+
+
+def test_step_groups_starts_each_group_before_choosing_for_the_next():
+    log: list = []
+    venvs = [RecordingEnv("a", log), RecordingEnv("b", log)]
+    frames = [np.zeros(1), np.zeros(1)]
+    landed = []
+
+    def choose(t, g, f):
+        log.append(("choose", "ab"[g], int(f[0])))
+        return np.array([10 * t + g])
+
+    step_groups(venvs, frames, 2, choose, lambda t, g, obs, *_: landed.append((t, g, int(obs[0]))))
+    assert log == [("choose", "a", 0), ("start", "a", 0), ("choose", "b", 0), ("start", "b", 1),
+                   ("wait", "a"), ("choose", "a", 1), ("start", "a", 10),
+                   ("wait", "b"), ("choose", "b", 1), ("start", "b", 11),
+                   ("wait", "a"), ("wait", "b")]
+    assert landed == [(0, 0, 1), (0, 1, 1), (1, 0, 2), (1, 1, 2)]
+    assert [int(f[0]) for f in frames] == [2, 2]
+
+
+def test_group_slices_cover_the_envs_once():
+    for n, g in [(64, 1), (64, 2), (7, 3), (5, 5)]:
+        slices = group_slices(n, g)
+        assert len(slices) == g and slices[0].start == 0 and slices[-1].stop == n
+        assert all(a.stop == b.start and a.stop > a.start for a, b in zip(slices, slices[1:], strict=False))
+
+
+def _trainer(tmp_path, **changes) -> PPOTrainer:
+    # leaper: an untrained policy ends episodes within these 48 steps, so the replay below crosses resets.
+    cfg = PPOConfig(env_name="leaper", num_levels=5, num_envs=5, num_steps=48, num_minibatches=1,
+                    channels=[4, 8, 8], hidden_size=32, eval_interval=0, num_threads=1, total_timesteps=240,
+                    run_dir=str(tmp_path / "run"), **changes)
+    cfg.check()
+    return PPOTrainer(cfg)
+
+
+def test_pipelined_rollout_is_the_envs_own_trajectory(tmp_path):
+    """With 3 env groups, every stored frame, reward and done is what replaying the stored actions on fresh
+    envs of the same seeds gives, and the stored log-probs and values are the policy's on the stored frames."""
+    trainer = _trainer(tmp_path, env_groups=3)
+    batch = trainer.collect_rollout()
+    replay = trainer._make_groups(train_levels(trainer.cfg), trainer.cfg.seed)
+    for venv, sl in zip(replay, trainer.slices, strict=True):
+        frames = venv.observe()
+        for t in range(trainer.cfg.num_steps):
+            np.testing.assert_array_equal(batch["obs"][t, sl].numpy(), frames)
+            frames, reward, done, _ = venv.step(batch["actions"][t, sl].numpy())
+            np.testing.assert_array_equal(batch["rewards"][t, sl], reward)
+            np.testing.assert_array_equal(batch["dones"][t, sl], done)
+        np.testing.assert_array_equal(trainer.obs[trainer.slices.index(sl)], frames)
+    assert batch["dones"].any(), "no episode ended: the replay checked no reset"
+    with torch.no_grad():
+        logits, values = trainer.policy(batch["obs"].reshape(-1, 64, 64, 3))
+        logp = torch.distributions.Categorical(logits=logits).log_prob(batch["actions"].reshape(-1))
+    torch.testing.assert_close(logp, batch["logps"].reshape(-1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(values, batch["values"].reshape(-1), rtol=1e-5, atol=1e-5)
+
+
+def test_env_groups_are_refused_beyond_the_envs():
+    from baseline_agent.cli import UserError
+
+    with pytest.raises(UserError, match="env_groups"):
+        PPOConfig(num_envs=2, env_groups=3).check()
+
+
+def test_bf16_autocast_keeps_outputs_and_gradient_close_to_float32():
+    torch.manual_seed(0)
+    policy = Policy(NUM_ACTIONS, [16, 32, 32], 256)
+    obs = torch.randint(0, 256, (64, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        logits, values = policy(obs)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits16, values16 = policy(obs)
+    assert logits16.dtype == torch.float32 and values16.dtype == torch.float32  # heads run in float32
+    torch.testing.assert_close(logits16, logits, atol=2e-3, rtol=0)
+    torch.testing.assert_close(values16, values, atol=0.05, rtol=0)
+
+    mb = {"obs": obs, "actions": torch.randint(0, NUM_ACTIONS, (64,)), "logps": logits.log_softmax(-1)[:, 0],
+          "values": values, "advantages": torch.randn(64), "returns": values + torch.randn(64)}
+    grads = {}
+    for name, autocast in (("fp32", torch.autocast("cpu", enabled=False)),
+                           ("bf16", torch.autocast("cpu", dtype=torch.bfloat16))):
+        policy.zero_grad()
+        ppo_gradient(policy, mb, 16, 0.2, 0.01, 0.5, lambda ac=autocast: ac)
+        grads[name] = torch.cat([p.grad.flatten() for p in policy.parameters()])
+    cosine = torch.nn.functional.cosine_similarity(grads["fp32"], grads["bf16"], dim=0)
+    assert cosine > 0.99, float(cosine)
+
+
+def test_trainer_with_bf16_runs_an_update_in_float32_state(tmp_path):
+    trainer = _trainer(tmp_path, precision="bf16", env_groups=2)
+    before = [p.detach().clone() for p in trainer.policy.parameters()]
+    summary = trainer.train()
+    assert summary["total_timesteps"] == 240
+    assert all(p.dtype == torch.float32 for p in trainer.policy.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.policy.parameters(), strict=True))
+    assert isinstance(trainer.venvs[0], VecEnv) and len(trainer.venvs) == 2
+
+
+def test_compiled_rollout_matches_the_eager_one(tmp_path):
+    eager = _trainer(tmp_path / "eager").collect_rollout()
+    compiled_trainer = _trainer(tmp_path / "compiled", compile=True)
+    compiled = compiled_trainer.collect_rollout()
+    assert compiled_trainer.compiled is not None
+    torch.testing.assert_close(compiled["logps"], eager["logps"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(compiled["values"], eager["values"], rtol=1e-4, atol=1e-4)
+    assert torch.equal(compiled["actions"], eager["actions"]) and torch.equal(compiled["obs"], eager["obs"])
