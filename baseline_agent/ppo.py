@@ -70,7 +70,8 @@ class PPOConfig:
     num_minibatches: int = option(8, "minibatches per epoch", min=1)
     update_epochs: int = option(3, "epochs over each batch", min=1)
     update_chunk_size: int = option(-1, "samples per forward/backward pass within a minibatch, the same gradient "
-                                    "in cache-sized pieces (0 = one pass; -1 = auto: 64 on CPU, one pass on GPU)",
+                                    "in cache-sized pieces (0 = one pass; -1 = auto: 64 on CPU, 256 with bf16, "
+                                    "one pass on GPU)",
                                     min=-1)
     learning_rate: float = option(5e-4, "Adam learning rate (constant)", min=0.0)
     gamma: float = option(0.999, "discount, also used by the reward normaliser", min=0.0, max=1.0)
@@ -107,9 +108,9 @@ class PPOConfig:
             raise UserError(f"config key 'device': {self.device!r} is not one of: auto, cpu, cuda, cuda:N")
 
 
-# update_chunk_size=-1 on CPU: a 2,048-sample minibatch ran ~1.6x faster in chunks of 64 than in one pass
-# (benchmarks/ppo_throughput.py); a GPU wants the whole minibatch at once.
-CPU_CHUNK_SIZE = 64
+# update_chunk_size=-1 on CPU: a 2,048-sample minibatch ran ~1.6x faster in chunks of 64 than in one pass,
+# and in bf16 fastest in chunks of 256 (benchmarks/ppo_throughput.py); a GPU wants the whole minibatch at once.
+CPU_CHUNK_SIZE = {"fp32": 64, "bf16": 256}
 
 # Keys that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_KEYS = ("total_timesteps", "device", "log_interval", "torch_threads", "num_threads", "update_chunk_size",
@@ -291,7 +292,7 @@ class PPOTrainer:
         self.run_dir = Path(cfg.run_dir)
         self.batch_size = cfg.num_envs * cfg.num_steps
         self.global_batch = self.batch_size * self.dist.world_size
-        auto_chunk = CPU_CHUNK_SIZE if self.device.type == "cpu" else 0
+        auto_chunk = CPU_CHUNK_SIZE[cfg.precision] if self.device.type == "cpu" else 0
         self.chunk_size = auto_chunk if cfg.update_chunk_size < 0 else cfg.update_chunk_size
         self.num_updates = math.ceil(cfg.total_timesteps / self.global_batch)
         self.resolved = {**config_dict(cfg), **(extra_config or {})}
