@@ -112,7 +112,7 @@ class PPOConfig:
 # and in bf16 fastest in chunks of 256 (benchmarks/ppo_throughput.py); a GPU wants the whole minibatch at once.
 CPU_CHUNK_SIZE = {"fp32": 64, "bf16": 256}
 
-# Keys that may change when a run is resumed: they do not change what is computed.
+# Keys that may change when a run is resumed: they change speed, not the algorithm (bf16 changes rounding only).
 RESUMABLE_KEYS = ("total_timesteps", "device", "log_interval", "torch_threads", "num_threads", "update_chunk_size",
                   "env_groups", "precision", "compile")
 
@@ -422,7 +422,8 @@ class PPOTrainer:
 
     def upload(self, frames: np.ndarray, out: torch.Tensor, envs: slice) -> torch.Tensor:
         """Copy uint8 frames of the envs `envs` into `out` on the device once; on CUDA through their rows of a
-        pinned buffer, asynchronously (safe to reuse: every upload is followed by a host sync, `.cpu()`)."""
+        pinned buffer, asynchronously (safe to reuse: a host sync, `.cpu()` or the update's losses, always comes
+        before those rows are written again)."""
         src = torch.from_numpy(frames)
         if self.device.type == "cuda":
             src = self.pinned_obs[envs].copy_(src)
