@@ -92,8 +92,8 @@ class PPOConfig:
     torch_threads: int = option(0, "CPU threads for torch (0 = torch's default)", min=0)
     compile: bool = option(False, "torch.compile the rollout's forward pass (CUDA graphs on a GPU: mode "
                            "reduce-overhead); the update stays eager")
-    precision: str = option("fp32", "network arithmetic: fp32, or bf16 (autocast for the policy's CNN trunk and a "
-                            "learned reward; policy heads, losses, gradients and Adam stay float32)",
+    precision: str = option("fp32", "policy arithmetic: fp32, or bf16 (autocast for the policy's CNN trunk; its "
+                            "heads, losses, gradients, Adam and a learned reward stay float32)",
                             choices=("fp32", "bf16"))
     run_dir: str = option("runs/ppo", "folder for config, checkpoints, logs and summary")
 
@@ -111,6 +111,9 @@ class PPOConfig:
 # update_chunk_size=-1 on CPU: a 2,048-sample minibatch ran ~1.6x faster in chunks of 64 than in one pass,
 # and in bf16 fastest in chunks of 256 (benchmarks/ppo_throughput.py); a GPU wants the whole minibatch at once.
 CPU_CHUNK_SIZE = {"fp32": 64, "bf16": 256}
+
+# Env group g's seed is offset by g times this: far beyond the rank (10,000) and held-out (5,000) offsets.
+GROUP_SEED_STRIDE = 1_000_003
 
 # Keys that may change when a run is resumed: they change speed, not the algorithm (bf16 changes rounding only).
 RESUMABLE_KEYS = ("total_timesteps", "device", "log_interval", "torch_threads", "num_threads", "update_chunk_size",
@@ -316,7 +319,7 @@ class PPOTrainer:
         self.shuffle_gen = torch.Generator().manual_seed(rank_seed + self.step + 1)
 
         # Envs restart on resume (Procgen state is not saved); seeds move on with the step count. Env group g
-        # (env_groups > 1) has its own procgen env, seeded env_seed + 1000 * g.
+        # (env_groups > 1) has its own procgen env, seeded env_seed + GROUP_SEED_STRIDE * g.
         env_seed = rank_seed + self.step
         self.slices = group_slices(cfg.num_envs, cfg.env_groups)
         self.venvs = self._make_groups(train_levels(cfg), env_seed)
@@ -331,7 +334,7 @@ class PPOTrainer:
         self.wall_start, self.start_step = time.time(), self.step
 
     def _make_groups(self, levels: LevelSet, seed: int) -> list[VecEnv]:
-        return [VecEnv(make_env(self.cfg, levels, seed + 1000 * g, sl.stop - sl.start))
+        return [VecEnv(make_env(self.cfg, levels, seed + GROUP_SEED_STRIDE * g, sl.stop - sl.start))
                 for g, sl in enumerate(self.slices)]
 
     def autocast(self):
@@ -432,9 +435,8 @@ class PPOTrainer:
     @torch.no_grad()
     def learned_rewards(self, obs: torch.Tensor) -> np.ndarray:
         """The RewardSource on every frame of a rollout [T, N, ...], in large batches."""
-        flat = obs.reshape(-1, *OBS_SHAPE)
-        with self.autocast():
-            out = torch.cat([self.reward_source(chunk).float() for chunk in flat.split(4096)])
+        flat = obs.reshape(-1, *OBS_SHAPE)  # float32 also under precision bf16: see PPOConfig.precision
+        out = torch.cat([self.reward_source(chunk).float() for chunk in flat.split(4096)])
         return out.float().reshape(obs.shape[:2]).cpu().numpy()
 
     def training_rewards(self, batch: dict) -> torch.Tensor:

@@ -39,6 +39,7 @@ SMALL = {"env_name": "coinrun", "start_level": 3, "num_levels": 1, "num_envs": 1
 class CurveConfig:
     ppo_config: str = option("", "PPO config YAML to train with ('' = a small single-level coinrun run for a CPU)")
     total_timesteps: int = option(0, "steps per run (0 = the PPO config's)", min=0)
+    ppo_overrides: dict = option({}, "PPO keys set for both variants, over the PPO config (e.g. {eval_interval: 4})")
     seeds: list[int] = option([0, 1, 2], "seeds; each trains both variants", min=0)
     changes: dict = option({"precision": "bf16", "env_groups": 2, "update_chunk_size": -1},
                            "the speed options compared with the plain path")
@@ -94,15 +95,33 @@ def plot(runs: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def summarize(cc: CurveConfig, runs: dict, summaries: dict) -> dict:
+    """Windows, SPS and curves of the runs done so far (the seeds with both variants finished count)."""
+    seeds = [s for s in cc.seeds if ("plain", s) in runs and ("changed", s) in runs]
+    result = {"config": dataclasses.asdict(cc), "plain": PLAIN, "changes": cc.changes, "seeds_done": seeds,
+              "windows": {}}
+    for window, (lo, hi) in {"early": (0.0, cc.early), "late": (1.0 - cc.late, 1.0)}.items():
+        for key in ("eprewmean", "eval_eprewmean"):
+            per_seed = {v: [window_mean(runs[v, s], key, lo, hi) for s in seeds] for v in ("plain", "changed")}
+            result["windows"][f"{window}_{key}"] = {"per_seed": per_seed, **compare(per_seed)}
+    result["sps"] = {v: [summaries[v, s]["sps"] for s in seeds] for v in ("plain", "changed")}
+    result["runs"] = {f"{v}_seed{s}": [{k: r.get(k) for k in (STEP_KEY, "eprewmean", "eval_eprewmean")}
+                                       for r in rows] for (v, s), rows in runs.items()}
+    return result
+
+
 def main(argv: list[str]) -> dict:
     cc = parse_config(CurveConfig, argv, prog="benchmarks/curve_match.py", description=__doc__.splitlines()[0])
+    if not cc.seeds:
+        raise UserError("config key 'seeds': give at least one seed")
     base = load_yaml(cc.ppo_config) if cc.ppo_config else dict(SMALL)
     if cc.total_timesteps:
         base["total_timesteps"] = cc.total_timesteps
-    base["device"] = cc.device
-    unknown = sorted(set(cc.changes) - {f.name for f in dataclasses.fields(PPOConfig)})
-    if unknown:
-        raise UserError(f"config key 'changes': {unknown[0]!r} is not a PPO config key")
+    base.update({**cc.ppo_overrides, "device": cc.device})
+    for key in ("changes", "ppo_overrides"):
+        unknown = sorted(set(getattr(cc, key)) - {f.name for f in dataclasses.fields(PPOConfig)})
+        if unknown:
+            raise UserError(f"config key '{key}': {unknown[0]!r} is not a PPO config key")
     out = Path(cc.out_dir)
     variants = {"plain": {**base, **PLAIN}, "changed": {**base, **PLAIN, **cc.changes}}
     runs, summaries = {}, {}
@@ -113,17 +132,9 @@ def main(argv: list[str]) -> dict:
             print(f"--- {variant}, seed {seed}: " + ", ".join(f"{k} {getattr(cfg, k)}" for k in shown), flush=True)
             summaries[variant, seed] = PPOTrainer(cfg).train()
             runs[variant, seed] = read_progress(Path(cfg.run_dir) / "progress.csv")
-
-    result = {"config": dataclasses.asdict(cc), "plain": PLAIN, "changes": cc.changes, "windows": {}}
-    for window, (lo, hi) in {"early": (0.0, cc.early), "late": (1.0 - cc.late, 1.0)}.items():
-        for key in ("eprewmean", "eval_eprewmean"):
-            per_seed = {v: [window_mean(runs[v, s], key, lo, hi) for s in cc.seeds] for v in variants}
-            result["windows"][f"{window}_{key}"] = {"per_seed": per_seed, **compare(per_seed)}
-    result["sps"] = {v: [summaries[v, s]["sps"] for s in cc.seeds] for v in variants}
-    result["runs"] = {f"{v}_seed{s}": [{k: r.get(k) for k in (STEP_KEY, "eprewmean", "eval_eprewmean")}
-                                       for r in rows] for (v, s), rows in runs.items()}
-    write_json(out / "curve_match.json", result)
-    plot(runs, out / "curves.png", f"plain vs {cc.changes}, seeds {cc.seeds}")
+            result = summarize(cc, runs, summaries)  # after every run, so that a cut-off check keeps what it has
+            write_json(out / "curve_match.json", result)
+            plot(runs, out / "curves.png", f"plain vs {cc.changes}, seeds {cc.seeds}")
 
     print(f"\n{'window':26s} {'plain':>8s} {'changed':>8s} {'gap':>8s} {'2 s.e.':>8s}  within noise")
     for name, w in result["windows"].items():
@@ -131,7 +142,7 @@ def main(argv: list[str]) -> dict:
             continue
         print(f"{name:26s} {w['plain_mean']:8.2f} {w['changed_mean']:8.2f} {w.get('gap', float('nan')):8.2f} "
               f"{2 * w.get('gap_standard_error', float('nan')):8.2f}  {w.get('within_noise')}")
-    print("SPS: " + ", ".join(f"{v} {np.mean(x):.0f}" for v, x in result["sps"].items()) + f" -> {out}")
+    print("SPS: " + ", ".join(f"{v} {np.mean(x):.0f}" for v, x in result["sps"].items() if x) + f" -> {out}")
     return result
 
 

@@ -190,7 +190,7 @@ def main(argv: list[str]) -> dict:
         res["rollout_storage_bytes"] = storage
         reference = 256 * 64 * (64 * 64 * 3 + 8 + 4 + 4 + 4 + 1)  # the same layout at 64 envs x 256 steps
         res["rollout_storage_bytes_reference"] = reference
-        precisions = ("fp32", "bf16") if bc.speed_options else ("fp32",)
+        precisions = ("fp32", "bf16") if bc.speed_options or bc.compile_variants else ("fp32",)
         floors_by_precision = {}
         for precision in precisions:
             floor_trainer.cfg = dataclasses.replace(floor_trainer.cfg, precision=precision)

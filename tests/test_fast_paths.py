@@ -1,4 +1,7 @@
-"""The speed options of PPO keep what it computes: pipelined env groups (`env_groups`) and bf16 autocast."""
+"""The speed options of PPO keep what it computes: pipelined env groups (`env_groups`), bf16 autocast and the
+compiled rollout. TEST_DEVICE=cuda runs the trainer tests on a GPU (benchmarks/gpu_check.sh does)."""
+
+import os
 
 import numpy as np
 import pytest
@@ -50,11 +53,15 @@ def test_group_slices_cover_the_envs_once():
         assert all(a.stop == b.start and a.stop > a.start for a, b in zip(slices, slices[1:], strict=False))
 
 
+DEVICE = os.environ.get("TEST_DEVICE", "cpu")
+
+
 def _trainer(tmp_path, **changes) -> PPOTrainer:
     # leaper: an untrained policy ends episodes within these 48 steps, so the replay below crosses resets.
-    cfg = PPOConfig(env_name="leaper", num_levels=5, num_envs=5, num_steps=48, num_minibatches=1,
-                    channels=[4, 8, 8], hidden_size=32, eval_interval=0, num_threads=1, total_timesteps=240,
-                    run_dir=str(tmp_path / "run"), **changes)
+    values = {"env_name": "leaper", "num_levels": 5, "num_envs": 5, "num_steps": 48, "num_minibatches": 1,
+              "channels": [4, 8, 8], "hidden_size": 32, "eval_interval": 0, "num_threads": 1, "total_timesteps": 240,
+              "device": DEVICE, "run_dir": str(tmp_path / "run")}
+    cfg = PPOConfig(**{**values, **changes})
     cfg.check()
     return PPOTrainer(cfg)
 
@@ -68,8 +75,8 @@ def test_pipelined_rollout_is_the_envs_own_trajectory(tmp_path):
     for venv, sl in zip(replay, trainer.slices, strict=True):
         frames = venv.observe()
         for t in range(trainer.cfg.num_steps):
-            np.testing.assert_array_equal(batch["obs"][t, sl].numpy(), frames)
-            frames, reward, done, _ = venv.step(batch["actions"][t, sl].numpy())
+            np.testing.assert_array_equal(batch["obs"][t, sl].cpu().numpy(), frames)
+            frames, reward, done, _ = venv.step(batch["actions"][t, sl].cpu().numpy())
             np.testing.assert_array_equal(batch["rewards"][t, sl], reward)
             np.testing.assert_array_equal(batch["dones"][t, sl], done)
         np.testing.assert_array_equal(trainer.obs[trainer.slices.index(sl)], frames)
@@ -112,21 +119,37 @@ def test_bf16_autocast_keeps_outputs_and_gradient_close_to_float32():
     assert cosine > 0.99, float(cosine)
 
 
-def test_trainer_with_bf16_runs_an_update_in_float32_state(tmp_path):
+def test_trainer_with_bf16_runs_its_trunk_in_bf16_and_keeps_float32_state(tmp_path):
     trainer = _trainer(tmp_path, precision="bf16", env_groups=2)
+    trunk_dtypes = set()
+    trainer.policy.trunk.register_forward_hook(lambda module, args, out: trunk_dtypes.add(out.dtype))
     before = [p.detach().clone() for p in trainer.policy.parameters()]
     summary = trainer.train()
+    assert trunk_dtypes == {torch.bfloat16}, trunk_dtypes
     assert summary["total_timesteps"] == 240
     assert all(p.dtype == torch.float32 for p in trainer.policy.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.policy.parameters(), strict=True))
     assert isinstance(trainer.venvs[0], VecEnv) and len(trainer.venvs) == 2
 
 
+def test_learned_returns_are_tallied_per_group_in_rollouts_and_evaluation(tmp_path):
+    """A learned reward of 1 per frame makes every episode's learned return its length, in both level sets."""
+    trainer = _trainer(tmp_path, env_groups=2, eval_interval=1, total_timesteps=480)
+    trainer.reward_source = lambda obs: torch.ones(len(obs), device=obs.device)
+    trainer.train()
+    for stats in (trainer.stats, trainer.eval_stats):
+        assert len(stats.len) > 0, "no episode ended"
+        assert list(stats.learned) == [float(n) for n in stats.len]
+
+
 def test_compiled_rollout_matches_the_eager_one(tmp_path):
+    from torch._dynamo.utils import counters
+
     eager = _trainer(tmp_path / "eager").collect_rollout()
     compiled_trainer = _trainer(tmp_path / "compiled", compile=True)
+    counters.clear()
     compiled = compiled_trainer.collect_rollout()
-    assert compiled_trainer.compiled is not None
+    assert counters["stats"]["unique_graphs"] >= 1, "the rollout did not go through the compiled forward pass"
     torch.testing.assert_close(compiled["logps"], eager["logps"], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(compiled["values"], eager["values"], rtol=1e-4, atol=1e-4)
     assert torch.equal(compiled["actions"], eager["actions"]) and torch.equal(compiled["obs"], eager["obs"])
