@@ -47,6 +47,9 @@ class BenchConfig:
     update_chunk_size: int = option(-1, "the trainer's update_chunk_size (0 = one pass, -1 = auto)", min=-1)
     chunk_sizes: list[int] = option([0, 32, 64, 128, 256], "update_chunk_size candidates for the update floor", min=0)
     env_threads: list[int] = option([1, 2, 4], "procgen num_threads candidates for the env floor", min=1)
+    eval_interval: int = option(0, "the trainers' held-out evaluation interval (0 = none, as in the floors; 1 = "
+                                "the reference, which adds num_steps of held-out env steps and inference per update)",
+                                min=0)
     warmup_updates: int = option(1, "end-to-end updates run before timing", min=0)
     floor_repeats: int = option(2, "times each floor is measured; the fastest counts (a floor is a best case)",
                                 min=1)
@@ -93,7 +96,7 @@ class TimedTrainer(PPOTrainer):
 def ppo_config(bc: BenchConfig, run_dir: str, num_threads: int, **changes) -> PPOConfig:
     cfg = PPOConfig(env_name=bc.env_name, num_envs=bc.num_envs, num_steps=bc.num_steps,
                     num_minibatches=bc.num_minibatches, update_epochs=bc.update_epochs, channels=bc.channels,
-                    hidden_size=bc.hidden_size, update_chunk_size=bc.update_chunk_size, eval_interval=0,
+                    hidden_size=bc.hidden_size, update_chunk_size=bc.update_chunk_size, eval_interval=bc.eval_interval,
                     save_interval=10**6, log_interval=10**6, num_threads=num_threads, seed=bc.seed,
                     device=bc.device, torch_threads=bc.torch_threads, run_dir=run_dir,
                     total_timesteps=bc.num_envs * bc.num_steps * (bc.warmup_updates + bc.updates))
