@@ -25,7 +25,7 @@ from baseline_agent.distributed import Dist
 from baseline_agent.envs import GAMES, OBS_SHAPE
 from baseline_agent.evaluation import StepView, default_levels, procgen_options, run_episodes
 from baseline_agent.files import atomic_write
-from baseline_agent.ppo import MODES, resolve_device
+from baseline_agent.ppo import MODES, check_device, resolve_device
 from trex.learned_reward import load_learned_reward
 
 TILE = 512  # Procgen's render size; 64x64 observations are scaled up 8x to match
@@ -58,8 +58,7 @@ class VideoConfig:
     def check(self) -> None:
         if bool(self.load_path) == bool(self.demo):
             raise UserError("config keys 'load_path' and 'demo': name exactly one of them")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise UserError(f"config key 'device': {self.device!r} is not one of: auto, cpu, cuda, cuda:N")
+        check_device(self.device)
 
 
 class Mp4Writer:

@@ -17,7 +17,7 @@ from baseline_agent.distributed import Dist
 from baseline_agent.envs import GAMES, LevelSet
 from baseline_agent.evaluation import default_levels, procgen_options, run_episodes, summarize_returns
 from baseline_agent.files import write_json
-from baseline_agent.ppo import MODES, resolve_device
+from baseline_agent.ppo import MODES, check_device, resolve_device
 from baseline_agent.scores import normalized_score
 from trex.learned_reward import load_learned_reward
 
@@ -42,8 +42,7 @@ class EvalConfig:
     out: str = option("", "JSON file for every episode and the summary (empty = print only)")
 
     def check(self) -> None:
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise UserError(f"config key 'device': {self.device!r} is not one of: auto, cpu, cuda, cuda:N")
+        check_device(self.device)
 
 
 def _line(name: str, s: dict) -> str:

@@ -104,8 +104,7 @@ class PPOConfig:
         if self.env_groups > self.num_envs:
             raise UserError(f"config key 'env_groups': {self.env_groups} groups need at least as many envs "
                             f"(num_envs = {self.num_envs})")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise UserError(f"config key 'device': {self.device!r} is not one of: auto, cpu, cuda, cuda:N")
+        check_device(self.device)
 
 
 # update_chunk_size=-1 on CPU: a 2,048-sample minibatch ran ~1.6x faster in chunks of 64 than in one pass,
@@ -192,6 +191,12 @@ def ppo_gradient(policy: Policy, mb: dict[str, torch.Tensor], chunk_size: int, c
         for k, v in losses.items():
             totals[k] = totals.get(k, 0.0) + v.detach() * weight
     return totals
+
+
+def check_device(name: str) -> None:
+    """Config key 'device' of every entry point: auto, cpu, cuda or cuda:N, else one clear line."""
+    if not (name in ("auto", "cpu", "cuda") or name.startswith("cuda:")):
+        raise UserError(f"config key 'device': {name!r} is not one of: auto, cpu, cuda, cuda:N")
 
 
 def resolve_device(name: str, d: Dist) -> torch.device:

@@ -68,3 +68,12 @@ def test_help_lists_every_key_with_default_and_meaning():
                 "seed", "device", "run_dir"):
         assert f"--{key}" in text
     assert "[default: 0.999]" in text and "[default: 25000000]" in text
+
+
+@pytest.mark.parametrize("script", ["baseline_agent/train.py", "test_policy.py", "rec_video.py"])
+def test_every_entry_point_refuses_an_unknown_device_in_one_line(script):
+    needed = [] if script == "baseline_agent/train.py" else ["--load_path", "x.pt"]
+    proc = subprocess.run([sys.executable, str(ROOT / script), "--device", "gpu", *needed], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: config key 'device': 'gpu' is not one of: auto, cpu, cuda, cuda:N"
