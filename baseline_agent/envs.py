@@ -19,6 +19,10 @@ GAMES = (
 )
 NUM_ACTIONS = 15
 OBS_SHAPE = (64, 64, 3)
+# Procgen's options beyond game, levels and mode (PPOConfig has a key of each name); a policy is evaluated or
+# rolled out with the values it was trained with, since they change what the agent sees.
+PROCGEN_OPTIONS = ("use_backgrounds", "restrict_themes", "use_monochrome_assets", "paint_vel_info", "center_agent",
+                   "use_sequential_levels")
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,8 @@ import torch
 from scipy import stats
 
 from baseline_agent.cli import UserError
-from baseline_agent.envs import NUM_ACTIONS, LevelSet, VecEnv, held_out_levels, make_procgen
+from baseline_agent.envs import NUM_ACTIONS, PROCGEN_OPTIONS, LevelSet, VecEnv, held_out_levels, make_procgen
 from baseline_agent.models import Policy
-
-# Procgen options a checkpoint's config may carry; evaluating with other values changes what the agent sees.
-PROCGEN_OPTIONS = ("use_backgrounds", "restrict_themes", "use_monochrome_assets", "paint_vel_info", "center_agent",
-                   "use_sequential_levels")
 
 RewardFn = Callable[[torch.Tensor], torch.Tensor]
 

@@ -35,7 +35,16 @@ from baseline_agent.distributed import (
     reduce_moments,
     shutdown,
 )
-from baseline_agent.envs import GAMES, NUM_ACTIONS, OBS_SHAPE, LevelSet, RewardNormalizer, VecEnv, held_out_levels
+from baseline_agent.envs import (
+    GAMES,
+    NUM_ACTIONS,
+    OBS_SHAPE,
+    PROCGEN_OPTIONS,
+    LevelSet,
+    RewardNormalizer,
+    VecEnv,
+    held_out_levels,
+)
 from baseline_agent.envs import make_procgen as _make_procgen
 from baseline_agent.files import write_json
 from baseline_agent.logger import ProgressLine, RunLogger, fmt, fmt_duration, plot_curves
@@ -219,10 +228,8 @@ def env_threads() -> int:
 def make_env(cfg: PPOConfig, levels: LevelSet, seed: int, num_envs: int, render: bool = False):
     """The Procgen env a PPOConfig describes, on the given level set."""
     return _make_procgen(cfg.env_name, num_envs, levels, seed, cfg.distribution_mode, render=render,
-                         num_threads=cfg.num_threads or env_threads(), use_backgrounds=cfg.use_backgrounds,
-                         restrict_themes=cfg.restrict_themes, use_monochrome_assets=cfg.use_monochrome_assets,
-                         paint_vel_info=cfg.paint_vel_info, center_agent=cfg.center_agent,
-                         use_sequential_levels=cfg.use_sequential_levels)
+                         num_threads=cfg.num_threads or env_threads(),
+                         **{k: getattr(cfg, k) for k in PROCGEN_OPTIONS})
 
 
 def train_levels(cfg: PPOConfig) -> LevelSet:

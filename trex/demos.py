@@ -27,7 +27,7 @@ from baseline_agent.checkpoint import list_checkpoints, load_checkpoint, policy_
 from baseline_agent.cli import UserError
 from baseline_agent.config import config_dict, save_run_config
 from baseline_agent.distributed import Dist
-from baseline_agent.envs import NUM_ACTIONS, LevelSet, VecEnv, held_out_levels, make_procgen
+from baseline_agent.envs import NUM_ACTIONS, PROCGEN_OPTIONS, LevelSet, VecEnv, held_out_levels, make_procgen
 from baseline_agent.files import write_json
 from baseline_agent.logger import fmt_duration
 from baseline_agent.models import Policy
@@ -35,8 +35,9 @@ from baseline_agent.ppo import resolve_device
 from trex.config import TrexConfig
 from trex.demo_store import DemoRecord, read_index, write_demos
 
-# Procgen options a demonstrator was trained with; its demos are rolled out with the same ones.
-ENV_OPTIONS = ("use_backgrounds", "restrict_themes", "use_monochrome_assets", "paint_vel_info", "center_agent")
+# Procgen options a demonstrator was trained with; its demos are rolled out with the same ones, except
+# use_sequential_levels: a demo is one episode of one level.
+ENV_OPTIONS = tuple(k for k in PROCGEN_OPTIONS if k != "use_sequential_levels")
 FLUSH_EVERY = 8  # finished demos per atomic write (also at least every FLUSH_SECONDS)
 FLUSH_SECONDS = 30.0
 LEVEL_SETS = ("train", "test")
