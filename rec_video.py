@@ -26,6 +26,7 @@ from baseline_agent.envs import GAMES, OBS_SHAPE
 from baseline_agent.evaluation import StepView, default_levels, procgen_options, run_episodes
 from baseline_agent.files import atomic_write
 from baseline_agent.ppo import MODES, check_device, resolve_device
+from trex.evaluation import frame_rewards
 from trex.learned_reward import load_learned_reward
 
 TILE = 512  # Procgen's render size; 64x64 observations are scaled up 8x to match
@@ -142,10 +143,7 @@ def film_demo(cfg: VideoConfig, writer_path: str, device: torch.device) -> tuple
         if env_name is None:
             raise UserError(f"cannot tell the game of {cfg.demo} (no index.csv names it): pass --env_name")
         reward_fn = load_learned_reward(cfg.reward_model, env_name, cfg.distribution_mode or None, device)
-        with torch.no_grad():
-            learned = np.concatenate([reward_fn(torch.from_numpy(obs[i:i + 256]).to(device)).double().cpu().numpy()
-                                      for i in range(0, len(obs), 256)])
-        learned = np.cumsum(learned)
+        learned = np.cumsum(frame_rewards(reward_fn, obs, device))
     returns = np.cumsum(rewards.astype(np.float64))
     writer = Mp4Writer(writer_path, TILE, TILE, cfg.fps)
     for t in range(len(obs)):

@@ -112,6 +112,20 @@ def test_demo_video_has_one_frame_per_step(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_demo_video_overlays_the_learned_return_of_its_frames(tmp_path):
+    obs = np.random.default_rng(1).integers(0, 256, (21, 64, 64, 3), dtype=np.uint8)
+    np.savez_compressed(tmp_path / "demo.npz", obs=obs, actions=np.zeros(21, np.int64),
+                        rewards=np.zeros(21, np.float32))
+    model_path = reward_model(tmp_path / "reward_model.pt", GAME)
+    proc = run("rec_video.py", "--demo", "demo.npz", "--out", "demo.mp4", "--reward_model", str(model_path),
+               "--env_name", GAME, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    model, _ = load_reward_model(model_path)
+    with torch.no_grad():
+        by_hand = float(model(torch.from_numpy(obs)).double().sum())
+    assert f"learned return {by_hand:.2f}" in proc.stdout, proc.stdout
+
+
 def test_policy_video_grid_is_capped_at_max_steps(ckpt, tmp_path):
     proc = run("rec_video.py", "--load_path", str(ckpt), "--out", "v.mp4", "--num_screens", "2", "--view", "obs",
                "--max_steps", "60", "--seed", "3", cwd=tmp_path)

@@ -22,15 +22,18 @@ PREDICT_BATCH = 2048  # frames per no-grad forward pass
 
 
 @torch.no_grad()
+def frame_rewards(model, frames: np.ndarray, device: torch.device | str) -> np.ndarray:
+    """Per-frame predicted rewards [T] (float64) of uint8 frames [T, 64, 64, 3], in no-grad batches; `model` is a
+    RewardNet or anything called like one (a `LearnedReward`)."""
+    parts = [model(torch.from_numpy(frames[s:s + PREDICT_BATCH]).to(device)).float().cpu().numpy()
+             for s in range(0, len(frames), PREDICT_BATCH)]
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+
+
 def predict_rewards(model: RewardNet, demos: list[Demo], device: torch.device | str) -> list[np.ndarray]:
     """Per-frame predicted rewards [T] of each demo."""
     model.eval()
-    out = []
-    for demo in demos:
-        parts = [model(torch.from_numpy(demo.obs[s:s + PREDICT_BATCH]).to(device)).float().cpu().numpy()
-                 for s in range(0, len(demo.obs), PREDICT_BATCH)]
-        out.append(np.concatenate(parts).astype(np.float64) if parts else np.zeros(0))
-    return out
+    return [frame_rewards(model, demo.obs, device) for demo in demos]
 
 
 def _none_if_nan(x: float) -> float | None:
