@@ -17,7 +17,7 @@ from baseline_agent.config import build_config, load_yaml
 from baseline_agent.envs import NUM_ACTIONS, OBS_SHAPE, Episode, LevelSet, held_out_levels
 from baseline_agent.models import Policy
 from trex.config import TrexConfig
-from trex.demo_store import load_demo, load_demos, read_index
+from trex.demo_store import DemoRecord, check_game, load_demo, load_demos, read_index
 from trex.demos import (
     Demonstrator,
     DemoWriter,
@@ -204,3 +204,16 @@ def test_checkpoint_trained_on_other_levels_refused(tmp_path, tiny_checkpoints):
     with pytest.raises(UserError, match="trained on levels 0\\+500"):
         generate_procgen_demonstrations(make_cfg(tmp_path))
     assert not (tmp_path / "demos" / "index.csv").exists()
+
+
+def test_demos_of_another_game_or_mode_are_refused_in_one_line():
+    def record(game: str, mode: str) -> DemoRecord:
+        return DemoRecord(id="train_000000", game=game, distribution_mode=mode, level_seed=0, level_set="train",
+                          checkpoint="c.pt", checkpoint_step=1, noise=0.0, length=3, ret=1.0, file="demos/x.npz")
+
+    check_game([record("coinrun", "easy")] * 2, "d", "coinrun", "easy", "fix it")
+    check_game([], "d", "coinrun", "easy", "fix it")
+    for game, mode in (("starpilot", "easy"), ("coinrun", "hard")):
+        with pytest.raises(UserError, match=rf"^d holds demos of coinrun \(easy\), {game} \({mode}\), not "
+                                            r"coinrun \(easy\); fix it$"):
+            check_game([record("coinrun", "easy"), record(game, mode)], "d", "coinrun", "easy", "fix it")

@@ -50,6 +50,15 @@ _TYPES = {f.name: f.type for f in fields(DemoRecord)}
 _CAST = {"int": int, "float": float, "str": str}
 
 
+def check_game(records: list[DemoRecord], demo_dir: str | Path, env_name: str, distribution_mode: str,
+               remedy: str) -> None:
+    """Refuse, in one line ending with `remedy`, demos of any other game or distribution mode."""
+    games = {(r.game, r.distribution_mode) for r in records}
+    if games - {(env_name, distribution_mode)}:
+        found = ", ".join(f"{g} ({m})" for g, m in sorted(games))
+        raise UserError(f"{demo_dir} holds demos of {found}, not {env_name} ({distribution_mode}); {remedy}")
+
+
 def read_index(demo_dir: str | Path, check_files: bool = True) -> list[DemoRecord]:
     """The demos listed in `demo_dir/index.csv`; an empty list when there is no index yet."""
     path = Path(demo_dir) / INDEX

@@ -33,7 +33,7 @@ from baseline_agent.logger import fmt_duration
 from baseline_agent.models import Policy
 from baseline_agent.ppo import resolve_device
 from trex.config import TrexConfig
-from trex.demo_store import DemoRecord, read_index, write_demos
+from trex.demo_store import DemoRecord, check_game, read_index, write_demos
 
 # Procgen options a demonstrator was trained with; its demos are rolled out with the same ones, except
 # use_sequential_levels: a demo is one episode of one level.
@@ -238,13 +238,6 @@ class DemoWriter:
               f"return mean {np.mean(rets):.2f} | eta {fmt_duration(eta)}", flush=True)
 
 
-def _check_existing(records: list[DemoRecord], cfg: TrexConfig) -> None:
-    for r in records:
-        if (r.game, r.distribution_mode) != (cfg.env_name, cfg.distribution_mode):
-            raise UserError(f"{cfg.demo_dir} holds demos of {r.game} ({r.distribution_mode}), "
-                            f"but env_name is {cfg.env_name} ({cfg.distribution_mode}); use another demo_dir")
-
-
 def _stats(rets: list[float]) -> dict:
     if not rets:
         return {"count": 0}
@@ -276,7 +269,7 @@ def generate_procgen_demonstrations(cfg: TrexConfig) -> list[DemoRecord]:
     """
     demo_dir = Path(cfg.demo_dir)
     existing = read_index(demo_dir)
-    _check_existing(existing, cfg)
+    check_game(existing, cfg.demo_dir, cfg.env_name, cfg.distribution_mode, "use another demo_dir")
     paths = checkpoint_files(cfg)
     if cfg.noise_levels and not cfg.checkpoints:
         paths = paths[-1:]  # list_checkpoints sorts by step

@@ -24,7 +24,7 @@ from baseline_agent.files import write_json
 from baseline_agent.logger import fmt
 from baseline_agent.ppo import resolve_device
 from trex.config import TrexConfig
-from trex.demo_store import Demo, load_demos
+from trex.demo_store import Demo, check_game, load_demos
 from trex.evaluation import evaluate_demos, plot_cumulative, plot_predicted_vs_true, plot_reward_by_time, plot_sweep
 from trex.pairs import concat_obs, create_training_data
 from trex.reward_net import FILE_NAME, RewardNet, save_reward_model
@@ -80,11 +80,8 @@ def _load(cfg: TrexConfig) -> tuple[list[Demo], list[Demo]]:
     train, test = load_demos(cfg.demo_dir, "train"), load_demos(cfg.demo_dir, "test")
     if not train:
         raise UserError(f"no training-level demos in {cfg.demo_dir} (run 'trex/reward_model.py demos' first)")
-    games = {(d.record.game, d.record.distribution_mode) for d in train + test}
-    if games != {(cfg.env_name, cfg.distribution_mode)}:
-        found = ", ".join(f"{g} ({m})" for g, m in sorted(games))
-        raise UserError(f"{cfg.demo_dir} holds demos of {found}, not {cfg.env_name} ({cfg.distribution_mode}); "
-                        "set env_name and distribution_mode to match")
+    check_game([d.record for d in train + test], cfg.demo_dir, cfg.env_name, cfg.distribution_mode,
+               "set env_name and distribution_mode to match")
     return train, test
 
 
