@@ -25,7 +25,7 @@ from torch.distributions import Categorical
 
 from baseline_agent.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, save_checkpoint
 from baseline_agent.cli import UserError
-from baseline_agent.config import config_dict, diff_configs, option, save_run_config
+from baseline_agent.config import config_dict, diff_configs, load_yaml, option, save_run_config
 from baseline_agent.distributed import (
     Dist,
     all_reduce_sum,
@@ -365,8 +365,6 @@ class PPOTrainer:
         """Continue from the newest checkpoint of the same config; refuse a different config."""
         saved_cfg = self.run_dir / "config.yaml"
         if saved_cfg.exists():
-            from baseline_agent.config import load_yaml
-
             diff = diff_configs(load_yaml(saved_cfg), self.resolved, RESUMABLE_KEYS)
             if diff:
                 raise UserError(f"{self.run_dir} holds a run with another config (keys differ: {', '.join(diff)});"
