@@ -83,13 +83,16 @@ class PPOConfig:
                                     "one pass on GPU)",
                                     min=-1)
     learning_rate: float = option(5e-4, "Adam learning rate (constant)", min=0.0)
-    gamma: float = option(0.999, "discount, also used by the reward normaliser", min=0.0, max=1.0)
+    gamma: float = option(0.999, "discount of PPO's returns and advantages", min=0.0, max=1.0)
     gae_lambda: float = option(0.95, "GAE lambda", min=0.0, max=1.0)
     ent_coef: float = option(0.01, "entropy bonus coefficient", min=0.0)
     clip_range: float = option(0.2, "PPO clip range, for the policy ratio and the value", min=0.0)
     vf_coef: float = option(0.5, "value loss coefficient", min=0.0)
     max_grad_norm: float = option(0.5, "global gradient-norm clip", min=0.0)
     normalize_reward: bool = option(True, "divide rewards by the running std of the discounted return")
+    reward_norm_gamma: float = option(0.99, "discount of the return whose running std scales rewards: 0.99 as the "
+                                      "reference's VecNormalize(ob=False) default; set it to gamma to scale by the "
+                                      "return PPO optimises", min=0.0, max=1.0)
     channels: list[int] = option([16, 32, 32], "IMPALA CNN channels per stage", min=1)
     hidden_size: int = option(256, "IMPALA CNN dense layer width", min=1)
     total_timesteps: int = option(25_000_000, "environment steps to train for (all processes together)", min=1)
@@ -323,7 +326,8 @@ class PPOTrainer:
         self.compiled = (torch.compile(self.policy, dynamic=False,
                                        mode="reduce-overhead" if self.device.type == "cuda" else "default")
                          if cfg.compile else None)
-        self.normalizer = RewardNormalizer(cfg.num_envs, cfg.gamma, reduce_moments=reduce_moments(self.dist))
+        self.normalizer = RewardNormalizer(cfg.num_envs, cfg.reward_norm_gamma,
+                                           reduce_moments=reduce_moments(self.dist))
         self.step, self.update = 0, 0
         resume_step = self._resume()
         broadcast_parameters(self.policy, self.dist)

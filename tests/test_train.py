@@ -96,3 +96,14 @@ def test_sigkill_at_any_moment_resumes_cleanly(tmp_path):
     assert steps == list(range(64, 641, 64))  # no duplicated or missing rows
     assert load_checkpoint(list_checkpoints(run / "checkpoints")[-1])["step"] == 640
     assert not list((run / "checkpoints").glob(".*.tmp"))
+
+
+def test_rewards_are_scaled_by_the_return_discounted_at_the_reference_0_99(tmp_path):
+    """The reference (train-procgen's VecNormalize(ob=False)) scales rewards by the std of the return discounted
+    at 0.99 while PPO discounts at 0.999; the trainer's normaliser must follow the key, not gamma."""
+    from baseline_agent.config import parse_config
+    from baseline_agent.ppo import PPOConfig, PPOTrainer
+
+    trainer = PPOTrainer(parse_config(PPOConfig, tiny(tmp_path / "r"), "train", ""))
+    assert trainer.normalizer.gamma == 0.99 and trainer.cfg.gamma == 0.999
+    trainer.logger.close()
