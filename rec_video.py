@@ -19,13 +19,12 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from baseline_agent.checkpoint import load_policy
-from baseline_agent.cli import UserError, run_main
-from baseline_agent.config import option, parse_config
-from baseline_agent.distributed import Dist
-from baseline_agent.envs import GAMES, OBS_SHAPE
+from baseline_agent.envs import GAMES, MODES, OBS_SHAPE
 from baseline_agent.evaluation import StepView, default_levels, procgen_options, run_episodes
-from baseline_agent.files import atomic_write
-from baseline_agent.ppo import MODES, check_device, resolve_device
+from toolkit.cli import UserError, run_main
+from toolkit.config import option, parse_config
+from toolkit.files import atomic_write, exclusive_file
+from toolkit.runtime import RuntimeConfig
 from trex.evaluation import frame_rewards
 from trex.learned_reward import load_learned_reward
 
@@ -33,7 +32,7 @@ TILE = 512  # Procgen's render size; 64x64 observations are scaled up 8x to matc
 
 
 @dataclass
-class VideoConfig:
+class VideoConfig(RuntimeConfig):
     """What to film and how."""
 
     load_path: str = option("", "checkpoint file to film (or use --demo)")
@@ -52,14 +51,12 @@ class VideoConfig:
     seed: int = option(0, "random seed (envs and action sampling)", min=0)
     max_steps: int = option(0, "steps filmed per episode at most (0 = the whole episode)", min=0)
     fps: int = option(15, "frames per second of the video", min=1, max=120)
-    device: str = option("auto", "auto (cuda when present), cpu, cuda or cuda:N")
-    torch_threads: int = option(0, "CPU threads for torch (0 = torch's default)", min=0)
     reward_model: str = option("", "reward_model.pt whose learned return is overlaid as it accumulates")
 
     def check(self) -> None:
         if bool(self.load_path) == bool(self.demo):
             raise UserError("config keys 'load_path' and 'demo': name exactly one of them")
-        check_device(self.device)
+        super().check()
 
 
 class Mp4Writer:
@@ -182,12 +179,11 @@ def film_policy(cfg: VideoConfig, writer_path: str, device: torch.device) -> tup
 
 def main(argv: list[str]) -> None:
     cfg = parse_config(VideoConfig, argv, "rec_video.py", __doc__.splitlines()[0])
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    device = resolve_device(cfg.device, Dist())
+    device = cfg.setup()
     film = film_demo if cfg.demo else film_policy
     result: list[tuple[int, str]] = []
-    atomic_write(cfg.out, lambda tmp: result.append(film(cfg, tmp, device)))
+    with exclusive_file(cfg.out):
+        atomic_write(cfg.out, lambda tmp: result.append(film(cfg, tmp, device)))
     frames, what = result[0]
     print(f"wrote {cfg.out}: {frames} frames at {cfg.fps} fps; {what}")
 

@@ -5,25 +5,24 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from baseline_agent.checkpoint import load_policy
-from baseline_agent.cli import UserError, run_main
-from baseline_agent.config import config_dict, option, parse_config
-from baseline_agent.distributed import Dist
-from baseline_agent.envs import GAMES, LevelSet
+from baseline_agent.envs import GAMES, MODES, LevelSet
 from baseline_agent.evaluation import default_levels, procgen_options, run_episodes, summarize_returns
-from baseline_agent.files import write_json
-from baseline_agent.ppo import MODES, check_device, resolve_device
 from baseline_agent.scores import normalized_score
+from toolkit.cli import UserError, run_main
+from toolkit.config import config_dict, option, parse_config
+from toolkit.files import exclusive_file, write_json
+from toolkit.runtime import RuntimeConfig
 from trex.learned_reward import load_learned_reward
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(RuntimeConfig):
     """Which checkpoint, which levels, how many episodes."""
 
     load_path: str = option("", "checkpoint file to evaluate (step_XXXXXXXXXX.pt)")
@@ -36,13 +35,8 @@ class EvalConfig:
     num_envs: int = option(32, "parallel environments", min=1)
     greedy: bool = option(False, "take the most likely action instead of sampling")
     seed: int = option(0, "random seed (envs and action sampling)", min=0)
-    device: str = option("auto", "auto (cuda when present), cpu, cuda or cuda:N")
-    torch_threads: int = option(0, "CPU threads for torch (0 = torch's default)", min=0)
     reward_model: str = option("", "reward_model.pt whose learned return is reported beside the true one")
     out: str = option("", "JSON file for every episode and the summary (empty = print only)")
-
-    def check(self) -> None:
-        check_device(self.device)
 
 
 def _line(name: str, s: dict) -> str:
@@ -55,9 +49,13 @@ def main(argv: list[str]) -> None:
     cfg = parse_config(EvalConfig, argv, "test_policy.py", __doc__.splitlines()[0])
     if not cfg.load_path:
         raise UserError("config key 'load_path': name the checkpoint to evaluate")
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    device = resolve_device(cfg.device, Dist())
+    with exclusive_file(cfg.out) if cfg.out else contextlib.nullcontext():
+        evaluate(cfg)
+
+
+def evaluate(cfg: EvalConfig) -> None:
+    """Run the episodes, print the summary, and write every episode to cfg.out if set."""
+    device = cfg.setup()
     policy, meta = load_policy(cfg.load_path, device)
     spec, run_cfg = meta["model_spec"], meta["config"]
     env_name = cfg.env_name or spec["env_name"]

@@ -1,6 +1,9 @@
 """Checkpoints: tensors and plain values only, loaded with `weights_only=True`, named by environment step.
 
-A checkpoint is usable on its own: it carries the game, distribution mode, network sizes and step count.
+A checkpoint is usable on its own: it carries the game, distribution mode, network sizes and step count. The
+newest one also has a sidecar, `step_X.resume.pt`, with what an exact resume needs beyond the weights (every
+env's game state, random generators, episode statistics): a run killed and rerun computes what it would have
+computed uninterrupted. Older sidecars are removed, so only the newest checkpoint pays for that state.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from typing import Any
 
 import torch
 
-from baseline_agent.cli import UserError
-from baseline_agent.files import torch_save
 from baseline_agent.models import Policy
+from toolkit.cli import UserError
+from toolkit.config import diff_configs, load_yaml
+from toolkit.files import torch_save
 
 FORMAT = "procgen-ppo-checkpoint/1"
 _NAME = re.compile(r"^step_(\d+)\.pt$")
@@ -32,8 +36,44 @@ def list_checkpoints(ckpt_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+def resume_path(checkpoint: str | Path) -> Path:
+    return Path(checkpoint).with_suffix(".resume.pt")
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any], resume: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint, and with `resume` its sidecar first, then drop older sidecars: the newest checkpoint
+    always has its sidecar, whenever a kill comes."""
+    path = Path(path)
+    if resume is not None:
+        torch_save(resume_path(path), {"format": FORMAT, "step": state["step"], **resume})
     torch_save(path, {"format": FORMAT, **state})
+    if resume is not None:
+        for old in path.parent.glob("step_*.resume.pt"):
+            if old != resume_path(path):
+                old.unlink(missing_ok=True)
+
+
+def load_resume_state(checkpoint: str | Path, step: int) -> dict[str, Any] | None:
+    """The sidecar of `checkpoint` if it belongs to that step, else None (an inexact resume follows)."""
+    path = resume_path(checkpoint)
+    if not path.is_file():
+        return None
+    state = load_checkpoint(path)
+    return state if state.get("step") == step else None
+
+
+def resume_point(run_dir: str | Path, resolved: dict[str, Any], resumable: tuple[str, ...]) -> Path | None:
+    """The newest checkpoint of a run of the same config in `run_dir` (None for a new run); a run of another
+    config there is refused in one line, whatever it wrote."""
+    run_dir = Path(run_dir)
+    saved = run_dir / "config.yaml"
+    if saved.exists():
+        diff = diff_configs(load_yaml(saved), resolved, resumable)
+        if diff:
+            raise UserError(f"{run_dir} holds a run with another config (keys differ: {', '.join(diff)}); "
+                            "use a new --run_dir")
+    found = list_checkpoints(run_dir / "checkpoints")
+    return found[-1] if found else None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

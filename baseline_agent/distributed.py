@@ -6,11 +6,14 @@ With one process (no torchrun) every helper here is the identity.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from toolkit.files import exclusive
 
 
 @dataclass(frozen=True)
@@ -83,3 +86,18 @@ def reduce_moments(d: Dist):
         m = s / n
         return m, max(sq / n - m * m, 0.0), n
     return reduce
+
+
+def gather_to_main(obj, d: Dist) -> list | None:
+    """Every rank's `obj` in rank order on rank 0 (None on the others); `[obj]` on one process."""
+    if not d.enabled:
+        return [obj]
+    out = [None] * d.world_size if d.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
+def main_process_lock(run_dir: str | os.PathLike) -> contextlib.AbstractContextManager:
+    """`exclusive(run_dir)` in the process that writes there: rank 0 under torchrun (its RANK), the only one
+    otherwise; the other ranks never write there and take no lock."""
+    return exclusive(run_dir) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext()

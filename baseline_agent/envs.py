@@ -1,14 +1,18 @@
-"""Procgen through its vectorised gym3 interface, with true-return episode statistics and reward scaling."""
+"""Procgen through its vectorised gym3 interface: level sets, env groups stepped in turn, true-return episode
+statistics and reward scaling."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from baseline_agent.cli import UserError
+from toolkit.cli import UserError
 
 with contextlib.redirect_stderr(io.StringIO()):  # gym 0.26 prints an unmaintained-package notice on import
     from procgen import ProcgenGym3Env
@@ -17,6 +21,7 @@ GAMES = (
     "bigfish", "bossfight", "caveflyer", "chaser", "climber", "coinrun", "dodgeball", "fruitbot",
     "heist", "jumper", "leaper", "maze", "miner", "ninja", "plunder", "starpilot",
 )
+MODES = ("easy", "hard", "extreme", "memory", "exploration")
 NUM_ACTIONS = 15
 OBS_SHAPE = (64, 64, 3)
 # Procgen's options beyond game, levels and mode (PPOConfig has a key of each name); a policy is evaluated or
@@ -90,6 +95,17 @@ class VecEnv:
         """Start the step and return at once: procgen steps its envs on its own threads until `step_wait`."""
         self.env.act(np.asarray(actions, dtype=np.int32))
 
+    def get_state(self) -> dict:
+        """Everything needed to continue exactly where this env is: procgen's own serialised game states (levels,
+        positions, random generators) and the running episode tallies."""
+        states = self.env.callmethod("get_state")
+        return {"procgen": [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in states],
+                "ep_ret": torch.from_numpy(self.ep_ret.copy()), "ep_len": torch.from_numpy(self.ep_len.copy())}
+
+    def set_state(self, state: dict) -> None:
+        self.env.callmethod("set_state", [t.numpy().tobytes() for t in state["procgen"]])
+        self.ep_ret, self.ep_len = state["ep_ret"].numpy().copy(), state["ep_len"].numpy().copy()
+
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, Episode]]]:
         reward, obs, first = self.env.observe()
         self.ep_ret += reward
@@ -103,6 +119,64 @@ class VecEnv:
             self.ep_ret[first] = 0.0
             self.ep_len[first] = 0
         return obs["rgb"], reward.astype(np.float32), first.copy(), finished
+
+
+def group_slices(num_envs: int, groups: int) -> list[slice]:
+    """Contiguous, nearly equal slices of the env axis, one per env group."""
+    bounds = np.linspace(0, num_envs, groups + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def step_groups(venvs: list[VecEnv], frames: list[np.ndarray], num_steps: int,
+                choose: Callable[[int, int, np.ndarray], np.ndarray], landed: Callable[..., None]) -> None:
+    """Step every env group `num_steps` times, pipelined: a group's step is started (procgen steps it on its
+    own threads) before the next group's actions are chosen, and waited for only when that group is due again.
+
+    `choose(t, g, frames) -> actions` picks group g's actions at step t; `landed(t, g, obs, reward, done,
+    finished)` receives the result of that step. `frames[g]` is updated in place to each group's newest
+    frames. With one group this is the plain loop: choose, step, wait.
+    """
+    def land(t: int, g: int) -> None:
+        frames[g], reward, done, finished = venvs[g].step_wait()
+        landed(t, g, frames[g], reward, done, finished)
+
+    for t in range(num_steps):
+        for g, venv in enumerate(venvs):
+            if t:
+                land(t - 1, g)
+            venv.step_async(choose(t, g, frames[g]))
+    for g in range(len(venvs)):
+        land(num_steps - 1, g)
+
+
+class EpisodeStats:
+    """The last 100 finished episodes' true returns, lengths and (with a learned reward) learned returns."""
+
+    def __init__(self, num_envs: int):
+        self.ret, self.len, self.learned = deque(maxlen=100), deque(maxlen=100), deque(maxlen=100)
+        self.learned_acc = np.zeros(num_envs, np.float64)
+
+    def add_true(self, episodes: list[tuple[int, Episode]]) -> None:
+        for _, ep in episodes:
+            self.ret.append(ep.ret)
+            self.len.append(ep.length)
+
+    def add_learned(self, rewards: np.ndarray, dones: np.ndarray, envs: slice = slice(None)) -> None:
+        """Accumulate learned rewards [T, n] of the envs `envs` and close the episodes that `dones` [T, n] ends."""
+        acc = self.learned_acc[envs]  # a view: updated in place
+        for r, d in zip(rewards, dones, strict=True):
+            acc += r
+            self.learned.extend(acc[d].tolist())
+            acc[d] = 0.0
+
+    def state_dict(self) -> dict:
+        return {"ret": list(self.ret), "len": list(self.len), "learned": list(self.learned),
+                "learned_acc": self.learned_acc.tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("ret", "len", "learned"):
+            getattr(self, name).extend(state[name])
+        self.learned_acc[:] = state["learned_acc"]
 
 
 class RunningMeanStd:

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from scipy import stats
 
-from baseline_agent.cli import UserError
 from baseline_agent.envs import NUM_ACTIONS, PROCGEN_OPTIONS, LevelSet, VecEnv, held_out_levels, make_procgen
 from baseline_agent.models import Policy
+from toolkit.cli import UserError
 
 RewardFn = Callable[[torch.Tensor], torch.Tensor]
 

@@ -12,9 +12,7 @@ import json
 import math
 import os
 import random
-import sys
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -23,39 +21,48 @@ import numpy as np
 import torch
 from torch.distributions import Categorical
 
-from baseline_agent.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, save_checkpoint
-from baseline_agent.cli import UserError
-from baseline_agent.config import config_dict, diff_configs, load_yaml, option, save_run_config
+from baseline_agent.checkpoint import (
+    checkpoint_path,
+    load_checkpoint,
+    load_resume_state,
+    resume_point,
+    save_checkpoint,
+)
 from baseline_agent.distributed import (
     Dist,
     all_reduce_sum,
     average_gradients,
     broadcast_parameters,
+    gather_to_main,
     init_distributed,
     reduce_moments,
     shutdown,
 )
 from baseline_agent.envs import (
     GAMES,
+    MODES,
     NUM_ACTIONS,
     OBS_SHAPE,
     PROCGEN_OPTIONS,
+    EpisodeStats,
     LevelSet,
     RewardNormalizer,
     VecEnv,
+    group_slices,
     held_out_levels,
+    make_procgen,
+    step_groups,
 )
-from baseline_agent.envs import make_procgen as _make_procgen
-from baseline_agent.files import write_json
-from baseline_agent.logger import ProgressLine, RunLogger, fmt, fmt_duration, plot_curves
 from baseline_agent.models import Policy
-from baseline_agent.scores import normalized_score, reference_table
-
-MODES = ("easy", "hard", "extreme", "memory", "exploration")
+from baseline_agent.ppo_logs import explained_variance, progress_row, run_summary, write_summary
+from toolkit.cli import UserError
+from toolkit.config import config_dict, option, save_run_config
+from toolkit.logger import ProgressLine, RunLogger
+from toolkit.runtime import RuntimeConfig, check_precision, wants_cuda
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(RuntimeConfig):
     """Step 1: PPO on Procgen. Defaults are the Procgen paper's protocol (easy, 200 levels, 25M steps)."""
 
     env_name: str = option("coinrun", "Procgen game", choices=GAMES)
@@ -100,8 +107,6 @@ class PPOConfig:
     eval_interval: int = option(1, "updates between held-out evaluations (0 = never)", min=0)
     log_interval: int = option(1, "updates between progress lines", min=1)
     seed: int = option(0, "random seed (envs, network, sampling)", min=0)
-    device: str = option("auto", "auto (cuda when present), cpu, cuda or cuda:N")
-    torch_threads: int = option(0, "CPU threads for torch (0 = torch's default)", min=0)
     compile: bool = option(False, "torch.compile the rollout's forward pass (CUDA graphs on a GPU: mode "
                            "reduce-overhead); the update stays eager")
     precision: str = option("fp32", "policy arithmetic: fp32, or bf16 (autocast for the policy's CNN trunk; its "
@@ -116,7 +121,7 @@ class PPOConfig:
         if self.env_groups > self.num_envs:
             raise UserError(f"config key 'env_groups': {self.env_groups} groups need at least as many envs "
                             f"(num_envs = {self.num_envs})")
-        check_device(self.device)
+        super().check()
 
 
 # update_chunk_size=-1 on CPU: a 2,048-sample minibatch ran ~1.6x faster in chunks of 64 than in one pass,
@@ -205,22 +210,6 @@ def ppo_gradient(policy: Policy, mb: dict[str, torch.Tensor], chunk_size: int, c
     return totals
 
 
-def check_device(name: str) -> None:
-    """Config key 'device' of every entry point: auto, cpu, cuda or cuda:N, else one clear line."""
-    if not (name in ("auto", "cpu", "cuda") or name.startswith("cuda:")):
-        raise UserError(f"config key 'device': {name!r} is not one of: auto, cpu, cuda, cuda:N")
-
-
-def resolve_device(name: str, d: Dist) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{d.local_rank}"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("config key 'device': cuda was asked for but no GPU is visible")
-    return torch.device(name)
-
-
 def env_threads() -> int:
     """Procgen threads for num_threads=0: the cores this process may use, shared with the other ranks on the
     node (torchrun's LOCAL_WORLD_SIZE); env stepping and the network take turns, so they need not split them."""
@@ -230,7 +219,7 @@ def env_threads() -> int:
 
 def make_env(cfg: PPOConfig, levels: LevelSet, seed: int, num_envs: int, render: bool = False):
     """The Procgen env a PPOConfig describes, on the given level set."""
-    return _make_procgen(cfg.env_name, num_envs, levels, seed, cfg.distribution_mode, render=render,
+    return make_procgen(cfg.env_name, num_envs, levels, seed, cfg.distribution_mode, render=render,
                          num_threads=cfg.num_threads or env_threads(),
                          **{k: getattr(cfg, k) for k in PROCGEN_OPTIONS})
 
@@ -246,54 +235,6 @@ def eval_levels(cfg: PPOConfig) -> LevelSet:
     return held_out_levels(train_levels(cfg), cfg.eval_num_levels)
 
 
-class EpisodeStats:
-    """The last 100 finished episodes' true returns, lengths and (with a RewardSource) learned returns."""
-
-    def __init__(self, num_envs: int):
-        self.ret, self.len, self.learned = deque(maxlen=100), deque(maxlen=100), deque(maxlen=100)
-        self.learned_acc = np.zeros(num_envs, np.float64)
-
-    def add_true(self, episodes) -> None:
-        for _, ep in episodes:
-            self.ret.append(ep.ret)
-            self.len.append(ep.length)
-
-    def add_learned(self, rewards: np.ndarray, dones: np.ndarray, envs: slice = slice(None)) -> None:
-        """Accumulate learned rewards [T, n] of the envs `envs` and close the episodes that `dones` [T, n] ends."""
-        acc = self.learned_acc[envs]  # a view: updated in place
-        for r, d in zip(rewards, dones, strict=True):
-            acc += r
-            self.learned.extend(acc[d].tolist())
-            acc[d] = 0.0
-
-
-def group_slices(num_envs: int, groups: int) -> list[slice]:
-    """Contiguous, nearly equal slices of the env axis, one per env group."""
-    bounds = np.linspace(0, num_envs, groups + 1).round().astype(int)
-    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
-def step_groups(venvs: list[VecEnv], frames: list[np.ndarray], num_steps: int, choose, landed) -> None:
-    """Step every env group `num_steps` times, pipelined: a group's step is started (procgen steps it on its
-    own threads) before the next group's actions are chosen, and waited for only when that group is due again.
-
-    `choose(t, g, frames) -> actions` picks group g's actions at step t; `landed(t, g, obs, reward, done,
-    finished)` receives the result of that step. `frames[g]` is updated in place to each group's newest
-    frames. With one group this is the plain loop: choose, step, wait.
-    """
-    def land(t: int, g: int) -> None:
-        frames[g], reward, done, finished = venvs[g].step_wait()
-        landed(t, g, frames[g], reward, done, finished)
-
-    for t in range(num_steps):
-        for g, venv in enumerate(venvs):
-            if t:
-                land(t - 1, g)
-            venv.step_async(choose(t, g, frames[g]))
-    for g in range(len(venvs)):
-        land(num_steps - 1, g)
-
-
 def _mean(values, d: Dist) -> float | None:
     total, count = all_reduce_sum([float(sum(values)), float(len(values))], d)
     return total / count if count else None
@@ -304,9 +245,9 @@ class PPOTrainer:
 
     def __init__(self, cfg: PPOConfig, reward_source: RewardSource | None = None, extra_config: dict | None = None):
         self.cfg, self.reward_source = cfg, reward_source
-        use_cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
-        self.dist = init_distributed(use_cuda)
-        self.device = resolve_device(cfg.device, self.dist)
+        self.dist = init_distributed(wants_cuda(cfg.device))
+        self.device = cfg.setup(self.dist.local_rank)
+        check_precision(cfg.precision, self.device)
         self.run_dir = Path(cfg.run_dir)
         self.batch_size = cfg.num_envs * cfg.num_steps
         self.global_batch = self.batch_size * self.dist.world_size
@@ -314,12 +255,10 @@ class PPOTrainer:
         self.chunk_size = auto_chunk if cfg.update_chunk_size < 0 else cfg.update_chunk_size
         self.num_updates = math.ceil(cfg.total_timesteps / self.global_batch)
         self.resolved = {**config_dict(cfg), **(extra_config or {})}
-        if cfg.torch_threads:
-            torch.set_num_threads(cfg.torch_threads)
 
-        rank_seed = cfg.seed + 10_000 * self.dist.rank
-        random.seed(rank_seed)
-        np.random.seed(rank_seed)
+        self.rank_seed = cfg.seed + 10_000 * self.dist.rank
+        random.seed(self.rank_seed)
+        np.random.seed(self.rank_seed)
         torch.manual_seed(cfg.seed)  # same initial network on every rank
         self.policy = Policy(NUM_ACTIONS, cfg.channels, cfg.hidden_size, OBS_SHAPE).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
@@ -328,28 +267,21 @@ class PPOTrainer:
                          if cfg.compile else None)
         self.normalizer = RewardNormalizer(cfg.num_envs, cfg.reward_norm_gamma,
                                            reduce_moments=reduce_moments(self.dist))
-        self.step, self.update = 0, 0
-        resume_step = self._resume()
-        broadcast_parameters(self.policy, self.dist)
-        torch.manual_seed(rank_seed + self.step)  # sampling differs across ranks and continues on resume
-        self.shuffle_gen = torch.Generator().manual_seed(rank_seed + self.step + 1)
-
-        # Envs restart on resume (Procgen state is not saved); seeds move on with the step count. Env group g
-        # (env_groups > 1) has its own procgen env, seeded env_seed + GROUP_SEED_STRIDE * g.
-        env_seed = rank_seed + self.step
+        self.shuffle_gen = torch.Generator()
         self.slices = group_slices(cfg.num_envs, cfg.env_groups)
-        self.venvs = self._make_groups(train_levels(cfg), env_seed)
-        self.eval_venvs = self._make_groups(eval_levels(cfg), env_seed + 5_000) if cfg.eval_interval else []
         self.stats, self.eval_stats = EpisodeStats(cfg.num_envs), EpisodeStats(cfg.num_envs)
-        self.obs = [venv.observe() for venv in self.venvs]
-        self.eval_obs = [venv.observe() for venv in self.eval_venvs]
+        self.step, self.update, self.resumed = 0, 0, False
+        exact = self._resume()
+        broadcast_parameters(self.policy, self.dist)
+        self._start_envs(exact)
         self.pinned_obs = torch.empty((cfg.num_envs, *OBS_SHAPE), dtype=torch.uint8,
                                       pin_memory=self.device.type == "cuda")
         self.timings = dict.fromkeys(("env", "inference", "update"), 0.0)  # seconds per phase, this update
-        self.logger = RunLogger(self.run_dir, resume_step, enabled=self.dist.is_main)
+        self.logger = RunLogger(self.run_dir, self.step if self.resumed else None, enabled=self.dist.is_main)
         self.wall_start, self.start_step = time.time(), self.step
 
     def _make_groups(self, levels: LevelSet, seed: int) -> list[VecEnv]:
+        """One procgen env per env group; group g is seeded `seed + GROUP_SEED_STRIDE * g`."""
         return [VecEnv(make_env(self.cfg, levels, seed + GROUP_SEED_STRIDE * g, sl.stop - sl.start))
                 for g, sl in enumerate(self.slices)]
 
@@ -364,31 +296,65 @@ class PPOTrainer:
             out = self.policy.act(obs, forward=self.compiled)
         return out if self.compiled is None else tuple(x.clone() for x in out)
 
-    # ----------------------------------------------------------------- resume
-    def _resume(self) -> int | None:
-        """Continue from the newest checkpoint of the same config; refuse a different config."""
-        saved_cfg = self.run_dir / "config.yaml"
-        if saved_cfg.exists():
-            diff = diff_configs(load_yaml(saved_cfg), self.resolved, RESUMABLE_KEYS)
-            if diff:
-                raise UserError(f"{self.run_dir} holds a run with another config (keys differ: {', '.join(diff)});"
-                                f" use a new --run_dir")
-        ckpts = list_checkpoints(self.run_dir / "checkpoints")
+    # ----------------------------------------------------------------- checkpoints and resume
+    def _layout(self) -> dict:
+        """What an exact resume needs to match: the envs' shape across processes."""
+        return {"world_size": self.dist.world_size, "num_envs": self.cfg.num_envs, "env_groups": self.cfg.env_groups,
+                "eval": bool(self.cfg.eval_interval)}
+
+    def _resume(self) -> dict | None:
+        """Continue from the newest checkpoint of the same config (a different config is refused); return this
+        process's part of its exact-resume sidecar when it has one for the same env layout, else None."""
+        path = resume_point(self.run_dir, self.resolved, RESUMABLE_KEYS)
         if self.dist.is_main:
             save_run_config(self.run_dir, self.resolved)
-        if not ckpts:
+        if path is None:
             return None
-        state = load_checkpoint(ckpts[-1], map_location=self.device)
+        state = load_checkpoint(path, map_location=self.device)
         self.policy.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.normalizer.load_state_dict(state["normalizer"])
-        self.step, self.update = state["step"], state["update"]
-        torch.set_rng_state(state["rng"]["torch"].cpu())  # map_location may have moved it
+        self.step, self.update, self.resumed = state["step"], state["update"], True
+        sidecar = load_resume_state(path, self.step)
+        exact = sidecar["ranks"][self.dist.rank] if sidecar and sidecar["layout"] == self._layout() else None
         if self.dist.is_main:
-            print(f"resuming {self.run_dir} from step {self.step:,} ({ckpts[-1].name})", flush=True)
-        return self.step
+            note = "" if exact else ("; its envs restart (no saved env state for this layout), so from here the run "
+                                     "differs from an uninterrupted one")
+            print(f"resuming {self.run_dir} from step {self.step:,} ({path.name}){note}", flush=True)
+        return exact
+
+    def _start_envs(self, exact: dict | None) -> None:
+        """Training and held-out envs, and the sampling generators: restored exactly from `exact`, or new (seeds
+        move on with the step count, so restarted envs do not replay the run's start)."""
+        cfg = self.cfg
+        seed = self.rank_seed + (self.step if exact is None else 0)
+        self.venvs = self._make_groups(train_levels(cfg), seed)
+        self.eval_venvs = self._make_groups(eval_levels(cfg), seed + 5_000) if cfg.eval_interval else []
+        if exact is None:
+            torch.manual_seed(self.rank_seed + self.step)  # sampling differs across ranks
+            self.shuffle_gen.manual_seed(self.rank_seed + self.step + 1)
+        else:
+            for venv, state in zip(self.venvs + self.eval_venvs, exact["envs"] + exact["eval_envs"], strict=True):
+                venv.set_state(state)
+            self.stats.load_state_dict(exact["stats"])
+            self.eval_stats.load_state_dict(exact["eval_stats"])
+            self.normalizer.ret = exact["normalizer_ret"].numpy().copy()
+            torch.set_rng_state(exact["torch_rng"])
+            if "cuda_rng" in exact and self.device.type == "cuda":
+                torch.cuda.set_rng_state(exact["cuda_rng"], self.device)
+            self.shuffle_gen.set_state(exact["shuffle_rng"])
+        self.obs = [venv.observe() for venv in self.venvs]
+        self.eval_obs = [venv.observe() for venv in self.eval_venvs]
 
     def save(self) -> None:
+        """A checkpoint (written by rank 0) and its exact-resume sidecar, with every process's part gathered."""
+        mine = {"torch_rng": torch.get_rng_state(), "shuffle_rng": self.shuffle_gen.get_state(),
+                "normalizer_ret": torch.from_numpy(self.normalizer.ret.copy()),
+                "envs": [v.get_state() for v in self.venvs], "eval_envs": [v.get_state() for v in self.eval_venvs],
+                "stats": self.stats.state_dict(), "eval_stats": self.eval_stats.state_dict()}
+        if self.device.type == "cuda":
+            mine["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        ranks = gather_to_main(mine, self.dist)
         if not self.dist.is_main:
             return
         cfg = self.cfg
@@ -396,14 +362,13 @@ class PPOTrainer:
             "model": self.policy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "normalizer": self.normalizer.state_dict(),
-            "rng": {"torch": torch.get_rng_state()},
             "step": self.step,
             "update": self.update,
             "config": self.resolved,
             "model_spec": {"env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode,
                            "num_actions": NUM_ACTIONS, "channels": list(cfg.channels),
                            "hidden_size": cfg.hidden_size, "obs_shape": list(OBS_SHAPE)},
-        })
+        }, resume={"layout": self._layout(), "ranks": ranks})
 
     # ----------------------------------------------------------------- rollout
     def collect_rollout(self) -> dict[str, torch.Tensor]:
@@ -549,57 +514,29 @@ class PPOTrainer:
         return self.finish()
 
     def log_row(self, batch: dict, returns: torch.Tensor, losses: dict, seconds: float) -> dict:
-        values = batch["values"].reshape(-1)
-        var_ret = returns.reshape(-1).var()
-        explained = float("nan") if var_ret == 0 else float(1 - (returns.reshape(-1) - values).var() / var_ret)
-        row = {"misc/serial_timesteps": self.update * self.cfg.num_steps, "misc/nupdates": self.update,
-               "misc/total_timesteps": self.step, "fps": int(self.global_batch / seconds),
-               "misc/explained_variance": explained,
-               "eprewmean": _mean(self.stats.ret, self.dist), "eplenmean": _mean(self.stats.len, self.dist),
-               "eval_eprewmean": _mean(self.eval_stats.ret, self.dist),
-               "eval_eplenmean": _mean(self.eval_stats.len, self.dist),
-               "misc/time_elapsed": time.time() - self.wall_start}
-        if self.reward_source is not None:
-            row["learned_eprewmean"] = _mean(self.stats.learned, self.dist)
-            row["eval_learned_eprewmean"] = _mean(self.eval_stats.learned, self.dist)
-        row.update({f"loss/{k}": v for k, v in losses.items() if k != "loss"})
-        row.update({f"time/{k}": v for k, v in self.timings.items()})
-        return row
+        means = self.episode_means()
+        explained = explained_variance(batch["values"].reshape(-1), returns.reshape(-1))
+        return progress_row(self.update, self.step, self.cfg.num_steps, int(self.global_batch / seconds), explained,
+                            means, losses, self.timings, time.time() - self.wall_start)
 
-    def _score(self, ret: float | None) -> float | None:
-        return None if ret is None else normalized_score(self.cfg.env_name, self.cfg.distribution_mode, ret)
+    def episode_means(self) -> dict[str, float | None]:
+        """Mean return and length of the last 100 episodes on each level set, over every process."""
+        d = self.dist
+        means = {"eprewmean": _mean(self.stats.ret, d), "eplenmean": _mean(self.stats.len, d),
+                 "eval_eprewmean": _mean(self.eval_stats.ret, d), "eval_eplenmean": _mean(self.eval_stats.len, d)}
+        if self.reward_source is not None:
+            means["learned_eprewmean"] = _mean(self.stats.learned, d)
+            means["eval_learned_eprewmean"] = _mean(self.eval_stats.learned, d)
+        return means
 
     def finish(self) -> dict:
         """Write summary.json and the learning-curve PNG; return the summary."""
-        cfg = self.cfg
-        train_ret, eval_ret = _mean(self.stats.ret, self.dist), _mean(self.eval_stats.ret, self.dist)
         wall = time.time() - self.wall_start
-        ref = reference_table().get(cfg.env_name, {})
-        summary = {
-            "env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode,
-            "total_timesteps": self.step, "world_size": self.dist.world_size,
-            "train_return": train_ret, "train_episodes": len(self.stats.ret),
-            "held_out_return": eval_ret, "held_out_episodes": len(self.eval_stats.ret),
-            "train_normalized_score": self._score(train_ret),
-            "held_out_normalized_score": self._score(eval_ret),
-            "reference_ppo_easy200_25m": {"train": ref.get("ppo_easy200_train_25m"),
-                                          "test": ref.get("ppo_easy200_test_25m")},
-            "wall_time_s": wall, "sps": (self.step - self.start_step) / max(wall, 1e-9),
-        }
-        if self.reward_source is not None:
-            summary["learned_return"] = _mean(self.stats.learned, self.dist)
-            summary["held_out_learned_return"] = _mean(self.eval_stats.learned, self.dist)
+        episodes = {"train": len(self.stats.ret), "held_out": len(self.eval_stats.ret)}
+        summary = run_summary(self.cfg.env_name, self.cfg.distribution_mode, self.step, self.dist.world_size,
+                              self.episode_means(), episodes, wall, (self.step - self.start_step) / max(wall, 1e-9))
         if self.dist.is_main:
-            progress_rows = self.run_dir / "progress.csv"
-            write_json(self.run_dir / "summary.json", summary)
-            columns = {"eprewmean": "train levels (true)", "eval_eprewmean": "held-out levels (true)"}
-            if self.reward_source is not None:
-                columns.update({"learned_eprewmean": "train levels (learned)",
-                                "eval_learned_eprewmean": "held-out levels (learned)"})
-            plot_curves(progress_rows, self.run_dir / "learning_curve.png", columns,
-                        f"{cfg.env_name} ({cfg.distribution_mode})")
-            print(f"done: {self.step:,} steps in {fmt_duration(wall)}; train return {fmt(train_ret)}, "
-                  f"held-out return {fmt(eval_ret)} -> {self.run_dir / 'summary.json'}", file=sys.stdout, flush=True)
+            write_summary(self.run_dir, summary)
         self.logger.close()
         shutdown(self.dist)
         return summary

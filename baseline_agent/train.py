@@ -6,14 +6,16 @@
 
 from __future__ import annotations
 
-from baseline_agent.cli import run_main
-from baseline_agent.config import parse_config
+from baseline_agent.distributed import main_process_lock
 from baseline_agent.ppo import PPOConfig, PPOTrainer
+from toolkit.cli import run_main
+from toolkit.config import parse_config
 
 
 def main(argv: list[str]) -> dict:
     cfg = parse_config(PPOConfig, argv, prog="baseline_agent/train.py", description=__doc__.splitlines()[0])
-    return PPOTrainer(cfg).train()
+    with main_process_lock(cfg.run_dir):
+        return PPOTrainer(cfg).train()
 
 
 if __name__ == "__main__":

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from baseline_agent.cli import UserError, run_main
-from baseline_agent.config import build_config, load_yaml, option, parse_config
-from baseline_agent.files import atomic_write, write_json
-from baseline_agent.logger import STEP_KEY, read_progress
 from baseline_agent.ppo import PPOConfig, PPOTrainer
+from toolkit.cli import UserError, run_main
+from toolkit.config import build_config, load_yaml, option, parse_config
+from toolkit.files import atomic_write, write_json
+from toolkit.logger import STEP_KEY, read_progress
 
 PLAIN = {"precision": "fp32", "env_groups": 1, "compile": False, "update_chunk_size": 0}
 

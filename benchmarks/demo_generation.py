@@ -24,13 +24,12 @@ import numpy as np
 import torch
 
 from baseline_agent.checkpoint import load_policy
-from baseline_agent.cli import run_main
-from baseline_agent.config import option, parse_config
-from baseline_agent.distributed import Dist
 from baseline_agent.envs import GAMES, NUM_ACTIONS, LevelSet, VecEnv, make_procgen
-from baseline_agent.files import write_json
 from baseline_agent.models import Policy
-from baseline_agent.ppo import resolve_device
+from toolkit.cli import run_main
+from toolkit.config import option, parse_config
+from toolkit.files import write_json
+from toolkit.runtime import resolve_device
 from trex.demos import Rollout, Source, roll_out
 
 
@@ -97,7 +96,7 @@ def main(argv: list[str]) -> dict:
         torch.manual_seed(bc.seed)
         policy = Policy(NUM_ACTIONS, bc.channels, bc.hidden_size).eval()
         game, net = bc.env_name, {"channels": bc.channels, "hidden_size": bc.hidden_size}
-    device = resolve_device(bc.device, Dist())
+    device = resolve_device(bc.device)
     policy = policy.to(device)
     levels = LevelSet(0, bc.num_levels)
     seeds = iter(range(bc.seed, bc.seed + bc.num_demos + 1))

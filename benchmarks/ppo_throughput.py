@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from baseline_agent.cli import run_main
-from baseline_agent.config import option, parse_config
 from baseline_agent.envs import GAMES, NUM_ACTIONS, VecEnv
-from baseline_agent.files import write_json
 from baseline_agent.ppo import PPOConfig, PPOTrainer, make_env, ppo_gradient, train_levels
+from toolkit.cli import run_main
+from toolkit.config import option, parse_config
+from toolkit.files import write_json
 
 
 @dataclass

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from baseline_agent.files import write_json
+from toolkit.files import write_json
 from trex.config import TrexConfig
 from trex.demo_store import load_demos
 from trex.evaluation import evaluate_demos

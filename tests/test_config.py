@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from baseline_agent.cli import UserError
-from baseline_agent.config import parse_config
 from baseline_agent.ppo import PPOConfig
+from toolkit.cli import UserError
+from toolkit.config import parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from baseline_agent.cli import UserError
-from baseline_agent.config import build_config, load_yaml
 from baseline_agent.envs import NUM_ACTIONS, OBS_SHAPE, Episode, LevelSet, held_out_levels
 from baseline_agent.models import Policy
+from toolkit.cli import UserError
+from toolkit.config import build_config, load_yaml
 from trex.config import TrexConfig
 from trex.demo_store import DemoRecord, check_game, load_demo, load_demos, read_index
 from trex.demos import (

@@ -15,14 +15,14 @@ from pathlib import Path
 import torch
 
 from baseline_agent.checkpoint import list_checkpoints, load_checkpoint
-from baseline_agent.logger import read_progress
+from toolkit.logger import read_progress
 
 # Runs on every rank: train, then save what this rank ends with (test-only, into the test's folder).
 WORKER = '''
 import sys
 import numpy as np
 import torch
-from baseline_agent.config import parse_config
+from toolkit.config import parse_config
 from baseline_agent.ppo import PPOConfig, PPOTrainer
 
 out, argv = sys.argv[1], sys.argv[2:]

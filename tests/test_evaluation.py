@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from baseline_agent.cli import UserError
 from baseline_agent.envs import NUM_ACTIONS, OBS_SHAPE, LevelSet
 from baseline_agent.evaluation import StepView, default_levels, episode_quotas, run_episodes, summarize_returns
 from baseline_agent.models import Policy
+from toolkit.cli import UserError
 
 GAME = "chaser"  # random-policy episodes of ~50-300 steps with many small rewards
 LEVELS = LevelSet(1000, 500)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from baseline_agent.envs import NUM_ACTIONS, VecEnv
+from baseline_agent.envs import NUM_ACTIONS, VecEnv, group_slices, step_groups
 from baseline_agent.models import Policy
-from baseline_agent.ppo import PPOConfig, PPOTrainer, group_slices, ppo_gradient, step_groups, train_levels
+from baseline_agent.ppo import PPOConfig, PPOTrainer, ppo_gradient, train_levels
 
 
 class RecordingEnv:
@@ -89,7 +89,7 @@ def test_pipelined_rollout_is_the_envs_own_trajectory(tmp_path):
 
 
 def test_env_groups_are_refused_beyond_the_envs():
-    from baseline_agent.cli import UserError
+    from toolkit.cli import UserError
 
     with pytest.raises(UserError, match="env_groups"):
         PPOConfig(num_envs=2, env_groups=3).check()

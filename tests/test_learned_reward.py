@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from baseline_agent.config import build_config
-from baseline_agent.logger import read_progress
 from baseline_agent.ppo import PPOTrainer
+from toolkit.config import build_config
+from toolkit.logger import read_progress
 from trex.train_policy import PolicyConfig
 
 TINY = dict(env_name="starpilot", num_envs=4, num_steps=64, num_minibatches=2, update_epochs=1, channels=[4, 8, 8],
@@ -59,7 +59,7 @@ def test_constant_learned_reward_logs_episode_length_and_true_return_beside_it(t
 
 
 def test_a_reward_model_of_another_game_or_mode_is_refused(tmp_path):
-    from baseline_agent.cli import UserError
+    from toolkit.cli import UserError
     from trex.learned_reward import load_learned_reward
     from trex.reward_net import RewardNet, save_reward_model
 

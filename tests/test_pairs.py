@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from baseline_agent.cli import UserError
+from toolkit.cli import UserError
 from trex.demo_store import Demo, DemoRecord
 from trex.pairs import concat_obs, create_training_data
 

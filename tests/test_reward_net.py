@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from baseline_agent.cli import UserError
+from toolkit.cli import UserError
 from trex.reward_net import RewardNet, load_reward_model, save_reward_model
 
 

@@ -6,7 +6,7 @@ import av
 import pytest
 import yaml
 
-from baseline_agent.cli import UserError
+from toolkit.cli import UserError
 from trex.study import main as study_main
 
 MICRO = {

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from baseline_agent.cli import UserError
-from baseline_agent.config import option
-from baseline_agent.envs import GAMES
-from baseline_agent.ppo import MODES
+from baseline_agent.envs import GAMES, MODES
+from toolkit.cli import UserError
+from toolkit.config import option
+from toolkit.runtime import RuntimeConfig
 
 
 @dataclass
-class TrexConfig:
+class TrexConfig(RuntimeConfig):
     """Ranked demonstrations (step 2) and the T-REX reward model (step 3)."""
 
     # --- the game and the level sets
@@ -66,10 +66,10 @@ class TrexConfig:
 
     # --- common
     seed: int = option(0, "random seed", min=0)
-    device: str = option("auto", "auto (cuda when present), cpu, cuda or cuda:N")
     run_dir: str = option("runs/reward_model", "folder for the reward model, metrics, logs and plots")
 
     def check(self) -> None:
+        super().check()
         if self.min_snippet_length > self.max_snippet_length:
             raise UserError("config key 'min_snippet_length': must not exceed max_snippet_length "
                             f"({self.min_snippet_length} > {self.max_snippet_length})")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from baseline_agent.cli import UserError
-from baseline_agent.files import atomic_write
+from toolkit.cli import UserError
+from toolkit.files import atomic_write
 
 INDEX = "index.csv"
 

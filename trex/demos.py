@@ -24,14 +24,12 @@ import numpy as np
 import torch
 
 from baseline_agent.checkpoint import list_checkpoints, load_checkpoint, policy_from_checkpoint
-from baseline_agent.cli import UserError
-from baseline_agent.config import config_dict, save_run_config
-from baseline_agent.distributed import Dist
 from baseline_agent.envs import NUM_ACTIONS, PROCGEN_OPTIONS, LevelSet, VecEnv, held_out_levels, make_procgen
-from baseline_agent.files import write_json
-from baseline_agent.logger import fmt_duration
 from baseline_agent.models import Policy
-from baseline_agent.ppo import resolve_device
+from toolkit.cli import UserError
+from toolkit.config import config_dict, save_run_config
+from toolkit.files import exclusive, write_json
+from toolkit.logger import fmt_duration
 from trex.config import TrexConfig
 from trex.demo_store import DemoRecord, check_game, read_index, write_demos
 
@@ -267,13 +265,18 @@ def generate_procgen_demonstrations(cfg: TrexConfig) -> list[DemoRecord]:
     recorded, for ranking with `rank_by: noise`. Also writes
     `summary.json` (over all demos in the folder) and the resolved `config.yaml`.
     """
+    with exclusive(cfg.demo_dir):
+        return _generate(cfg)
+
+
+def _generate(cfg: TrexConfig) -> list[DemoRecord]:
     demo_dir = Path(cfg.demo_dir)
     existing = read_index(demo_dir)
     check_game(existing, cfg.demo_dir, cfg.env_name, cfg.distribution_mode, "use another demo_dir")
     paths = checkpoint_files(cfg)
     if cfg.noise_levels and not cfg.checkpoints:
         paths = paths[-1:]  # list_checkpoints sorts by step
-    device = resolve_device(cfg.device, Dist())
+    device = cfg.setup()
     demonstrators = load_demonstrators(cfg, paths, device)
     if cfg.noise_levels:  # D-REX: one demonstrator, the newest one given
         demonstrators = demonstrators[-1:]

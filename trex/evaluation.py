@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from baseline_agent.files import atomic_write
-from baseline_agent.logger import fmt
+from toolkit.files import atomic_write
+from toolkit.logger import fmt
 from trex.demo_store import Demo
 from trex.reward_net import RewardNet
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from baseline_agent.cli import UserError
 from baseline_agent.envs import OBS_SHAPE
+from toolkit.cli import UserError
 
 TRANSFORMS = ("none", "sigmoid")
 

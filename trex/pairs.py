@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from baseline_agent.cli import UserError
+from toolkit.cli import UserError
 from trex.demo_store import Demo
 
 

@@ -6,10 +6,10 @@ import json
 import shlex
 from pathlib import Path
 
-from baseline_agent.files import write_text
-from baseline_agent.logger import fmt
 from baseline_agent.ppo import PPOConfig
 from baseline_agent.scores import reference_table
+from toolkit.files import write_text
+from toolkit.logger import fmt
 from trex.config import TrexConfig
 from trex.train_policy import PolicyConfig
 

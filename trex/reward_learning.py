@@ -17,12 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from baseline_agent.cli import UserError
-from baseline_agent.config import config_dict, diff_configs, load_yaml, save_run_config
-from baseline_agent.distributed import Dist
-from baseline_agent.files import write_json
-from baseline_agent.logger import fmt
-from baseline_agent.ppo import resolve_device
+from toolkit.cli import UserError
+from toolkit.config import config_dict, diff_configs, load_yaml, save_run_config
+from toolkit.files import exclusive, write_json
+from toolkit.logger import fmt
 from trex.config import TrexConfig
 from trex.demo_store import Demo, check_game, load_demos
 from trex.evaluation import evaluate_demos, plot_cumulative, plot_predicted_vs_true, plot_reward_by_time, plot_sweep
@@ -37,15 +35,21 @@ VAL_PAIRS_MAX = 1000
 
 def train_reward_model(cfg: TrexConfig) -> dict:
     """Train, evaluate and save one reward model in cfg.run_dir; returns the metrics.json content."""
-    done = _finished_run(cfg)
-    if done is not None:
-        return done
-    train, test = _load(cfg)
-    return _train_and_evaluate(cfg, train, test, verbose=True)
+    with exclusive(cfg.run_dir):
+        done = _finished_run(cfg)
+        if done is not None:
+            return done
+        train, test = _load(cfg)
+        return _train_and_evaluate(cfg, train, test, verbose=True)
 
 
 def run_sweep(cfg: TrexConfig) -> dict:
     """Held-out correlation as a function of the number of training demos, over seeds (the 2020 study's figure)."""
+    with exclusive(cfg.run_dir):
+        return _sweep(cfg)
+
+
+def _sweep(cfg: TrexConfig) -> dict:
     train, test = _load(cfg)
     too_many = [n for n in cfg.sweep_num_demos if n > len(train)]
     if too_many:
@@ -123,7 +127,7 @@ def _train_and_evaluate(cfg: TrexConfig, train_all: list[Demo], test: list[Demo]
     t_start = time.time()
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device, Dist())
+    device = cfg.setup()
     save_run_config(run_dir, config_dict(cfg))
 
     train_demos, val_demos, unused = _split(cfg, train_all, rng)

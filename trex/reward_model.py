@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from baseline_agent.cli import UserError, run_main
-from baseline_agent.config import parse_config
+from toolkit.cli import UserError, run_main
+from toolkit.config import parse_config
 from trex.config import TrexConfig
 
 VERBS = ("demos", "train", "sweep")

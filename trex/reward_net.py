@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from baseline_agent.cli import UserError
-from baseline_agent.files import torch_save
+from toolkit.cli import UserError
+from toolkit.files import torch_save
 
 FORMAT = "trex-reward-model/1"
 ARCHITECTURES = ("fast", "trex2020")

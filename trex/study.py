@@ -23,13 +23,14 @@ import torch
 import yaml
 
 from baseline_agent.checkpoint import list_checkpoints, load_policy
-from baseline_agent.cli import UserError, run_main
-from baseline_agent.config import build_config, config_dict, option, parse_config, save_run_config
-from baseline_agent.envs import GAMES
+from baseline_agent.envs import GAMES, MODES
 from baseline_agent.evaluation import procgen_options, run_episodes, summarize_returns
-from baseline_agent.files import write_json, write_text
-from baseline_agent.ppo import MODES, PPOConfig, eval_levels, train_levels
+from baseline_agent.ppo import PPOConfig, eval_levels, train_levels
 from baseline_agent.scores import normalized_score
+from toolkit.cli import UserError, run_main
+from toolkit.config import build_config, config_dict, option, parse_config, save_run_config
+from toolkit.files import exclusive, write_json, write_text
+from toolkit.runtime import RuntimeConfig
 from trex.config import TrexConfig
 from trex.demo_store import read_index
 from trex.train_policy import PolicyConfig
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
-class StudyConfig:
+class StudyConfig(RuntimeConfig):
     """One game's study. `ppo`, `trex` and `policy` hold the keys of each step's own config; the
     shared keys here (game, levels, seed, device) are passed to every step."""
 
@@ -47,14 +48,12 @@ class StudyConfig:
     num_levels: int = option(200, "training levels of every step (held-out levels come right after)", min=1)
     start_level: int = option(0, "first training level", min=0)
     seed: int = option(0, "random seed of every step", min=0)
-    device: str = option("auto", "auto (cuda when present), cpu, cuda or cuda:N")
     run_dir: str = option("runs/study", "folder of the study: one sub-folder per step, report.md")
     ppo: dict = option({}, "step 1 keys (baseline_agent/train.py --help), e.g. {total_timesteps: 200000}")
     trex: dict = option({}, "steps 2-3 keys (trex/reward_model.py train --help)")
     policy: dict = option({}, "step 4 keys (trex/train_policy.py --help); PPO keys default to step 1's")
     eval_episodes: int = option(100, "episodes per evaluation (policy, demonstrators, random) and level set", min=1)
     video_steps: int = option(500, "length cap of the video's episode", min=1)
-    torch_threads: int = option(0, "CPU threads for torch in every step (0 = torch's default)", min=0)
 
 
 @dataclass
@@ -76,7 +75,7 @@ def step_configs(cfg: StudyConfig) -> tuple[PPOConfig, TrexConfig, PolicyConfig]
     sections = {
         "ppo": (PPOConfig, {**_shared(cfg), "num_levels": cfg.num_levels, "start_level": cfg.start_level,
                             **threads, **cfg.ppo, "run_dir": str(run / "ppo")}),
-        "trex": (TrexConfig, {**_shared(cfg), "train_start_level": cfg.start_level,
+        "trex": (TrexConfig, {**_shared(cfg), **threads, "train_start_level": cfg.start_level,
                               "train_num_levels": cfg.num_levels, **cfg.trex,
                               "checkpoint_dir": str(run / "ppo" / "checkpoints"), "demo_dir": str(run / "demos"),
                               "run_dir": str(run / "reward")}),
@@ -173,8 +172,12 @@ def evaluate(cfg: StudyConfig, ppo: PPOConfig, policy: PolicyConfig) -> dict:
 
 def main(argv: list[str]) -> Path:
     cfg = parse_config(StudyConfig, argv, prog="python -m trex.study", description=__doc__.splitlines()[0])
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
+    cfg.setup()
+    with exclusive(cfg.run_dir):
+        return run_study(cfg)
+
+
+def run_study(cfg: StudyConfig) -> Path:
     run = Path(cfg.run_dir)
     ppo, trex, policy = step_configs(cfg)
     save_run_config(run, config_dict(cfg))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from baseline_agent.cli import UserError, run_main
-from baseline_agent.config import option, parse_config
+from baseline_agent.distributed import main_process_lock
 from baseline_agent.ppo import PPOConfig, PPOTrainer
+from toolkit.cli import UserError, run_main
+from toolkit.config import option, parse_config
 from trex.learned_reward import TRANSFORMS, LearnedReward, load_learned_reward
 
 
@@ -36,7 +37,8 @@ class PolicyConfig(PPOConfig):
 def main(argv: list[str]) -> dict:
     cfg = parse_config(PolicyConfig, argv, prog="trex/train_policy.py", description=__doc__.splitlines()[0])
     model = load_learned_reward(cfg.reward_model, cfg.env_name, cfg.distribution_mode)
-    return PPOTrainer(cfg, reward_source=LearnedReward(model, cfg.reward_transform)).train()
+    with main_process_lock(cfg.run_dir):
+        return PPOTrainer(cfg, reward_source=LearnedReward(model, cfg.reward_transform)).train()
 
 
 if __name__ == "__main__":

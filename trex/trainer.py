@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from baseline_agent.logger import fmt, fmt_duration
+from toolkit.logger import fmt, fmt_duration
 from trex.config import TrexConfig
 from trex.pairs import SnippetPairs
 from trex.reward_net import RewardNet

@@ -7,7 +7,7 @@ import math
 import time
 from pathlib import Path
 
-from baseline_agent.files import atomic_write
+from toolkit.files import atomic_write
 
 STEP_KEY = "misc/total_timesteps"
 

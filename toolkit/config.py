@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from baseline_agent.cli import UserError
+from toolkit.cli import UserError
 
 C = TypeVar("C")
 
@@ -191,7 +191,7 @@ def package_versions() -> dict[str, str]:
 
 def save_run_config(run_dir: str | os.PathLike, resolved: dict[str, Any]) -> None:
     """Write the resolved config.yaml and versions.json that every run keeps beside its outputs."""
-    from baseline_agent.files import write_json, write_text
+    from toolkit.files import write_json, write_text
 
     write_text(Path(run_dir) / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     write_json(Path(run_dir) / "versions.json", package_versions())

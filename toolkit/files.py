@@ -1,0 +1,76 @@
+"""Atomic writes (a temporary file in the same folder, then `os.replace`, so a crash leaves no half file), and the
+lock that keeps one writer per run folder."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from toolkit.cli import UserError
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Call `write(tmp_path)` then move the result onto `path` in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def torch_save(path: str | os.PathLike, obj: Any) -> None:
+    """Save tensors and plain Python values only, so that `torch.load(weights_only=True)` reads them."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+@contextlib.contextmanager
+def exclusive(folder: str | os.PathLike, name: str = ".lock") -> Iterator[None]:
+    """Hold `folder/name` locked (flock) for the block: one writer per run folder or output file.
+
+    A second process is refused with one line naming the folder and the holder's pid, before it writes anything;
+    the OS releases the lock when its holder dies, so a killed run never leaves a stale lock behind.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            target = folder if name == ".lock" else folder / name.removeprefix(".").removesuffix(".lock")
+            raise UserError(f"{target} is in use by another process (pid {holder}); wait for it to end or choose "
+                            "another output folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def exclusive_file(path: str | os.PathLike):
+    """`exclusive` for one output file: a hidden lock file beside it, so writers of other files there are free."""
+    path = Path(path)
+    return exclusive(path.parent, f".{path.name}.lock")
