@@ -31,6 +31,7 @@ from baseline_agent.ppo import PPOConfig, PPOTrainer, make_env, ppo_gradient, tr
 from toolkit.cli import run_main
 from toolkit.config import option, parse_config
 from toolkit.files import write_json
+from toolkit.runtime import native_bf16
 
 
 @dataclass
@@ -193,7 +194,10 @@ def main(argv: list[str]) -> dict:
         res["rollout_storage_bytes"] = storage
         reference = 256 * 64 * (64 * 64 * 3 + 8 + 4 + 4 + 4 + 1)  # the same layout at 64 envs x 256 steps
         res["rollout_storage_bytes_reference"] = reference
-        precisions = ("fp32", "bf16") if bc.speed_options or bc.compile_variants else ("fp32",)
+        bf16 = floor_trainer.device.type != "cpu" or native_bf16()
+        if not bf16:
+            print("bf16 variants skipped: this CPU emulates bf16 (no AVX512-BF16 or AMX), ~10x slower", flush=True)
+        precisions = ("fp32", "bf16") if bf16 and (bc.speed_options or bc.compile_variants) else ("fp32",)
         floors_by_precision = {}
         for precision in precisions:
             floor_trainer.cfg = dataclasses.replace(floor_trainer.cfg, precision=precision)
@@ -213,14 +217,16 @@ def main(argv: list[str]) -> dict:
         if bc.compare_plain and first["update_chunk_size"]:
             runs["trainer, plain one-pass update"] = end_to_end(bc, root, "plain", best_threads, update_chunk_size=0)
         if bc.speed_options:
-            runs["trainer, precision bf16"] = end_to_end(bc, root, "bf16", best_threads, precision="bf16")
             runs["trainer, env_groups 2"] = end_to_end(bc, root, "groups", best_threads, env_groups=2)
-            runs["trainer, bf16 + env_groups 2"] = end_to_end(bc, root, "bf16_groups", best_threads,
-                                                             precision="bf16", env_groups=2)
+            if bf16:
+                runs["trainer, precision bf16"] = end_to_end(bc, root, "bf16", best_threads, precision="bf16")
+                runs["trainer, bf16 + env_groups 2"] = end_to_end(bc, root, "bf16_groups", best_threads,
+                                                                 precision="bf16", env_groups=2)
         if bc.compile_variants:
             runs["trainer, compile"] = end_to_end(bc, root, "compile", best_threads, compile=True)
-            runs["trainer, bf16 + env_groups 2 + compile"] = end_to_end(
-                bc, root, "bf16_groups_compile", best_threads, precision="bf16", env_groups=2, compile=True)
+            if bf16:
+                runs["trainer, bf16 + env_groups 2 + compile"] = end_to_end(
+                    bc, root, "bf16_groups_compile", best_threads, precision="bf16", env_groups=2, compile=True)
         if bc.learned_reward:
             try:
                 from trex.reward_net import RewardNet

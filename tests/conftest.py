@@ -41,3 +41,11 @@ def make_tiny_checkpoints(run_dir: Path, game: str = "coinrun", steps: tuple[int
 def tiny_checkpoints():
     """`tiny_checkpoints(run_dir, game, steps)` -> checkpoint paths, oldest first."""
     return make_tiny_checkpoints
+
+
+@pytest.fixture
+def bf16_allowed(monkeypatch):
+    """Let precision bf16 run on a CPU that emulates it: tests of the bf16 path at tiny sizes take seconds there."""
+    import toolkit.runtime
+
+    monkeypatch.setattr(toolkit.runtime, "native_bf16", lambda: True)

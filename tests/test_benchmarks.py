@@ -20,7 +20,7 @@ def _script(name: str):
     return module
 
 
-def test_ppo_throughput_times_every_speed_option(tmp_path):
+def test_ppo_throughput_times_every_speed_option(tmp_path, bf16_allowed):
     bench = _script("ppo_throughput")
     args = [f"--{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in TINY.items()]
     res = bench.main([*args, "--chunk_sizes", "0,4", "--env_threads", "1", "--floor_repeats", "1",
@@ -35,7 +35,7 @@ def test_ppo_throughput_times_every_speed_option(tmp_path):
     assert saved["rollout_storage_bytes"] == 4 * 8 * (64 * 64 * 3 + 8 + 4 + 4 + 4 + 1)
 
 
-def test_curve_match_compares_the_plain_path_with_the_options(tmp_path):
+def test_curve_match_compares_the_plain_path_with_the_options(tmp_path, bf16_allowed):
     cfg = tmp_path / "ppo.yaml"
     cfg.write_text(yaml.safe_dump({**TINY, "env_name": "coinrun", "num_levels": 2, "num_threads": 1,
                                    "eval_interval": 1, "total_timesteps": 96}))

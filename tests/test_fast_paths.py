@@ -119,7 +119,7 @@ def test_bf16_autocast_keeps_outputs_and_gradient_close_to_float32():
     assert cosine > 0.99, float(cosine)
 
 
-def test_trainer_with_bf16_runs_its_trunk_in_bf16_and_keeps_float32_state(tmp_path):
+def test_trainer_with_bf16_runs_its_trunk_in_bf16_and_keeps_float32_state(tmp_path, bf16_allowed):
     trainer = _trainer(tmp_path, precision="bf16", env_groups=2)
     trunk_dtypes = set()
     trainer.policy.trunk.register_forward_hook(lambda module, args, out: trunk_dtypes.add(out.dtype))
@@ -130,6 +130,23 @@ def test_trainer_with_bf16_runs_its_trunk_in_bf16_and_keeps_float32_state(tmp_pa
     assert all(p.dtype == torch.float32 for p in trainer.policy.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.policy.parameters(), strict=True))
     assert isinstance(trainer.venvs[0], VecEnv) and len(trainer.venvs) == 2
+
+
+def test_bf16_on_a_cpu_that_emulates_it_is_refused_in_one_line(tmp_path, monkeypatch):
+    import toolkit.runtime
+    from toolkit.cli import UserError
+
+    monkeypatch.setattr(toolkit.runtime, "native_bf16", lambda: False)
+    with pytest.raises(UserError, match=r"^config key 'precision': bf16 on this CPU is emulated \(torch reports "
+                                        r"\w+, no AVX512-BF16 or AMX\) and runs about 10x slower") as err:
+        _trainer(tmp_path, precision="bf16", device="cpu")
+    assert "\n" not in str(err.value) and not (tmp_path / "run").exists()  # refused before writing anything
+
+
+def test_native_bf16_reads_what_torch_reports():
+    from toolkit.runtime import native_bf16
+
+    assert native_bf16() == (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def test_learned_returns_are_tallied_per_group_in_rollouts_and_evaluation(tmp_path):
