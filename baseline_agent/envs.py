@@ -40,6 +40,15 @@ class LevelSet:
     def contains(self, seed: int) -> bool:
         return self.num_levels == 0 or self.start_level <= seed < self.start_level + self.num_levels
 
+    def overlaps(self, other: LevelSet) -> bool:
+        if self.num_levels == 0 or other.num_levels == 0:
+            return True
+        return self.start_level < other.start_level + other.num_levels and other.start_level < self.start_level + \
+            self.num_levels
+
+    def __str__(self) -> str:
+        return "all" if self.num_levels == 0 else f"[{self.start_level:,}, {self.start_level + self.num_levels:,})"
+
 
 def held_out_levels(train: LevelSet, num_levels: int) -> LevelSet:
     """Levels disjoint from `train` by construction: the range right after it."""

@@ -2,13 +2,13 @@
 
     python benchmarks/reward_training.py --out bench.json [--demo_dir runs/demos] [--seconds 20] [--quality_pairs 400]
 
-(a) 2020 loop: trex2020 net, one pair per optimizer step, each snippet forwarded on its own, full-frame snippets of
+(a) 2020 loop: study2020 net, one pair per optimizer step, each snippet forwarded on its own, full-frame snippets of
     20-99 frames without subsampling (the study's train_reward.py: min 20, max 100, np.random.randint's open end),
     Adam lr 5e-5, weight decay 0.005, L1 0.001.
 (b) RewardTrainer with the default TrexConfig (fast net, frame_stride 2, 20-60 frame windows, 32 pairs per step).
 (c) floor: forward+backward+Adam of the default net on batches of FLOOR_BATCH frames, in frames/s.
 floor_ratio = (b) frames/s / (c) frames/s; speedup = (b) pairs/s / (a) pairs/s.
-Quality (unless --quality_pairs 0): held-out Spearman of the fast and the trex2020 net, each trained by
+Quality (unless --quality_pairs 0): held-out Spearman of the fast and the study2020 net, each trained by
 RewardTrainer on the same number of pairs with its own snippet design. Without --demo_dir the data are synthetic
 marker demos (trex/synthetic_demos.py), which say little about Procgen; pass real demos for that.
 """
@@ -30,9 +30,9 @@ from trex.config import TrexConfig
 from trex.demo_store import load_demos
 from trex.evaluation import evaluate_demos
 from trex.pairs import concat_obs, create_training_data
+from trex.reward_learning import RewardTrainer
 from trex.reward_net import RewardNet
 from trex.synthetic_demos import marker_demos
-from trex.trainer import RewardTrainer
 
 FLOOR_BATCH = 1280
 STUDY_2020 = {"min_len": 20, "max_len": 99, "lr": 5e-5, "weight_decay": 0.005, "l1": 0.001}
@@ -41,7 +41,7 @@ STUDY_2020 = {"min_len": 20, "max_len": 99, "lr": 5e-5, "weight_decay": 0.005, "
 def loop_2020(frames, offsets, pairs, seconds: float) -> dict:
     """One pair per step, each snippet its own forward pass, as the 2020 code did."""
     torch.manual_seed(0)
-    net = RewardNet("trex2020")
+    net = RewardNet("study2020")
     opt = torch.optim.Adam(net.parameters(), lr=STUDY_2020["lr"], weight_decay=STUDY_2020["weight_decay"])
     done = seen = 0
     t0 = time.time()
@@ -114,20 +114,20 @@ def main() -> None:
     print(f"(b) RewardTrainer (defaults): {b['pairs_per_s']:.1f} pairs/s, {b['frames_per_s']:.0f} frames/s", flush=True)
 
     c = floor(cfg.reward_net, args.seconds)
-    c_2020 = floor("trex2020", args.seconds)
-    print(f"(c) floor {cfg.reward_net}: {c['frames_per_s']:.0f} frames/s; trex2020: {c_2020['frames_per_s']:.0f}",
+    c_2020 = floor("study2020", args.seconds)
+    print(f"(c) floor {cfg.reward_net}: {c['frames_per_s']:.0f} frames/s; study2020: {c_2020['frames_per_s']:.0f}",
           flush=True)
     out = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
                       f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
            "data": args.demo_dir or "synthetic marker demos (24 train, 16 test, 100-300 frames)",
            "floor_ratio": b["frames_per_s"] / c["frames_per_s"], "speedup": b["pairs_per_s"] / a["pairs_per_s"],
-           "loop_2020": a, "reward_trainer": b, "floor": c, "floor_trex2020": c_2020}
+           "loop_2020": a, "reward_trainer": b, "floor": c, "floor_study2020": c_2020}
 
     if args.quality_pairs:
-        old = dataclasses.replace(cfg, reward_net="trex2020", frame_stride=1, min_snippet_length=STUDY_2020["min_len"],
+        old = dataclasses.replace(cfg, reward_net="study2020", frame_stride=1, min_snippet_length=STUDY_2020["min_len"],
                                   max_snippet_length=STUDY_2020["max_len"])
         out["quality"] = {"pairs": args.quality_pairs, "seeds": args.quality_seeds}
-        for name, qcfg in (("fast_default", cfg), ("trex2020_2020_snippets", old)):
+        for name, qcfg in (("fast_default", cfg), ("study2020_2020_snippets", old)):
             runs = [trainer_run(qcfg, train, test, args.quality_pairs, seed) for seed in range(args.quality_seeds)]
             spearman = [q["spearman"] for _, q in runs]
             out["quality"][name] = {"held_out": [q for _, q in runs], "spearman_mean": float(np.mean(spearman)),

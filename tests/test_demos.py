@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -12,20 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from baseline_agent.envs import NUM_ACTIONS, OBS_SHAPE, Episode, LevelSet, held_out_levels
+from baseline_agent.envs import NUM_ACTIONS, OBS_SHAPE, Episode
 from baseline_agent.models import Policy
 from toolkit.cli import UserError
 from toolkit.config import build_config, load_yaml
 from trex.config import TrexConfig
-from trex.demo_store import DemoRecord, check_game, load_demo, load_demos, read_index
-from trex.demos import (
-    Demonstrator,
-    DemoWriter,
-    Source,
-    choose_sources,
-    generate_procgen_demonstrations,
-    roll_out,
-)
+from trex.demo_store import DemoRecord, check_game, load_demo, read_index
+from trex.demos import Source, generate_procgen_demonstrations, plan_sources, play_round
 
 REPO = Path(__file__).resolve().parents[1]
 GAME = "starpilot"  # random play both ends episodes and scores within 60 steps
@@ -40,22 +36,22 @@ def make_cfg(tmp_path: Path, **kw) -> TrexConfig:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory, tiny_checkpoints):
-    """One generation run shared by the read-only checks: 3 checkpoints, 6 train and 3 test demos."""
+    """One generation run shared by the read-only checks: 3 checkpoints, 6 train, 3 train_eval and 3 test demos."""
     tmp = tmp_path_factory.mktemp("gen")
     tiny_checkpoints(tmp / "ppo", GAME, (100, 200, 300))
     cfg = make_cfg(tmp)
     return cfg, generate_procgen_demonstrations(cfg)
 
 
-def test_level_sets_disjoint(generated):
+def test_level_sets_disjoint_and_recorded(generated):
     cfg, new = generated
-    train = LevelSet(cfg.train_start_level, cfg.train_num_levels)
-    test = held_out_levels(train, cfg.test_num_levels)
-    assert test.start_level >= train.start_level + train.num_levels
     records = read_index(cfg.demo_dir)
-    assert records == new and Counter(r.level_set for r in records) == {"train": 6, "test": 3}
-    assert all(0 <= r.level_seed < 20 for r in records if r.level_set == "train")
-    assert all(r.level_seed >= 20 and not train.contains(r.level_seed) for r in records if r.level_set == "test")
+    assert records == new and Counter(r.level_set for r in records) == {"train": 6, "train_eval": 3, "test": 3}
+    for r in records:
+        start, count = (int(x) for x in r.level_range.split("+"))
+        assert start <= r.level_seed < start + count
+    assert {r.level_range for r in records if r.level_set != "test"} == {"0+20"}  # the demonstrators' 20 levels
+    assert {r.level_range for r in records if r.level_set == "test"} == {"20+100000"}  # right after them
 
 
 def test_demo_files_consistent(generated):
@@ -74,17 +70,21 @@ def test_demo_files_consistent(generated):
 
 def test_stratified_uses_every_checkpoint(generated):
     cfg, new = generated
-    for level_set, per_ckpt in (("train", 2), ("test", 1)):
+    for level_set, per_ckpt in (("train", 2), ("train_eval", 1), ("test", 1)):
         steps = Counter(r.checkpoint_step for r in new if r.level_set == level_set)
         assert steps == {100: per_ckpt, 200: per_ckpt, 300: per_ckpt}
 
 
-def test_choose_sources_balances_existing_counts():
-    rng = np.random.default_rng(0)
-    picks = choose_sources([Source(0), Source(1), Source(2)], [3, 0, 1], 5, rng, stratified=True)
-    assert Counter(picks) == {1: 3, 2: 2}  # counts become 3, 3, 3
-    uniform = choose_sources([Source(0), Source(1)], [0, 0], 1000, rng, stratified=False)
+def test_plan_sources_fills_to_even_shares_and_a_rerun_plans_the_rest():
+    rng = lambda: np.random.default_rng(0)
+    assert Counter(plan_sources(np.array([3, 0, 1]), 9, rng(), stratified=True)) == {1: 3, 2: 2}  # 3, 3, 3
+    full = plan_sources(np.zeros(3, int), 11, rng(), stratified=True)
+    assert sorted(Counter(full).values()) == [3, 4, 4] and full == sorted(full)  # grouped by source
+    done = np.bincount(full[:5], minlength=3)  # killed after 5 demos: the rerun plans exactly the remainder
+    assert plan_sources(done, 11, rng(), stratified=True) == full[5:]
+    uniform = plan_sources(np.zeros(2, int), 1000, rng(), stratified=False)
     assert 400 < Counter(uniform)[0] < 600
+    assert plan_sources(np.array([5, 0]), 6, rng(), stratified=True) == [1]  # past its share: the rest fills
 
 
 class ScriptedEnv:
@@ -113,28 +113,20 @@ class ScriptedEnv:
         return self.observe(), reward, done, finished
 
 
-def test_roll_out_frames_rewards_cap_and_round_trip(tmp_path):
-    """Frame t is the frame action t was chosen on, reward t follows it; a capped episode is cut, not resumed."""
-    env = ScriptedEnv([[3, 12], [12, 2]])  # episodes of 12 steps exceed the cap of 5
+def test_a_round_records_one_episode_per_slot_cut_at_the_cap():
+    """Frame t is the frame action t was chosen on, reward t follows it; a capped episode is cut, and a slot
+    whose episode is recorded plays on unrecorded until the round ends."""
+    env = ScriptedEnv([[3, 12], [12, 2], [7]])  # slot 1's first episode (12 steps) exceeds the cap of 5
     torch.manual_seed(0)
     policies = [Policy(NUM_ACTIONS, [4, 8, 8], 32, OBS_SHAPE).eval() for _ in range(2)]
-    jobs = [Source(0), Source(1), Source(0, noise=1.0), Source(1)]
-    cfg = make_cfg(tmp_path)
-    demonstrators = [Demonstrator(f"ckpt{k}.pt", 10 * k, p, {}) for k, p in enumerate(policies)]
-    writer = DemoWriter(cfg, "train", jobs, demonstrators, first_id=0, done=0, total=len(jobs))
-    roll_out(env, policies, jobs, 5, False, np.random.default_rng(0), torch.device("cpu"), writer)
-    writer.flush(0)
-    demos = load_demos(cfg.demo_dir, "train")
-    # slot 0 plays jobs 0 (3 steps) then 2 (5 of 7, cut); slot 1 plays job 1 (5 of 12, cut), then job 3
-    # from its next episode start (2 steps) - never the remainder of the cut one.
-    got = sorted((d.record.level_seed, d.record.length, d.record.checkpoint_step, d.record.noise) for d in demos)
-    assert got == [(0, 3, 0, 0.0), (1, 5, 0, 1.0), (100, 5, 10, 0.0), (101, 2, 10, 0.0)]
-    for d in demos:
-        t = np.arange(d.record.length)
-        assert (d.obs[:, 0, 0, 0] == t).all() and (d.obs == d.obs[:, :1, :1, :1]).all()
-        np.testing.assert_array_equal(d.rewards, t + 1)
-        assert d.record.ret == (t + 1).sum() and d.actions.dtype == np.int64
-    assert len({d.record.id for d in demos}) == 4
+    jobs = [Source(0), Source(1), Source(0, noise=1.0)]
+    rollouts = play_round(env, policies, jobs, 5, False, np.random.default_rng(0), torch.device("cpu"))
+    assert [(r.slot, r.level_seed, len(r.actions)) for r in rollouts] == [(0, 0, 3), (1, 100, 5), (2, 200, 5)]
+    for r in rollouts:
+        t = np.arange(len(r.actions))
+        assert (r.obs[:, 0, 0, 0] == t).all() and (r.obs == r.obs[:, :1, :1, :1]).all()
+        np.testing.assert_array_equal(r.rewards, t + 1)
+        assert r.actions.dtype == np.int64
 
 
 def test_resume_adds_only_missing_demos(tmp_path, tiny_checkpoints):
@@ -149,7 +141,7 @@ def test_resume_adds_only_missing_demos(tmp_path, tiny_checkpoints):
     assert all(hashlib.sha256((demo_dir / r.file).read_bytes()).hexdigest() == digest[r.id] for r in first)
     assert Counter(r.checkpoint_step for r in records) == {100: 3, 200: 3}  # balance kept across runs
     old_obs = [load_demo(demo_dir, r).obs for r in first]
-    for r in second:  # fresh seeds: new episodes, not replays of the first run's
+    for r in second:  # a round's seeds follow its first demo id: new episodes, not replays of the first run's
         obs = load_demo(demo_dir, r).obs
         assert not any(o.shape == obs.shape and (o == obs).all() for o in old_obs)
     assert generate_procgen_demonstrations(make_cfg(tmp_path, num_demos=6, num_test_demos=0)) == []
@@ -209,7 +201,8 @@ def test_checkpoint_trained_on_other_levels_refused(tmp_path, tiny_checkpoints):
 def test_demos_of_another_game_or_mode_are_refused_in_one_line():
     def record(game: str, mode: str) -> DemoRecord:
         return DemoRecord(id="train_000000", game=game, distribution_mode=mode, level_seed=0, level_set="train",
-                          checkpoint="c.pt", checkpoint_step=1, noise=0.0, length=3, ret=1.0, file="demos/x.npz")
+                          level_range="0+1", checkpoint="c.pt", checkpoint_step=1, noise=0.0, length=3, ret=1.0,
+                          file="demos/x.npz")
 
     check_game([record("coinrun", "easy")] * 2, "d", "coinrun", "easy", "fix it")
     check_game([], "d", "coinrun", "easy", "fix it")
@@ -217,3 +210,46 @@ def test_demos_of_another_game_or_mode_are_refused_in_one_line():
         with pytest.raises(UserError, match=rf"^d holds demos of coinrun \(easy\), {game} \({mode}\), not "
                                             r"coinrun \(easy\); fix it$"):
             check_game([record("coinrun", "easy"), record(game, mode)], "d", "coinrun", "easy", "fix it")
+
+
+def test_training_demos_from_n_levels_or_a_fresh_level_each(tmp_path, tiny_checkpoints):
+    tiny_checkpoints(tmp_path / "ppo", GAME, (100,))
+    cfg = make_cfg(tmp_path, num_demos=6, num_test_demos=2, demo_num_levels=0, sweep_demo_levels=[2])
+    generate_procgen_demonstrations(cfg)
+    main, two = read_index(tmp_path / "demos"), read_index(tmp_path / "demos" / "levels_2")
+    fresh = [r.level_seed for r in main if r.level_set in ("train", "train_eval")]
+    assert len(set(fresh)) == len(fresh) == 8 and min(fresh) >= 20 + 100_000  # fresh: beyond the held-out levels
+    assert Counter(r.level_set for r in two) == {"train": 6, "train_eval": 2}  # the held-out demos are shared
+    assert {r.level_seed for r in two} <= {0, 1} and {r.level_range for r in two} == {"0+2"}
+    with pytest.raises(UserError, match="training demos on levels \\[0, 50\\) would meet the held-out levels "
+                                        "\\[20, 100,020\\); set test_start_level beyond them"):
+        make_cfg(tmp_path, demo_num_levels=50)
+    with pytest.raises(UserError, match="holds train demos from levels 100020\\+1000000000, not 0\\+20"):
+        generate_procgen_demonstrations(make_cfg(tmp_path, num_demos=7, num_test_demos=2))
+
+
+def test_killed_generation_rerun_ends_as_an_uninterrupted_run(tmp_path, tiny_checkpoints):
+    tiny_checkpoints(tmp_path / "ppo", GAME, (100, 200))
+    args = ["--env_name", GAME, "--checkpoint_dir", str(tmp_path / "ppo" / "checkpoints"), "--num_demos", "12",
+            "--num_test_demos", "3", "--num_envs", "3", "--max_episode_steps", "60", "--train_num_levels", "20",
+            "--device", "cpu"]
+    whole = generate_procgen_demonstrations(make_cfg(tmp_path, num_demos=12, num_test_demos=3,
+                                                     demo_dir=str(tmp_path / "whole")))
+    cmd = [sys.executable, "trex/reward_model.py", "demos", *args, "--demo_dir", str(tmp_path / "killed")]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    index = tmp_path / "killed" / "index.csv"
+    deadline = time.time() + 120
+    while (not index.is_file() or len(index.read_text().splitlines()) < 4) and proc.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    cut = len(read_index(tmp_path / "killed"))
+    assert 0 < cut < 18, "the run was not cut short; make it longer"
+    rerun = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert rerun.returncode == 0, rerun.stderr
+    killed = read_index(tmp_path / "killed")
+    assert killed == whole  # the same rows in the same order, none twice
+    for a, b in zip(killed, whole, strict=True):
+        np.testing.assert_array_equal(load_demo(tmp_path / "killed", a).obs, load_demo(tmp_path / "whole", b).obs)
+    assert not list((tmp_path / "killed").rglob(".*.tmp"))

@@ -27,7 +27,8 @@ def snapshot(folder: Path) -> dict:
 
 def test_a_second_run_is_refused_untouched_and_a_killed_holder_leaves_no_stale_lock(tmp_path):
     run = tmp_path / "run"
-    train = [sys.executable, str(ROOT / "baseline_agent/train.py"), *TINY, "--save_interval", "1", "--run_dir", str(run)]
+    train = [sys.executable, str(ROOT / "baseline_agent/train.py"), *TINY, "--save_interval", "1",
+             "--run_dir", str(run)]
     holder = subprocess.Popen([*train, "--total_timesteps", "1000000"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 120

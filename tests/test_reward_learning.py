@@ -1,12 +1,17 @@
-"""Reward learning end to end: correlations on constructed cases, a learning test on synthetic marker demos,
-CPU determinism, the sweep, and the `train` command (outputs, no silent overwrite, corrupt demos)."""
+"""Reward learning end to end: correlations and intervals on constructed cases, demo choice by hand, a learning
+test on synthetic marker demos, CPU determinism, the sweep over demos and levels, and the `train` command (outputs,
+no silent overwrite, corrupt demos, a killed run rerun to the uninterrupted result)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +20,11 @@ import torch
 
 from trex.config import TrexConfig
 from trex.demo_store import write_demos
-from trex.evaluation import correlations, evaluate_demos, pair_accuracy
+from trex.evaluation import bootstrap_ci, correlations, evaluate_demos, pair_accuracy, seed_interval
 from trex.pairs import concat_obs, create_training_data
-from trex.reward_learning import run_sweep
+from trex.reward_learning import RewardTrainer, choose_demos, return_bins, run_sweep
 from trex.reward_net import RewardNet
 from trex.synthetic_demos import as_written, marker_demos
-from trex.trainer import RewardTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +43,45 @@ def test_pair_accuracy_by_hand():
     assert pair_accuracy([1, 2, 3, 3], [1, 3, 2, 5]) == pytest.approx(4 / 5)
     assert pair_accuracy([1, 2], [5, 5]) == pytest.approx(0.5)  # a predicted tie counts half
     assert pair_accuracy([2, 2], [1, 3]) is None
+
+
+def test_bootstrap_interval_holds_the_estimate_and_a_perfect_ranking_has_no_width():
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=60)
+    noisy = true + rng.normal(size=60)
+    ci = bootstrap_ci(true, noisy, np.random.default_rng(1))
+    point = correlations(true, noisy)
+    for k in ("pearson", "spearman", "kendall"):
+        assert ci[k][0] < point[k] < ci[k][1] and ci[k][1] - ci[k][0] < 0.6
+    assert bootstrap_ci(true, 2 * true + 1, np.random.default_rng(1))["spearman"] == [1.0, 1.0]
+    assert bootstrap_ci(true[:2], true[:2], rng)["kendall"] is None  # too few demos to resample
+
+
+def test_seed_interval_by_hand():
+    got = seed_interval([0.5, 0.7, None, 0.9])  # mean 0.7, sd 0.2, t(0.975, 2) = 4.3027
+    assert got["n"] == 3 and got["mean"] == pytest.approx(0.7)
+    assert got["ci95_high"] - got["mean"] == pytest.approx(4.302653 * 0.2 / math.sqrt(3), rel=1e-5)
+    assert seed_interval([0.4])["ci95_low"] is None and seed_interval([])["mean"] is None
+
+
+def test_return_bins_pick_round_robin_over_equal_width_bins():
+    returns = np.array([0.0, 0.5, 1.0, 9.0, 9.5, 10.0, 10.0, 4.0])  # bins [0,2.5) [2.5,5) [5,7.5) [7.5,10]
+    picks = return_bins(returns, np.arange(8), 5, 4, np.random.default_rng(0))
+    bins = [min(int(returns[i] // 2.5), 3) for i in picks]
+    assert bins[:3] == [0, 1, 3] and bins[3:] == [0, 3]  # the empty third bin is skipped; 1 has one demo only
+    assert len(set(picks)) == 5
+    assert sorted(return_bins(returns, np.arange(8), 20, 4, np.random.default_rng(0))) == list(range(8))
+
+
+def test_choose_demos_drops_returns_above_max_return_and_validates_across_the_range():
+    demos = marker_demos(20, np.random.default_rng(3))
+    rets = np.array([d.record.ret for d in demos])
+    cfg = TrexConfig(num_demos=20, max_return=0.5, val_fraction=0.25, demo_selection="return_bins")
+    train, val = choose_demos(cfg, demos, np.random.default_rng(0))
+    cap = rets.min() + 0.5 * (rets.max() - rets.min())
+    assert len(train) + len(val) == int((rets <= cap).sum()) and all(d.record.ret <= cap for d in train + val)
+    assert not {id(d) for d in train} & {id(d) for d in val}
+    assert len(val) == round(0.25 * (len(train) + len(val)))
 
 
 def _fit(cfg: TrexConfig, train, seed: int) -> RewardNet:
@@ -70,9 +113,11 @@ def test_training_is_deterministic_on_cpu():
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _demo_dir(path: Path, train: int, test: int) -> Path:
-    rng = np.random.default_rng(2)
+def _demo_dir(path: Path, train: int, test: int, seed: int = 2) -> Path:
+    """Synthetic demos: `train` to train on, and `test` each of new training-level episodes and held-out ones."""
+    rng = np.random.default_rng(seed)
     write_demos(path, as_written(marker_demos(train, rng, min_len=12, max_len=30)
+                                 + marker_demos(test, rng, "train_eval", min_len=12, max_len=30)
                                  + marker_demos(test, rng, "test", min_len=12, max_len=30)))
     return path
 
@@ -92,9 +137,11 @@ def test_train_command_writes_metrics_and_never_overwrites_another_config(tmp_pa
     assert done.returncode == 0, done.stderr
     metrics = json.loads((run / "metrics.json").read_text())
     for key in ("train_levels", "test_levels"):
-        assert {"pearson", "spearman", "kendall", "pair_accuracy", "n_demos", "length_baseline"} <= set(metrics[key])
-        assert set(metrics[key]["length_baseline"]) == {"pearson", "spearman", "kendall"}
-    assert metrics["test_levels"]["n_demos"] == 5 and metrics["train_levels"]["n_demos"] == 2  # the validation demos
+        assert {"pearson", "spearman", "kendall", "ci95", "pair_accuracy", "n_demos"} <= set(metrics[key])
+        assert set(metrics[key]["length_baseline"]) == {"pearson", "spearman", "kendall", "ci95"}
+        low, high = metrics[key]["ci95"]["spearman"]
+        assert low <= metrics[key]["spearman"] <= high
+    assert metrics["test_levels"]["n_demos"] == metrics["train_levels"]["n_demos"] == 5  # equal counts
     assert 0.0 <= metrics["label_noise"] <= 1.0
     for name in ("reward_model.pt", "train_log.csv", "config.yaml", "versions.json", "summary.json",
                  "predicted_vs_true.png", "cumulative_reward.png", "reward_by_time.png"):
@@ -120,14 +167,51 @@ def test_train_command_refuses_a_corrupt_demo(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_sweep_writes_its_figure(tmp_path):
+def test_sweep_crosses_demo_counts_with_level_counts_and_resumes(tmp_path):
     demos = _demo_dir(tmp_path / "demos", 8, 4)
+    _demo_dir(tmp_path / "demos" / "levels_3", 8, 4, seed=5)  # training demos drawn from 3 levels
     cfg = TrexConfig(demo_dir=str(demos), run_dir=str(tmp_path / "sweep"), num_pairs=32, batch_size=16, epochs=1,
-                     min_snippet_length=4, max_snippet_length=8, sweep_num_demos=[5, 8], sweep_seeds=1, seed=3)
+                     min_snippet_length=4, max_snippet_length=8, sweep_num_demos=[5, 8], sweep_demo_levels=[3],
+                     sweep_seeds=2, seed=3, name="tiny")
     result = run_sweep(cfg)
-    assert [p["num_demos"] for p in result["summary"]] == [5, 8]
-    assert [(p["num_demos"], p["seed"]) for p in result["points"]] == [(5, 3), (8, 3)]
+    assert [(p["demo_levels"], p["num_demos"], p["seed"]) for p in result["points"]] == [
+        (200, 5, 3), (200, 5, 4), (200, 8, 3), (200, 8, 4), (3, 5, 3), (3, 5, 4), (3, 8, 3), (3, 8, 4)]
+    first = result["summary"][0]
+    values = [p["test_levels_spearman"] for p in result["points"][:2]]
+    assert first["test_levels_spearman"]["mean"] == pytest.approx(np.mean(values)) and first["seeds"] == 2
+    rows = list(csv.DictReader((tmp_path / "sweep" / "sweep.csv").open()))
+    assert len(rows) == 8 and rows[0]["name"] == "tiny" and float(rows[0]["test_levels_spearman"]) == values[0]
     assert (tmp_path / "sweep" / "sweep.png").is_file() and (tmp_path / "sweep" / "sweep.json").is_file()
-    assert (tmp_path / "sweep" / "sweep" / "n8_s0" / "reward_model.pt").is_file()
+    assert (tmp_path / "sweep" / "sweep" / "L3_n8_s1" / "reward_model.pt").is_file()
     again = run_sweep(cfg)  # finished sub-runs are reused, not retrained
     assert again["points"] == result["points"]
+
+
+def test_killed_training_rerun_gives_the_uninterrupted_model(tmp_path):
+    demos = _demo_dir(tmp_path / "demos", 10, 5)
+    args = ["--demo_dir", str(demos), "--num_pairs", "4000", "--eval_interval", "500", "--patience", "100"]
+    whole = _train_cli(*args, "--run_dir", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+    cmd = [sys.executable, "trex/reward_model.py", "train", *TINY, *args, "--run_dir", str(tmp_path / "run")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    log = tmp_path / "run" / "train_log.csv"
+    deadline = time.time() + 120
+    while (not log.is_file() or len(log.read_text().splitlines()) < 3) and proc.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "run" / "metrics.json").exists(), "the run finished before it could be killed"
+    rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    timing = ("pairs_per_s", "frames_per_s", "train_time_s", "wall_time_s", "wall_s")
+    strip = lambda m: {k: v for k, v in m.items() if k not in timing}
+    got, want = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("run", "whole"))
+    assert strip(got) == strip(want)
+    a, b = (torch.load(tmp_path / d / "reward_model.pt", weights_only=True)["state_dict"] for d in ("run", "whole"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    read_log = lambda d: [{k: v for k, v in r.items() if k not in timing}
+                          for r in csv.DictReader((tmp_path / d / "train_log.csv").open())]
+    logs = [read_log("run"), read_log("whole")]
+    assert logs[0] == logs[1]  # no duplicated rows from the killed attempt
+    assert len(list((tmp_path / "run" / "tb").iterdir())) == 1  # one events file: the killed run's is gone

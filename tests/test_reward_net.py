@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from toolkit.cli import UserError
-from trex.reward_net import RewardNet, load_reward_model, save_reward_model
+from trex.reward_net import ARCHITECTURES, RewardNet, load_reward_model, save_reward_model
 
 
-@pytest.mark.parametrize("architecture", ["fast", "trex2020"])
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_forward_is_the_mean_of_members_per_frame(architecture):
     torch.manual_seed(0)
     net = RewardNet(architecture, ensemble_size=3)
@@ -22,22 +22,34 @@ def test_forward_is_the_mean_of_members_per_frame(architecture):
     torch.testing.assert_close(single, out[2:3], rtol=1e-4, atol=1e-5)  # per frame: batch-mates do not matter
 
 
-def test_inputs_are_scaled_to_unit_range():
-    net = RewardNet("fast")
+@pytest.mark.parametrize("architecture, brightest", [("fast", 1.0), ("trex_atari", 1.0), ("study2020", 255.0)])
+def test_inputs_are_scaled_as_each_architecture_expects(architecture, brightest):
+    net = RewardNet(architecture)
     first = net.members[0][0][0]
     seen = []
     first.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
     net(torch.full((1, 64, 64, 3), 255, dtype=torch.uint8))
-    assert seen[0].dtype == torch.float32 and seen[0].max().item() == 1.0
+    assert seen[0].dtype == torch.float32 and seen[0].max().item() == brightest
+
+
+def test_study2020_is_the_2020_studys_network():
+    """conv 3x3/32, max-pool 4/2, leaky ReLU (twice), conv 3x3/32, leaky ReLU, fc 3872 -> 64 -> 1."""
+    trunk, fc1, _, fc2 = RewardNet("study2020").members[0]
+    kinds = [(type(m).__name__, getattr(m, "kernel_size", None), getattr(m, "stride", None)) for m in trunk]
+    assert kinds == [("Conv2d", (3, 3), (1, 1)), ("MaxPool2d", 4, 2), ("LeakyReLU", None, None),
+                     ("Conv2d", (3, 3), (1, 1)), ("MaxPool2d", 4, 2), ("LeakyReLU", None, None),
+                     ("Conv2d", (3, 3), (1, 1)), ("LeakyReLU", None, None), ("Flatten", None, None)]
+    assert [m.out_channels for m in trunk if hasattr(m, "out_channels")] == [32, 32, 32]
+    assert (fc1.in_features, fc1.out_features, fc2.out_features) == (3872, 64, 1)
 
 
 def test_round_trip_with_weights_only(tmp_path):
     torch.manual_seed(1)
-    net = RewardNet("trex2020", ensemble_size=2)
+    net = RewardNet("study2020", ensemble_size=2)
     path = tmp_path / "reward_model.pt"
     save_reward_model(path, net, {"env_name": "fruitbot", "distribution_mode": "hard"})
     raw = torch.load(path, weights_only=True)
-    assert raw["architecture"] == "trex2020" and raw["ensemble_size"] == 2 and raw["obs_shape"] == [64, 64, 3]
+    assert raw["architecture"] == "study2020" and raw["ensemble_size"] == 2 and raw["obs_shape"] == [64, 64, 3]
     loaded, meta = load_reward_model(path, "cpu")
     assert meta["env_name"] == "fruitbot" and meta["distribution_mode"] == "hard" and "state_dict" not in meta
     assert not loaded.training

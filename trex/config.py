@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from baseline_agent.envs import GAMES, MODES
+from baseline_agent.envs import GAMES, MODES, LevelSet, held_out_levels
 from toolkit.cli import UserError
 from toolkit.config import option
 from toolkit.runtime import RuntimeConfig
+from trex.reward_net import ARCHITECTURES
+
+FRESH_LEVELS = 1_000_000_000  # levels a fresh level per demo is drawn from (demo_num_levels 0)
+MAX_LEVEL = 2**31 - 1  # Procgen's level seeds are 32-bit ints
 
 
 @dataclass
@@ -17,15 +21,25 @@ class TrexConfig(RuntimeConfig):
     # --- the game and the level sets
     env_name: str = option("coinrun", "Procgen game (checkpoints of another game are refused)", choices=GAMES)
     distribution_mode: str = option("easy", "Procgen distribution mode", choices=MODES)
-    train_start_level: int = option(0, "first training level (use the demonstrators' own)", min=0)
-    train_num_levels: int = option(200, "number of training levels", min=1)
-    test_num_levels: int = option(100_000, "held-out levels, right after the training ones (disjoint)", min=1)
+    train_start_level: int = option(0, "first of the demonstrators' training levels (checked against checkpoints)",
+                                    min=0)
+    train_num_levels: int = option(200, "number of the demonstrators' training levels (0 = they trained on every "
+                                   "level)", min=0)
+    demo_num_levels: int | None = option(None, "distinct levels the training demos are drawn from: the first N from "
+                                         "train_start_level; none = train_num_levels; 0 = a fresh level per demo "
+                                         f"(drawn from the {FRESH_LEVELS:,} levels after the held-out ones)", min=0)
+    test_start_level: int | None = option(None, "first held-out level (none = right after the training levels)",
+                                          min=0)
+    test_num_levels: int = option(100_000, "number of held-out levels (disjoint from the training demos' levels)",
+                                  min=1)
 
     # --- step 2: demonstrations
     checkpoint_dir: str = option("", "folder of step-1 checkpoints to roll out (e.g. runs/ppo/checkpoints)")
     checkpoints: list[str] = option([], "explicit checkpoint files (instead of checkpoint_dir)")
-    num_demos: int = option(100, "demonstrations on training levels", min=0)
-    num_test_demos: int = option(50, "demonstrations on held-out levels", min=0)
+    num_demos: int = option(100, "demonstrations on the training demos' levels to train on (step 3 picks from them)",
+                            min=0)
+    num_test_demos: int = option(50, "demonstrations on held-out levels; as many again are played on the training "
+                                 "demos' levels as new episodes to evaluate on (level set train_eval)", min=0)
     checkpoint_sampling: str = option("stratified", "how checkpoints are drawn per demo",
                                       choices=("uniform", "stratified"))
     noise_levels: list[float] = option([], "D-REX-style epsilon-greedy noise levels for one checkpoint, to spread "
@@ -44,11 +58,18 @@ class TrexConfig(RuntimeConfig):
     progress_constraint: bool = option(True, "the better demo's snippet starts no earlier than the worse one's")
     rank_by: str = option("return", "rank demos by true return (T-REX) or by less epsilon-greedy noise (D-REX, "
                           "with noise_levels)", choices=("return", "noise"))
-    val_fraction: float = option(0.2, "share of training-level demos held out for validation", min=0.0, max=0.9)
+    val_fraction: float = option(0.2, "share of the chosen training demos held out for validation (early stopping)",
+                                 min=0.0, max=0.9)
+    demo_selection: str = option("random", "how num_demos demos are picked from the folder: random, or return_bins "
+                                 "(round-robin over equal-width return bins, the 2020 study's near-uniform spread)",
+                                 choices=("random", "return_bins"))
+    return_bins: int = option(4, "number of return bins for demo_selection: return_bins", min=1)
+    max_return: float = option(1.0, "keep only training demos whose return is at most this share of the way from "
+                               "the lowest to the highest (T-REX's extrapolation question; 1 = all)", min=0.0, max=1.0)
 
     # --- step 3: RewardNet and RewardTrainer
-    reward_net: str = option("fast", "network: fast (strided, cheap) or trex2020 (the 2020 study's)",
-                             choices=("fast", "trex2020"))
+    reward_net: str = option("fast", "network: fast (strided, cheap), study2020 (the 2020 study's: 3x3 convs, max "
+                             "pools, raw 0-255 pixels) or trex_atari (T-REX's Atari net)", choices=ARCHITECTURES)
     ensemble_size: int = option(1, "independently initialised reward nets, averaged", min=1)
     batch_size: int = option(32, "pairs per training step", min=1)
     learning_rate: float = option(1e-4, "Adam learning rate", min=0.0)
@@ -60,11 +81,14 @@ class TrexConfig(RuntimeConfig):
     patience: int = option(3, "validation checks without a better validation accuracy before stopping", min=1)
     amp: bool = option(False, "bf16/fp16 autocast on GPU")
 
-    # --- step 3: sweep over the number of demonstrations
+    # --- step 3: sweep over the number of demonstrations and the number of levels they come from
     sweep_num_demos: list[int] = option([12, 25, 50, 100], "numbers of training demos in the sweep", min=2)
+    sweep_demo_levels: list[int] = option([], "other demo_num_levels values to sweep: the demos step fills one "
+                                          "folder of training demos per value, <demo_dir>/levels_<N>", min=0)
     sweep_seeds: int = option(3, "seeds per sweep point", min=1)
 
     # --- common
+    name: str = option("", "a label for this configuration, written into sweep rows (e.g. study2020)")
     seed: int = option(0, "random seed", min=0)
     run_dir: str = option("runs/reward_model", "folder for the reward model, metrics, logs and plots")
 
@@ -73,3 +97,37 @@ class TrexConfig(RuntimeConfig):
         if self.min_snippet_length > self.max_snippet_length:
             raise UserError("config key 'min_snippet_length': must not exceed max_snippet_length "
                             f"({self.min_snippet_length} > {self.max_snippet_length})")
+        for n in (self.demo_num_levels, *self.sweep_demo_levels):
+            demo_levels(self, n)  # refuses a layout whose training demos would meet the held-out levels
+
+
+def held_out(cfg: TrexConfig) -> LevelSet:
+    """The held-out levels: from test_start_level, or right after the demonstrators' training levels."""
+    if cfg.test_start_level is None:
+        if cfg.train_num_levels == 0:
+            raise UserError("config key 'test_start_level': the demonstrators trained on every level "
+                            "(train_num_levels 0), so name where the held-out levels start")
+        return held_out_levels(LevelSet(cfg.train_start_level, cfg.train_num_levels), cfg.test_num_levels)
+    return LevelSet(cfg.test_start_level, cfg.test_num_levels)
+
+
+def demo_levels(cfg: TrexConfig, n: int | None = None) -> LevelSet:
+    """The levels training demos are drawn from with `n` distinct levels (default cfg.demo_num_levels); refused
+    in one line where they would overlap the held-out levels or leave Procgen's 32-bit level range."""
+    n = cfg.demo_num_levels if n is None else n
+    test = held_out(cfg)
+    if n is None:
+        if cfg.train_num_levels == 0:
+            raise UserError("config key 'demo_num_levels': the demonstrators trained on every level "
+                            "(train_num_levels 0), so name how many levels the training demos come from (0 = fresh)")
+        n = cfg.train_num_levels
+    fresh = LevelSet(test.start_level + test.num_levels, FRESH_LEVELS)
+    levels = fresh if n == 0 else LevelSet(cfg.train_start_level, n)
+    if levels.start_level + levels.num_levels > MAX_LEVEL or test.start_level + test.num_levels > MAX_LEVEL:
+        raise UserError(f"levels beyond Procgen's range (up to {MAX_LEVEL:,}): lower test_start_level or "
+                        "test_num_levels")
+    if levels.overlaps(test):
+        raise UserError(f"config key 'demo_num_levels': training demos on levels {levels} would meet the held-out "
+                        f"levels {test}; set test_start_level beyond them")
+    return levels
+

@@ -29,7 +29,8 @@ class DemoRecord:
     game: str
     distribution_mode: str
     level_seed: int
-    level_set: str  # "train" or "test"
+    level_set: str  # "train", "train_eval" (new episodes on the training demos' levels) or "test" (held-out levels)
+    level_range: str  # the levels it was drawn from, "start+count"
     checkpoint: str
     checkpoint_step: int
     noise: float  # epsilon of epsilon-greedy rollouts (D-REX); 0 for plain rollouts
@@ -68,7 +69,10 @@ def read_index(demo_dir: str | Path, check_files: bool = True) -> list[DemoRecor
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames != list(_TYPES):
-            raise UserError(f"{path} is not a demonstration index (columns {reader.fieldnames})")
+            old = set(reader.fieldnames or ()) == set(_TYPES) - {"level_range"}
+            raise UserError(f"{path} was written by an older version (no level_range column); generate the demos "
+                            "anew in another demo_dir" if old else
+                            f"{path} is not a demonstration index (columns {reader.fieldnames})")
         for n, row in enumerate(reader, start=2):
             try:
                 records.append(DemoRecord(**{k: _CAST[_TYPES[k]](v) for k, v in row.items()}))

@@ -1,22 +1,23 @@
-"""Step 2 of T-REX: roll step-1 checkpoints out into ranked demonstrations, on training and held-out levels.
+"""Step 2 of T-REX: roll step-1 checkpoints out into ranked demonstrations.
 
     python trex/reward_model.py demos -c configs/trex/coinrun.yaml
 
-All episodes of a level set run at once in ONE vectorised Procgen env; its slots may play different
-checkpoints, and each step runs one batched forward pass per checkpoint. Every demo records its level
-seed, so training-level demos (`LevelSet(train_start_level, train_num_levels)`) and held-out demos (the
-range right after it, `held_out_levels`) are disjoint by construction and checkably so.
+Three level sets, disjoint by construction and recorded per demo (its level seed and the range it came from):
+- `train`: `num_demos` demos to train on, from `demo_num_levels` distinct levels (`config.demo_levels`);
+- `train_eval`: `num_test_demos` new episodes on those same levels, never trained on;
+- `test`: `num_test_demos` demos on the held-out levels (`config.held_out`).
+With `sweep_demo_levels`, each other number of levels gets its own folder of train and train_eval demos,
+`<demo_dir>/levels_<N>`, beside the held-out demos they share.
 
-Running again on the same `demo_dir` only tops the index up to `num_demos` / `num_test_demos`, with
-fresh ids and fresh env and sampling seeds; finished demos are written in small atomic batches, so an
-interrupted run keeps what it finished and leaves no half-written file or index row.
+Demos are played in rounds. A round gives each slot of one vectorised Procgen env exactly one episode, with env and
+sampling seeds derived from (seed, level set, the round's first demo id), and writes its demos and index rows in
+one atomic step. A run killed and rerun replays its unfinished round from the same seeds, so the folder ends as
+an uninterrupted run leaves it; a rerun with larger counts tops the folder up with new demos.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,21 +25,19 @@ import numpy as np
 import torch
 
 from baseline_agent.checkpoint import list_checkpoints, load_checkpoint, policy_from_checkpoint
-from baseline_agent.envs import NUM_ACTIONS, PROCGEN_OPTIONS, LevelSet, VecEnv, held_out_levels, make_procgen
+from baseline_agent.envs import NUM_ACTIONS, PROCGEN_OPTIONS, LevelSet, VecEnv, make_procgen
 from baseline_agent.models import Policy
 from toolkit.cli import UserError
 from toolkit.config import config_dict, save_run_config
 from toolkit.files import exclusive, write_json
 from toolkit.logger import fmt_duration
-from trex.config import TrexConfig
+from trex.config import TrexConfig, demo_levels, held_out
 from trex.demo_store import DemoRecord, check_game, read_index, write_demos
 
 # Procgen options a demonstrator was trained with; its demos are rolled out with the same ones, except
 # use_sequential_levels: a demo is one episode of one level.
 ENV_OPTIONS = tuple(k for k in PROCGEN_OPTIONS if k != "use_sequential_levels")
-FLUSH_EVERY = 8  # finished demos per atomic write (also at least every FLUSH_SECONDS)
-FLUSH_SECONDS = 30.0
-LEVEL_SETS = ("train", "test")
+LEVEL_SETS = ("train", "train_eval", "test")
 
 
 @dataclass
@@ -59,13 +58,23 @@ class Source:
 
 @dataclass
 class Rollout:
-    """A finished demonstration before it gets an id: `job` indexes the jobs given to `roll_out`."""
+    """A finished demonstration of one round slot, before it gets an id."""
 
-    job: int
+    slot: int
     level_seed: int
     obs: np.ndarray
     actions: np.ndarray
     rewards: np.ndarray
+
+
+@dataclass(frozen=True)
+class Task:
+    """One folder's level set to fill: `count` demos on `levels`."""
+
+    folder: Path
+    level_set: str
+    levels: LevelSet
+    count: int
 
 
 def checkpoint_files(cfg: TrexConfig) -> list[Path]:
@@ -83,7 +92,7 @@ def checkpoint_files(cfg: TrexConfig) -> list[Path]:
 
 
 def load_demonstrators(cfg: TrexConfig, paths: list[Path], device: torch.device) -> list[Demonstrator]:
-    """Load checkpoints (sorted by step), refusing any of another game or mode or mixed Procgen options."""
+    """Load checkpoints (sorted by step), refusing any of another game, mode or training levels, or mixed options."""
     out = []
     for path in paths:
         state = load_checkpoint(path)
@@ -112,216 +121,182 @@ def demo_sources(cfg: TrexConfig, num_demonstrators: int) -> list[Source]:
     return [Source(k) for k in range(num_demonstrators)]
 
 
-def choose_sources(sources: list[Source], counts: list[int], n: int, rng: np.random.Generator,
-                   stratified: bool) -> list[int]:
-    """Pick a source for each of `n` new demos, given how many demos each source already has.
-
-    uniform: independent uniform draws, the 2020 study's choice (returns were binned afterwards).
-    stratified: each new demo goes to a source with the fewest demos so far (ties broken at random), so
-    demos are spread evenly over all checkpoints sorted by step - from the first to the last, hence
-    over the whole range of returns the run reached - or over all noise levels; a top-up, or the rerun of
-    an interrupted run, fills the least-used sources first, so the folder ends up evenly spread.
-    """
-    if not stratified:
-        return rng.integers(len(sources), size=n).tolist()
-    counts = list(counts)
-    picks = []
-    for _ in range(n):
-        low = min(counts)
-        k = int(rng.choice([i for i, c in enumerate(counts) if c == low]))
-        counts[k] += 1
-        picks.append(k)
-    return picks
+def plan_sources(have: np.ndarray, target: int, rng: np.random.Generator, stratified: bool) -> list[int]:
+    """The source of each new demo, so that the folder holds `target` demos: as evenly spread over the sources as
+    possible (stratified: over the checkpoints sorted by step, hence over the whole range of returns the run
+    reached, or over the noise levels), or drawn uniformly (the 2020 study's choice). The shares depend on
+    `target` and the seed alone, so a run killed and rerun plans the rest of what it planned. Ordered by source:
+    the slots of a round then share few checkpoints, and run fewer, larger forward passes."""
+    sources = len(have)
+    if stratified:
+        want = np.full(sources, target // sources)
+        want[rng.permutation(sources)[: target % sources]] += 1
+    else:
+        want = np.bincount(rng.integers(sources, size=target), minlength=sources)
+    need = np.maximum(want - have, 0)
+    while need.sum() > target - have.sum():  # sources already past their share (an earlier, other plan)
+        need[np.argmax(np.where(need > 0, have + need, -1))] -= 1
+    return np.repeat(np.arange(sources), need).tolist()
 
 
-def roll_out(venv: VecEnv, policies: list[Policy], jobs: list[Source], max_steps: int, greedy: bool,
-             rng: np.random.Generator, device: torch.device,
-             on_demo: Callable[[Rollout, int], None]) -> int:
-    """Play each job as one episode in the slots of `venv`; call `on_demo(rollout, env_steps)`; return env steps.
+def play_round(venv: VecEnv, policies: list[Policy], jobs: list[Source], max_steps: int, greedy: bool,
+               rng: np.random.Generator, device: torch.device) -> list[Rollout]:
+    """One episode per slot of `venv` (slot i plays jobs[i]), each recorded until it ends or reaches `max_steps`.
 
-    A slot takes the next job when its episode starts, so every job yields exactly one episode of its own
-    source and checkpoints whose episodes end sooner are not over-represented. Frame t is the frame action t
-    was chosen on and reward t followed it. An episode reaching `max_steps` is recorded up to the cap; as
-    Procgen cannot reset one slot, the slot then plays out the rest of that episode with random actions,
-    unrecorded, and takes the next job when a new episode starts. Slots left without a job also act at
-    random (no forward pass).
+    Frame t is the frame action t was chosen on and reward t followed it. A slot whose episode is recorded acts
+    at random, unrecorded and without a forward pass, until every slot is done.
     """
     n = venv.num_envs
-    job_of = np.full(n, -1)  # the job whose episode a slot is recording; -1: idle or playing out a cut episode
     demonstrator = np.array([s.demonstrator for s in jobs])
     noise = np.array([s.noise for s in jobs])
+    recording = np.ones(n, bool)
     buffers: list[list] = [[] for _ in range(n)]
-    next_job, remaining, steps = 0, len(jobs), 0
-
-    def start(i: int) -> None:
-        nonlocal next_job
-        if next_job < len(jobs):
-            job_of[i] = next_job
-            next_job += 1
-
-    for i in range(n):
-        start(i)
+    done_rollouts: list[Rollout] = []
     seeds = venv.level_seeds()
     obs = venv.observe()
-    while remaining:
-        active = job_of >= 0
+    while recording.any():
         actions = rng.integers(NUM_ACTIONS, size=n)
-        explore = rng.random(n) < np.where(active, noise[job_of], 0.0)
+        explore = rng.random(n) < noise
         for k, policy in enumerate(policies):
-            idx = np.flatnonzero(active & ~explore & (demonstrator[job_of] == k))
+            idx = np.flatnonzero(recording & ~explore & (demonstrator == k))
             if len(idx):
-                acted = policy.act(torch.from_numpy(obs[idx]).to(device), greedy=greedy)[0]
-                actions[idx] = acted.cpu().numpy()
+                actions[idx] = policy.act(torch.from_numpy(obs[idx]).to(device), greedy=greedy)[0].cpu().numpy()
         new_obs, reward, done, finished = venv.step(actions)
-        steps += n
         ended = dict(finished)
-        for i in np.flatnonzero(active):
+        for i in np.flatnonzero(recording):
             buffers[i].append((obs[i].copy(), actions[i], reward[i]))
             if not (done[i] or len(buffers[i]) == max_steps):
                 continue
             if done[i] and ended[i].level_seed != seeds[i]:
                 raise RuntimeError(f"slot {i}: level seed {seeds[i]} at start, {ended[i].level_seed} at the end")
             frames, acts, rews = zip(*buffers[i], strict=True)
-            buffers[i] = []
-            rollout = Rollout(int(job_of[i]), int(seeds[i]), np.stack(frames), np.array(acts, np.int64),
-                              np.array(rews, np.float32))
-            job_of[i] = -1
-            remaining -= 1
-            on_demo(rollout, steps)
-        if done.any():
-            seeds = venv.level_seeds()
-            for i in np.flatnonzero(done):
-                start(i)
+            done_rollouts.append(Rollout(int(i), int(seeds[i]), np.stack(frames), np.array(acts, np.int64),
+                                         np.array(rews, np.float32)))
+            buffers[i], recording[i] = [], False
         obs = new_obs
-    return steps
-
-
-class DemoWriter:
-    """Gives finished rollouts ids and index rows and writes them in small atomic batches, with progress."""
-
-    def __init__(self, cfg: TrexConfig, level_set: str, jobs: list[Source], demonstrators: list[Demonstrator],
-                 first_id: int, done: int, total: int):
-        self.cfg, self.level_set, self.jobs, self.demonstrators = cfg, level_set, jobs, demonstrators
-        self.next_id, self.done, self.total, self.start_done = first_id, done, total, done
-        self.pending: list[tuple] = []
-        self.written: list[DemoRecord] = []
-        self.t0 = self.last_flush = time.time()
-
-    def __call__(self, r: Rollout, env_steps: int) -> None:
-        source = self.jobs[r.job]
-        d = self.demonstrators[source.demonstrator]
-        demo_id = f"{self.level_set}_{self.next_id:06d}"
-        record = DemoRecord(id=demo_id, game=self.cfg.env_name, distribution_mode=self.cfg.distribution_mode,
-                            level_seed=r.level_seed, level_set=self.level_set, checkpoint=d.path,
-                            checkpoint_step=d.step, noise=source.noise, length=len(r.actions),
-                            ret=float(r.rewards.sum()), file=f"demos/{demo_id}.npz")
-        self.pending.append((record, r.obs, r.actions, r.rewards))
-        self.next_id += 1
-        self.done += 1
-        if len(self.pending) >= FLUSH_EVERY or time.time() - self.last_flush > FLUSH_SECONDS:
-            self.flush(env_steps)
-
-    def flush(self, env_steps: int) -> None:
-        if not self.pending:
-            return
-        write_demos(self.cfg.demo_dir, self.pending)
-        self.written += [p[0] for p in self.pending]
-        self.pending = []
-        self.last_flush = time.time()
-        elapsed = self.last_flush - self.t0
-        rate = (self.done - self.start_done) / max(elapsed, 1e-9)
-        eta = (self.total - self.done) / rate if rate > 0 else math.nan
-        rets = [r.ret for r in self.written]
-        print(f"{self.level_set} demos {self.done}/{self.total} | env sps {env_steps / max(elapsed, 1e-9):,.0f} | "
-              f"return mean {np.mean(rets):.2f} | eta {fmt_duration(eta)}", flush=True)
-
-
-def _stats(rets: list[float]) -> dict:
-    if not rets:
-        return {"count": 0}
-    return {"count": len(rets), "min": float(np.min(rets)), "mean": float(np.mean(rets)), "max": float(np.max(rets))}
+    return sorted(done_rollouts, key=lambda r: r.slot)
 
 
 def demo_summary(records: list[DemoRecord]) -> dict:
-    """Counts and return ranges per level set and per (checkpoint, noise), over the whole index."""
+    """Counts and return ranges per level set and per (checkpoint, noise), over a whole index."""
+    def stats(rets: list[float]) -> dict:
+        if not rets:
+            return {"count": 0}
+        return {"count": len(rets), "min": float(np.min(rets)), "mean": float(np.mean(rets)),
+                "max": float(np.max(rets))}
+
     per_source: dict[tuple, list[DemoRecord]] = {}
     for r in records:
         per_source.setdefault((r.checkpoint, r.checkpoint_step, r.noise), []).append(r)
     return {
-        "level_sets": {s: _stats([r.ret for r in records if r.level_set == s]) for s in LEVEL_SETS},
+        "level_sets": {s: stats([r.ret for r in records if r.level_set == s]) for s in LEVEL_SETS},
+        "level_ranges": {s: sorted({r.level_range for r in records if r.level_set == s}) for s in LEVEL_SETS},
         "checkpoints": [
             {"checkpoint": path, "step": step, "noise": noise,
-             **{s: _stats([r.ret for r in rs if r.level_set == s]) for s in LEVEL_SETS}}
+             **{s: stats([r.ret for r in rs if r.level_set == s]) for s in LEVEL_SETS}}
             for (path, step, noise), rs in sorted(per_source.items(), key=lambda kv: (kv[0][1], kv[0][2]))
         ],
     }
 
 
-def generate_procgen_demonstrations(cfg: TrexConfig) -> list[DemoRecord]:
-    """Top `cfg.demo_dir` up to num_demos training-level and num_test_demos held-out demos; return the new ones.
+def tasks(cfg: TrexConfig) -> list[Task]:
+    """Every folder and level set to fill: the main folder's three, and train/train_eval per swept level count."""
+    main, test = Path(cfg.demo_dir), held_out(cfg)
+    out = [Task(main, "train", demo_levels(cfg), cfg.num_demos),
+           Task(main, "train_eval", demo_levels(cfg), cfg.num_test_demos),
+           Task(main, "test", test, cfg.num_test_demos)]
+    for n in cfg.sweep_demo_levels:
+        levels = demo_levels(cfg, n)
+        out += [Task(main / f"levels_{n}", "train", levels, cfg.num_demos),
+                Task(main / f"levels_{n}", "train_eval", levels, cfg.num_test_demos)]
+    return out
 
-    Checkpoints are chosen per `choose_sources` (stratified by default); with `noise_levels`, the newest
-    checkpoint plays at each epsilon (D-REX), demos always spread evenly over the levels, and `noise` is
-    recorded, for ranking with `rank_by: noise`. Also writes
-    `summary.json` (over all demos in the folder) and the resolved `config.yaml`.
-    """
+
+def generate_procgen_demonstrations(cfg: TrexConfig) -> list[DemoRecord]:
+    """Fill every folder of `tasks(cfg)` up to its counts; return the new demos. Also writes each folder's
+    `summary.json` and the resolved `config.yaml`."""
     with exclusive(cfg.demo_dir):
         return _generate(cfg)
 
 
 def _generate(cfg: TrexConfig) -> list[DemoRecord]:
-    demo_dir = Path(cfg.demo_dir)
-    existing = read_index(demo_dir)
-    check_game(existing, cfg.demo_dir, cfg.env_name, cfg.distribution_mode, "use another demo_dir")
+    todo = tasks(cfg)
+    folders = list(dict.fromkeys(t.folder for t in todo))
+    for folder in folders:
+        check_game(read_index(folder), folder, cfg.env_name, cfg.distribution_mode, "use another demo_dir")
+    for t in todo:
+        ranges = {r.level_range for r in read_index(t.folder) if r.level_set == t.level_set}
+        if ranges - {_range(t.levels)}:
+            raise UserError(f"{t.folder} holds {t.level_set} demos from levels {', '.join(sorted(ranges))}, not "
+                            f"{_range(t.levels)}; use another demo_dir")
     paths = checkpoint_files(cfg)
     if cfg.noise_levels and not cfg.checkpoints:
-        paths = paths[-1:]  # list_checkpoints sorts by step
+        paths = paths[-1:]  # D-REX: the newest checkpoint (list_checkpoints sorts by step)
     device = cfg.setup()
     demonstrators = load_demonstrators(cfg, paths, device)
-    if cfg.noise_levels:  # D-REX: one demonstrator, the newest one given
+    if cfg.noise_levels:
         demonstrators = demonstrators[-1:]
     sources = demo_sources(cfg, len(demonstrators))
-    train = LevelSet(cfg.train_start_level, cfg.train_num_levels)
-    level_sets = {"train": (train, cfg.num_demos), "test": (held_out_levels(train, cfg.test_num_levels),
-                                                            cfg.num_test_demos)}
-    save_run_config(demo_dir, config_dict(cfg))
+    save_run_config(cfg.demo_dir, config_dict(cfg))
 
     new: list[DemoRecord] = []
-    for set_index, (level_set, (levels, target)) in enumerate(level_sets.items()):
-        have = [r for r in existing if r.level_set == level_set]
-        need = target - len(have)
-        if need <= 0:
-            continue
-        # Seeds depend on how many demos exist, so a top-up plays new episodes rather than replaying old ones.
-        seq = np.random.SeedSequence([cfg.seed, set_index, len(have)])
-        env_seed, torch_seed = (int(x) for x in seq.generate_state(2))
-        rng = np.random.default_rng(seq)
-        torch.manual_seed(torch_seed)
-        counts = [sum((r.checkpoint, r.noise) == (demonstrators[s.demonstrator].path, s.noise) for r in have)
-                  for s in sources]
-        stratified = cfg.checkpoint_sampling == "stratified" or bool(cfg.noise_levels)
-        picks = choose_sources(sources, counts, need, rng, stratified)
-        # Sorted by checkpoint, the slots running at once share few checkpoints: fewer, larger forward passes.
-        # An interrupted run is then short of the later checkpoints; the next run's stratified draw fills them first.
-        jobs = sorted((sources[k] for k in picks), key=lambda s: (s.demonstrator, s.noise))
-        taken = [int(r.id.rsplit("_", 1)[1]) for r in have if r.id.rsplit("_", 1)[-1].isdigit()]
-        venv = VecEnv(make_procgen(cfg.env_name, min(cfg.num_envs, need), levels, env_seed, cfg.distribution_mode,
-                                   **demonstrators[0].env_options))
-        writer = DemoWriter(cfg, level_set, jobs, demonstrators, max(taken, default=-1) + 1, len(have), target)
-        print(f"{level_set} levels [{levels.start_level}, {levels.start_level + levels.num_levels}): "
-              f"{need} demos from {len({s.demonstrator for s in jobs})} checkpoint(s) in {venv.num_envs} envs",
-              flush=True)
-        steps = roll_out(venv, [d.policy for d in demonstrators], jobs, cfg.max_episode_steps, cfg.greedy, rng,
-                         device, writer)
-        writer.flush(steps)
-        new += writer.written
-
-    records = read_index(demo_dir)
-    summary = demo_summary(records)
-    write_json(demo_dir / "summary.json", {"game": cfg.env_name, "distribution_mode": cfg.distribution_mode,
-                                           "new_demos": len(new), **summary})
-    print("returns " + " | ".join(
-        f"{s}: min {st['min']:.2f} mean {st['mean']:.2f} max {st['max']:.2f} ({st['count']} demos)"
-        if st["count"] else f"{s}: no demos" for s, st in summary["level_sets"].items()), flush=True)
+    for t in todo:
+        new += _fill(cfg, t, demonstrators, sources, device)
+    for folder in folders:
+        summary = demo_summary(read_index(folder))
+        write_json(folder / "summary.json", {"game": cfg.env_name, "distribution_mode": cfg.distribution_mode,
+                                             "new_demos": sum(r.file.startswith("demos/") for r in new), **summary})
+        print(f"{folder}: returns " + " | ".join(
+            f"{s}: min {st['min']:.2f} mean {st['mean']:.2f} max {st['max']:.2f} ({st['count']} demos)"
+            if st["count"] else f"{s}: no demos" for s, st in summary["level_sets"].items()), flush=True)
     return new
 
+
+def _range(levels: LevelSet) -> str:
+    return f"{levels.start_level}+{levels.num_levels}"
+
+
+def _fill(cfg: TrexConfig, t: Task, demonstrators: list[Demonstrator], sources: list[Source],
+          device: torch.device) -> list[DemoRecord]:
+    """Play the rounds that bring one folder's level set to its count; each round is written atomically."""
+    have = [r for r in read_index(t.folder) if r.level_set == t.level_set]
+    if len(have) >= t.count:
+        return []
+    set_index = LEVEL_SETS.index(t.level_set)
+    counts = np.array([sum((r.checkpoint, r.noise) == (demonstrators[s.demonstrator].path, s.noise) for r in have)
+                       for s in sources])
+    stratified = cfg.checkpoint_sampling == "stratified" or bool(cfg.noise_levels)
+    plan = plan_sources(counts, t.count, np.random.default_rng([cfg.seed, set_index]), stratified)
+    taken = [int(r.id.rsplit("_", 1)[1]) for r in have if r.id.rsplit("_", 1)[-1].isdigit()]
+    next_id = max(taken, default=-1) + 1
+    print(f"{t.folder} {t.level_set}: levels {t.levels}, {len(plan)} demos from "
+          f"{len({sources[k].demonstrator for k in plan})} checkpoint(s), rounds of {cfg.num_envs}", flush=True)
+    written: list[DemoRecord] = []
+    t0 = time.time()
+    for start in range(0, len(plan), cfg.num_envs):
+        jobs = [sources[k] for k in plan[start:start + cfg.num_envs]]
+        first_id = next_id + start
+        seq = np.random.SeedSequence([cfg.seed, set_index, first_id])  # the round's seeds: its place alone
+        env_seed, torch_seed = (int(x) for x in seq.generate_state(2))
+        torch.manual_seed(torch_seed)
+        venv = VecEnv(make_procgen(cfg.env_name, len(jobs), t.levels, env_seed, cfg.distribution_mode,
+                                   num_threads=1, **demonstrators[0].env_options))
+        rollouts = play_round(venv, [d.policy for d in demonstrators], jobs, cfg.max_episode_steps, cfg.greedy,
+                              np.random.default_rng(seq), device)
+        batch = []
+        for r in rollouts:
+            source = jobs[r.slot]
+            d = demonstrators[source.demonstrator]
+            demo_id = f"{t.level_set}_{first_id + r.slot:06d}"
+            record = DemoRecord(id=demo_id, game=cfg.env_name, distribution_mode=cfg.distribution_mode,
+                                level_seed=r.level_seed, level_set=t.level_set, level_range=_range(t.levels),
+                                checkpoint=d.path, checkpoint_step=d.step, noise=source.noise,
+                                length=len(r.actions), ret=float(r.rewards.sum()), file=f"demos/{demo_id}.npz")
+            batch.append((record, r.obs, r.actions, r.rewards))
+        write_demos(t.folder, batch)
+        written += [b[0] for b in batch]
+        done = len(have) + start + len(jobs)
+        rate = (start + len(jobs)) / max(time.time() - t0, 1e-9)
+        print(f"{t.level_set} demos {done}/{t.count} | return mean {np.mean([r.ret for r in written]):.2f} | "
+              f"eta {fmt_duration((t.count - done) / rate)}", flush=True)
+    return written

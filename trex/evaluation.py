@@ -1,7 +1,8 @@
 """How well a learned reward tracks the true one on a set of demos: the 2020 study's headline numbers and plots.
 
 Correlations (Pearson, Spearman, Kendall) between true and predicted returns, pair accuracy, and the same
-correlations for the episode-length baseline ("+1 per step"), which the 2020 study found as good as its reward models.
+correlations for the episode-length baseline ("+1 per step"), which the 2020 study found as good as its reward
+models; each with a 95% bootstrap interval over the demos. Intervals over reward-model seeds are `seed_interval`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from trex.demo_store import Demo
 from trex.reward_net import RewardNet
 
 PREDICT_BATCH = 2048  # frames per no-grad forward pass
+BOOTSTRAP = 1000  # resamples of the demos for each interval
 
 
 @torch.no_grad()
@@ -61,19 +63,73 @@ def pair_accuracy(true: np.ndarray, pred: np.ndarray) -> float | None:
     return float(np.mean(np.where(agree[distinct] == 0, 0.5, agree[distinct] > 0)))
 
 
-def evaluate_returns(true: np.ndarray, pred: np.ndarray, lengths: np.ndarray) -> dict:
-    """The metrics.json block for one level set."""
-    return {**correlations(true, pred), "pair_accuracy": pair_accuracy(true, pred), "n_demos": int(len(true)),
-            "length_baseline": correlations(true, lengths)}
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row pair of x and y [B, n]; nan where a row is constant."""
+    x, y = x - x.mean(1, keepdims=True), y - y.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (x * y).sum(1) / np.sqrt((x * x).sum(1) * (y * y).sum(1))
 
 
-def evaluate_demos(model: RewardNet, demos: list[Demo], device: torch.device | str) -> tuple[dict, list[np.ndarray]]:
-    """(metrics of `evaluate_returns`, per-frame predicted rewards of each demo)."""
+def _kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b (scipy's default, ties corrected) of each row pair, over all pairs of columns."""
+    i, j = np.triu_indices(x.shape[1], k=1)
+    out = np.empty(len(x))
+    step = max(1, 20_000_000 // max(len(i), 1))  # rows per chunk: bounded memory for large demo sets
+    for a in range(0, len(x), step):
+        dx, dy = np.sign(x[a:a + step, i] - x[a:a + step, j]), np.sign(y[a:a + step, i] - y[a:a + step, j])
+        untied_x, untied_y = (dx != 0).sum(1), (dy != 0).sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[a:a + step] = (dx * dy).sum(1) / np.sqrt(untied_x * untied_y)
+    return out
+
+
+def bootstrap_ci(true: np.ndarray, pred: np.ndarray, rng: np.random.Generator,
+                 resamples: int = BOOTSTRAP) -> dict[str, list[float] | None]:
+    """95% percentile interval of each correlation over `resamples` resamplings of the demos (with replacement);
+    None with fewer than 3 demos, or where most resamples leave it undefined (a constant input)."""
+    true, pred = np.asarray(true, np.float64), np.asarray(pred, np.float64)
+    if len(true) < 3:
+        return dict.fromkeys(("pearson", "spearman", "kendall"))
+    idx = rng.integers(0, len(true), (resamples, len(true)))
+    x, y = true[idx], pred[idx]
+    draws = {"pearson": _pearson_rows(x, y),
+             "spearman": _pearson_rows(stats.rankdata(x, axis=1), stats.rankdata(y, axis=1)),
+             "kendall": _kendall_rows(x, y)}
+    out = {}
+    for k, v in draws.items():
+        v = v[np.isfinite(v)]
+        out[k] = [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if len(v) > resamples / 2 else None
+    return out
+
+
+def seed_interval(values: list[float | None]) -> dict[str, float | int | None]:
+    """Mean and 95% Student-t interval of one figure over reward-model seeds (None values dropped)."""
+    x = np.array([v for v in values if v is not None], np.float64)
+    if not len(x):
+        return {"mean": None, "ci95_low": None, "ci95_high": None, "n": 0}
+    half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else None
+    mean = float(x.mean())
+    return {"mean": mean, "ci95_low": None if half is None else mean - half,
+            "ci95_high": None if half is None else mean + half, "n": int(len(x))}
+
+
+def evaluate_returns(true: np.ndarray, pred: np.ndarray, lengths: np.ndarray, seed: int = 0) -> dict:
+    """The metrics.json block for one level set: correlations with 95% bootstrap intervals, for the reward model
+    and for the episode-length baseline."""
+    rng = np.random.default_rng(seed)
+    return {**correlations(true, pred), "ci95": bootstrap_ci(true, pred, rng),
+            "pair_accuracy": pair_accuracy(true, pred), "n_demos": int(len(true)),
+            "length_baseline": {**correlations(true, lengths), "ci95": bootstrap_ci(true, lengths, rng)}}
+
+
+def evaluate_demos(model: RewardNet, demos: list[Demo], device: torch.device | str,
+                   seed: int = 0) -> tuple[dict, list[np.ndarray]]:
+    """(metrics of `evaluate_returns`, per-frame predicted rewards of each demo); `seed` seeds the bootstrap."""
     rewards = predict_rewards(model, demos, device)
     true = np.array([d.record.ret for d in demos], dtype=np.float64)
     pred = np.array([r.sum() for r in rewards])
     lengths = np.array([len(d.obs) for d in demos], dtype=np.float64)
-    return evaluate_returns(true, pred, lengths), rewards
+    return evaluate_returns(true, pred, lengths, seed), rewards
 
 
 # --------------------------------------------------------------------------- plots (PNG, written atomically)
@@ -153,20 +209,31 @@ def plot_reward_by_time(level_sets: dict[str, list[np.ndarray]], path: str | Pat
 
 
 def plot_sweep(summary: list[dict], path: str | Path, title: str) -> None:
-    """Held-out correlation against the number of training demos (mean +- std over seeds), with the length baseline."""
+    """Spearman correlation against the number of training demos, one line per number of distinct demo levels,
+    on new episodes of the training levels and on held-out levels: mean and 95% interval over seeds, with the
+    episode-length baseline dashed."""
     plt, fig, axes = _figure(2)
-    n = np.array([p["num_demos"] for p in summary])
-    for ax, metric in zip(axes, ("pearson", "spearman"), strict=True):
-        for key, label, style in (("reward_model", "T-REX reward model", "-o"), ("length_baseline", "episode length",
-                                                                                 "--s")):
-            mean = np.array([np.nan if p[key][metric]["mean"] is None else p[key][metric]["mean"] for p in summary])
-            std = np.array([np.nan if p[key][metric]["std"] is None else p[key][metric]["std"] for p in summary])
-            ax.errorbar(n, mean, yerr=std, fmt=style, capsize=3, label=label)
+    levels = sorted({p["demo_levels"] for p in summary}, key=lambda n: (n == 0, n))
+    for ax, key, where in zip(axes, ("train_levels", "test_levels"), ("training levels, new episodes",
+                                                                      "held-out levels"), strict=True):
+        for i, n_levels in enumerate(levels):
+            pts = sorted((p for p in summary if p["demo_levels"] == n_levels), key=lambda p: p["num_demos"])
+            x = np.array([p["num_demos"] for p in pts])
+            label = "fresh level per demo" if n_levels == 0 else f"{n_levels} levels"
+            for column, style, name in ((f"{key}_spearman", "-o", "T-REX"),
+                                        (f"{key}_length_baseline_spearman", "--", "length baseline")):
+                mean = np.array([np.nan if p[column]["mean"] is None else p[column]["mean"] for p in pts])
+                low = np.array([np.nan if p[column]["ci95_low"] is None else p[column]["ci95_low"] for p in pts])
+                high = np.array([np.nan if p[column]["ci95_high"] is None else p[column]["ci95_high"] for p in pts])
+                ax.plot(x, mean, style, color=f"C{i}", label=f"{name}, {label}")
+                ax.fill_between(x, low, high, color=f"C{i}", alpha=0.15 if name == "T-REX" else 0.05)
         ax.set_xscale("log")
-        ax.set_xticks(n, [str(v) for v in n])
+        ticks = sorted({p["num_demos"] for p in summary})
+        ax.set_xticks(ticks, [str(v) for v in ticks])
         ax.set_xlabel("training demonstrations")
-        ax.set_ylabel(f"{metric} correlation, held-out levels")
+        ax.set_ylabel(f"Spearman correlation, {where}")
         ax.set_title(title, fontsize=9)
+        ax.set_ylim(-1, 1)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     _save(plt, fig, path)

@@ -1,95 +1,311 @@
-"""Step 3 end to end: `train_reward_model` (`reward_model.py train`) and `run_sweep` (`reward_model.py sweep`).
+"""Step 3 of T-REX: learn a reward from ranked demonstrations, and measure where it generalises.
 
-Which demos a run uses: a seeded random choice of `num_demos` training-level demos (all of them when the demo folder
-holds fewer) forms the pool; `val_fraction` of the pool, spread evenly over its range of returns, is held out for
-validation (early stopping) and the rest yields the training pairs. "Training levels" metrics cover every
-training-level demo whose frames no gradient step saw: the validation demos and any demos outside the pool.
-"Held-out levels" metrics cover the demos of the test level set.
+    python trex/reward_model.py train -c configs/trex/coinrun.yaml   # one reward model
+    python trex/reward_model.py sweep -c configs/trex/coinrun.yaml   # correlation vs number of demos and of levels
+
+`train_reward_model` reads top to bottom:
+1. `choose_demos`: `num_demos` of the folder's `train` demos (at random, or round-robin over return bins as the
+   2020 study did, after dropping those above `max_return`), `val_fraction` of them kept aside for validation;
+2. `create_training_data` (trex/pairs.py): snippet pairs labelled by which demo ranks higher;
+3. `RewardTrainer.fit` (below): the `RewardNet` (trex/reward_net.py) under the Bradley-Terry loss, early stopping on
+   validation accuracy, the best weights kept;
+4. `evaluate_demos` (trex/evaluation.py): correlations of predicted and true returns, with 95% bootstrap intervals,
+   on new episodes of the training demos' levels (`train_eval`) and on held-out levels (`test`), beside the
+   episode-length baseline;
+5. reward_model.pt, metrics.json, summary.json, train_log.csv, TensorBoard events and plots in `run_dir`.
+A rerun of a finished run keeps it; a different config on its folder is refused; an interrupted run trains again
+from the start, with the same seeds, so its outputs are those of an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import copy
+import csv
 import dataclasses
 import json
+import math
+import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from toolkit.cli import UserError
 from toolkit.config import config_dict, diff_configs, load_yaml, save_run_config
-from toolkit.files import exclusive, write_json
-from toolkit.logger import fmt
-from trex.config import TrexConfig
+from toolkit.files import atomic_write, exclusive, write_json
+from toolkit.logger import fmt, fmt_duration
+from trex.config import TrexConfig, demo_levels
 from trex.demo_store import Demo, check_game, load_demos
-from trex.evaluation import evaluate_demos, plot_cumulative, plot_predicted_vs_true, plot_reward_by_time, plot_sweep
-from trex.pairs import concat_obs, create_training_data
+from trex.evaluation import (
+    evaluate_demos,
+    plot_cumulative,
+    plot_predicted_vs_true,
+    plot_reward_by_time,
+    plot_sweep,
+    seed_interval,
+)
+from trex.pairs import SnippetPairs, concat_obs, create_training_data
 from trex.reward_net import FILE_NAME, RewardNet, save_reward_model
-from trex.trainer import RewardTrainer
 
 # Keys that cannot change a reward model trained from the same demos.
-_IRRELEVANT = ("device", "run_dir", "sweep_num_demos", "sweep_seeds")
-VAL_PAIRS_MAX = 1000
+IRRELEVANT = ("device", "torch_threads", "run_dir", "sweep_num_demos", "sweep_demo_levels", "sweep_seeds", "name")
+VAL_PAIRS_MAX = 1000  # validation pairs, as the 2020 study's 1,000
+EVAL_CHUNK = 256  # pairs per no-grad forward pass when measuring accuracy
+METRICS = ("spearman", "kendall", "pearson")
+LEVEL_SETS = {"train_levels": "train_eval", "test_levels": "test"}  # metrics.json key: the demos' level set
 
 
+@dataclass
+class DemoSets:
+    """A folder's demos by level set: to train on, new episodes on the same levels, and held-out levels."""
+
+    train: list[Demo]
+    train_eval: list[Demo]
+    test: list[Demo]
+
+
+# --------------------------------------------------------------------------- 1. which demos
+def choose_demos(cfg: TrexConfig, demos: list[Demo], rng: np.random.Generator) -> tuple[list[Demo], list[Demo]]:
+    """(training demos, validation demos): `num_demos` of `demos` (all of them when there are fewer), of which
+    `val_fraction`, spread evenly over their range of returns, validate."""
+    if cfg.num_demos < 2:
+        raise UserError(f"config key 'num_demos': {cfg.num_demos} is too few to train on (at least 2)")
+    returns = np.array([d.record.ret for d in demos])
+    cap = returns.min() + cfg.max_return * (returns.max() - returns.min())
+    kept = np.flatnonzero(returns <= cap + 1e-9)
+    if cfg.demo_selection == "random":
+        pool = rng.permutation(kept)[:cfg.num_demos]
+    else:
+        pool = np.array(return_bins(returns, kept, cfg.num_demos, cfg.return_bins, rng), np.int64)
+    n_val = int(round(cfg.val_fraction * len(pool)))
+    by_return = pool[np.argsort(returns[pool], kind="stable")]
+    val = set(by_return[((np.arange(n_val) + 0.5) * len(pool) / max(n_val, 1)).astype(int)].tolist())
+    return [demos[i] for i in pool if i not in val], [demos[i] for i in pool if i in val]
+
+
+def return_bins(returns: np.ndarray, candidates: np.ndarray, n: int, bins: int, rng: np.random.Generator) -> list[int]:
+    """The 2020 study's choice: `bins` equal-width bins between the lowest and highest return of `candidates`, then
+    one random unused demo from each non-empty bin in turn, until `n` are chosen or none is left: a near-uniform
+    spread of returns."""
+    lo, hi = returns[candidates].min(), returns[candidates].max()
+    width = (hi - lo) / bins if hi > lo else 1.0
+    which = np.minimum(((returns[candidates] - lo) / width).astype(int), bins - 1)
+    left = [list(rng.permutation(candidates[which == b])) for b in range(bins)]
+    chosen: list[int] = []
+    while len(chosen) < n and any(left):
+        for members in left:
+            if members and len(chosen) < n:
+                chosen.append(int(members.pop()))
+    return chosen
+
+
+# --------------------------------------------------------------------------- 3. the trainer
+@dataclass
+class TrainResult:
+    steps: int
+    pairs_seen: int
+    best_val_accuracy: float | None  # None when there were no validation pairs
+    best_step: int
+    stopped_early: bool
+    wall_time_s: float
+    train_time_s: float  # time in optimizer steps only, without validation
+    pairs_per_s: float  # training pairs per second of train_time_s
+    frames_per_s: float  # frames through forward+backward per second of train_time_s
+
+
+class RewardTrainer:
+    """Fits a `RewardNet` to snippet pairs with the Bradley-Terry loss, many pairs per step.
+
+    A batch is one gather of all its snippets' frames and one forward pass; snippet returns are segment sums of the
+    per-frame rewards, so snippets of different lengths need no padding.
+    """
+
+    def __init__(self, net: RewardNet, cfg: TrexConfig, device: torch.device, run_dir: str | Path | None = None,
+                 verbose: bool = True):
+        self.net, self.cfg, self.device, self.verbose = net.to(device), cfg, device, verbose
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        self.amp = cfg.amp and device.type == "cuda"
+
+    def snippet_returns(self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs,
+                        idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-member returns [M, B, 2] of the pairs `idx`, and the per-frame rewards [M, F] behind them."""
+        flat, segment = pairs.frame_index(idx, offsets)
+        obs = torch.from_numpy(frames[flat]).to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            rewards = self.net.member_rewards(obs).float()
+        seg = torch.from_numpy(segment).to(self.device)
+        returns = rewards.new_zeros(rewards.shape[0], 2 * len(idx)).index_add_(1, seg, rewards)
+        return returns.view(rewards.shape[0], len(idx), 2), rewards
+
+    def loss(self, returns: torch.Tensor, rewards: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Bradley-Terry cross-entropy of each member, plus L1 on the per-frame rewards (summed per pair, as T-REX)."""
+        members, batch = returns.shape[:2]
+        bt = F.cross_entropy(returns.reshape(members * batch, 2), labels.repeat(members))
+        return bt + self.cfg.l1_reg * rewards.abs().sum() / (members * batch)
+
+    @torch.no_grad()
+    def accuracy(self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs) -> float:
+        """Share of pairs whose better snippet gets the higher predicted return (ensemble mean; ties count half)."""
+        self.net.eval()
+        score = 0.0
+        for s in range(0, len(pairs), EVAL_CHUNK):
+            idx = np.arange(s, min(s + EVAL_CHUNK, len(pairs)))
+            returns = self.snippet_returns(frames, offsets, pairs, idx)[0].mean(0)
+            score += _correct(returns, torch.from_numpy(pairs.label[idx]).to(self.device)).item()
+        self.net.train()
+        return score / len(pairs)
+
+    def step(self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray) -> dict:
+        """One optimiser step on the pairs `idx`: its loss, correctly ranked pairs and frames seen."""
+        labels = torch.from_numpy(pairs.label[idx]).to(self.device)
+        returns, rewards = self.snippet_returns(frames, offsets, pairs, idx)
+        loss = self.loss(returns, rewards, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.item() * len(idx), "correct": _correct(returns.detach().mean(0), labels).item(),
+                "frames": rewards.shape[1]}
+
+    def fit(self, frames: np.ndarray, offsets: np.ndarray, train: SnippetPairs, val: SnippetPairs | None,
+            rng: np.random.Generator) -> TrainResult:
+        """Train for at most cfg.epochs passes; validate every cfg.eval_interval pairs; stop after cfg.patience
+        checks without a better validation accuracy; restore the best weights."""
+        cfg = self.cfg
+        total_steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
+        log = _TrainLog(self.run_dir) if self.run_dir is not None else None
+        best = _Best()
+        step = pairs_seen = frames_seen = 0
+        train_time, t0 = 0.0, time.time()
+        window = {"loss": 0.0, "correct": 0.0, "pairs": 0}
+        next_check = cfg.eval_interval
+        self.net.train()
+        stop = False
+        for _epoch in range(cfg.epochs):
+            if stop:
+                break
+            order = rng.permutation(len(train))
+            for s in range(0, len(train), cfg.batch_size):
+                ts = time.time()
+                idx = order[s:s + cfg.batch_size]
+                out = self.step(frames, offsets, train, idx)
+                train_time += time.time() - ts
+                window = {"loss": window["loss"] + out["loss"], "correct": window["correct"] + out["correct"],
+                          "pairs": window["pairs"] + len(idx)}
+                step, pairs_seen, frames_seen = step + 1, pairs_seen + len(idx), frames_seen + out["frames"]
+                if pairs_seen < next_check and step < total_steps:
+                    continue
+                next_check += cfg.eval_interval
+                val_acc = self.accuracy(frames, offsets, val) if val is not None and len(val) else None
+                best.update(val_acc, step, self.net)
+                row = {"step": step, "pairs": pairs_seen, "loss": window["loss"] / window["pairs"],
+                       "train_acc": window["correct"] / window["pairs"], "val_acc": val_acc,
+                       "best_val_acc": best.accuracy, "pairs_per_s": pairs_seen / max(train_time, 1e-9),
+                       "wall_s": time.time() - t0}
+                window = {"loss": 0.0, "correct": 0.0, "pairs": 0}
+                if log is not None:
+                    log.write(row)
+                if self.verbose:
+                    print(_progress(row, total_steps), flush=True)
+                stop = val_acc is not None and best.checks_without_gain >= cfg.patience
+                if stop:
+                    break
+        best.restore(self.net)
+        if log is not None:
+            log.close()
+        self.net.eval()
+        return TrainResult(step, pairs_seen, best.accuracy, best.step, stop, time.time() - t0, train_time,
+                           pairs_seen / max(train_time, 1e-9), frames_seen / max(train_time, 1e-9))
+
+
+class _Best:
+    """Early stopping's memory: the best validation accuracy, its step and weights, and checks since."""
+
+    def __init__(self):
+        self.accuracy: float | None = None
+        self.step, self.checks_without_gain, self.state = 0, 0, None
+
+    def update(self, accuracy: float | None, step: int, net: RewardNet) -> None:
+        if accuracy is None or self.accuracy is None or accuracy > self.accuracy:
+            self.accuracy, self.step, self.checks_without_gain = accuracy, step, 0
+            self.state = copy.deepcopy(net.state_dict())
+        else:
+            self.checks_without_gain += 1
+
+    def restore(self, net: RewardNet) -> None:
+        if self.state is not None:
+            net.load_state_dict(self.state)
+
+
+def _correct(returns: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Number of pairs [B, 2] ranked as labelled; a tie counts half."""
+    diff = returns[:, 1] - returns[:, 0]
+    sign = torch.where(labels == 1, diff, -diff)
+    return (sign > 0).float().sum() + 0.5 * (sign == 0).float().sum()
+
+
+def _progress(row: dict, total_steps: int) -> str:
+    pairs_per_s = row["pairs_per_s"]
+    eta = (total_steps - row["step"]) * row["pairs"] / row["step"] / pairs_per_s if pairs_per_s > 0 else math.nan
+    done = 100 * row["step"] / total_steps
+    return (f"step {row['step']:,}/{total_steps:,} ({done:.0f}%) | pairs/s {pairs_per_s:,.0f}"
+            f" | loss {fmt(row['loss'], '.3f')} | train acc {fmt(row['train_acc'], '.3f')}"
+            f" | val acc {fmt(row['val_acc'], '.3f')} | eta {fmt_duration(eta)}")
+
+
+class _TrainLog:
+    """train_log.csv (one row per validation check) and TensorBoard scalars under run_dir/tb, both started anew:
+    an interrupted run's partial logs are replaced, never appended to."""
+
+    FIELDS = ("step", "pairs", "loss", "train_acc", "val_acc", "best_val_acc", "pairs_per_s", "wall_s")
+
+    def __init__(self, run_dir: Path):
+        from torch.utils.tensorboard import SummaryWriter
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(run_dir / "tb", ignore_errors=True)
+        self.file = (run_dir / "train_log.csv").open("w", newline="")
+        self.csv = csv.DictWriter(self.file, self.FIELDS)
+        self.csv.writeheader()
+        self.tb = SummaryWriter(str(run_dir / "tb"))
+
+    def write(self, row: dict) -> None:
+        self.csv.writerow({k: "" if row[k] is None else row[k] for k in self.FIELDS})
+        self.file.flush()
+        for k in self.FIELDS[2:]:
+            if row[k] is not None:
+                self.tb.add_scalar(f"reward/{k}", row[k], row["pairs"])
+
+    def close(self) -> None:
+        self.file.close()
+        self.tb.close()
+
+
+# --------------------------------------------------------------------------- one reward model, end to end
 def train_reward_model(cfg: TrexConfig) -> dict:
     """Train, evaluate and save one reward model in cfg.run_dir; returns the metrics.json content."""
     with exclusive(cfg.run_dir):
-        done = _finished_run(cfg)
+        done = finished_run(cfg)
         if done is not None:
             return done
-        train, test = _load(cfg)
-        return _train_and_evaluate(cfg, train, test, verbose=True)
+        return fit_and_evaluate(cfg, load_demo_sets(cfg, Path(cfg.demo_dir)), verbose=True)
 
 
-def run_sweep(cfg: TrexConfig) -> dict:
-    """Held-out correlation as a function of the number of training demos, over seeds (the 2020 study's figure)."""
-    with exclusive(cfg.run_dir):
-        return _sweep(cfg)
+def load_demo_sets(cfg: TrexConfig, folder: Path) -> DemoSets:
+    """The training demos of `folder` and its train_eval demos; the held-out demos of the main demo folder."""
+    main = Path(cfg.demo_dir)
+    sets = DemoSets(load_demos(folder, "train"), load_demos(folder, "train_eval"), load_demos(main, "test"))
+    if not sets.train:
+        raise UserError(f"no training demos in {folder} (run 'trex/reward_model.py demos' first)")
+    check_game([d.record for d in sets.train + sets.train_eval + sets.test], folder, cfg.env_name,
+               cfg.distribution_mode, "set env_name and distribution_mode to match")
+    return sets
 
 
-def _sweep(cfg: TrexConfig) -> dict:
-    train, test = _load(cfg)
-    too_many = [n for n in cfg.sweep_num_demos if n > len(train)]
-    if too_many:
-        raise UserError(f"config key 'sweep_num_demos': {too_many[0]} training demos asked for, but {cfg.demo_dir} "
-                        f"holds {len(train)}")
-    run_dir = Path(cfg.run_dir)
-    save_run_config(run_dir, config_dict(cfg))
-    points = []
-    for n in sorted(set(cfg.sweep_num_demos)):
-        for s in range(cfg.sweep_seeds):
-            sub_dir = str(run_dir / "sweep" / f"n{n}_s{s}")
-            sub = dataclasses.replace(cfg, num_demos=n, seed=cfg.seed + s, run_dir=sub_dir)
-            metrics = _finished_run(sub) or _train_and_evaluate(sub, train, test, verbose=False)
-            points.append({"num_demos": n, "seed": sub.seed, "run_dir": sub.run_dir,
-                           "best_val_accuracy": metrics["best_val_accuracy"],
-                           "train_levels": metrics["train_levels"], "test_levels": metrics["test_levels"]})
-            t = metrics["test_levels"]
-            print(f"sweep n={n} seed={sub.seed}: held-out spearman {fmt(t['spearman'], '.3f')} "
-                  f"pearson {fmt(t['pearson'], '.3f')} "
-                  f"(length baseline spearman {fmt(t['length_baseline']['spearman'], '.3f')})", flush=True)
-    summary = [_sweep_point(n, [p for p in points if p["num_demos"] == n]) for n in sorted(set(cfg.sweep_num_demos))]
-    result = {"env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode, "reward_net": cfg.reward_net,
-              "summary": summary, "points": points}
-    write_json(run_dir / "sweep.json", result)
-    plot_sweep(summary, run_dir / "sweep.png", f"{cfg.env_name} ({cfg.distribution_mode}), {cfg.sweep_seeds} seeds")
-    print(f"sweep done -> {run_dir / 'sweep.json'}, {run_dir / 'sweep.png'}", flush=True)
-    return result
-
-
-# --------------------------------------------------------------------------- one run
-def _load(cfg: TrexConfig) -> tuple[list[Demo], list[Demo]]:
-    train, test = load_demos(cfg.demo_dir, "train"), load_demos(cfg.demo_dir, "test")
-    if not train:
-        raise UserError(f"no training-level demos in {cfg.demo_dir} (run 'trex/reward_model.py demos' first)")
-    check_game([d.record for d in train + test], cfg.demo_dir, cfg.env_name, cfg.distribution_mode,
-               "set env_name and distribution_mode to match")
-    return train, test
-
-
-def _finished_run(cfg: TrexConfig) -> dict | None:
+def finished_run(cfg: TrexConfig) -> dict | None:
     """The metrics of a finished run of this very config in cfg.run_dir; refuse to overwrite a different one."""
     run_dir = Path(cfg.run_dir)
     model = run_dir / FILE_NAME
@@ -97,7 +313,7 @@ def _finished_run(cfg: TrexConfig) -> dict | None:
         return None
     saved_path, metrics_path = run_dir / "config.yaml", run_dir / "metrics.json"
     saved = load_yaml(saved_path) if saved_path.is_file() else None
-    differ = diff_configs(saved, config_dict(cfg), _IRRELEVANT) if isinstance(saved, dict) else ["config.yaml"]
+    differ = diff_configs(saved, config_dict(cfg), IRRELEVANT) if isinstance(saved, dict) else ["config.yaml"]
     if differ:
         raise UserError(f"{model} already exists from a different config (differs in: {', '.join(differ[:5])}); "
                         "choose another --run_dir or remove it")
@@ -108,21 +324,8 @@ def _finished_run(cfg: TrexConfig) -> dict | None:
     return json.loads(metrics_path.read_text())
 
 
-def _split(cfg: TrexConfig, train_all: list[Demo], rng: np.random.Generator) -> tuple[list, list, list]:
-    """(training demos, validation demos, unused training-level demos), see the module docstring."""
-    if cfg.num_demos < 2:
-        raise UserError(f"config key 'num_demos': {cfg.num_demos} is too few to train on (at least 2)")
-    order = rng.permutation(len(train_all))
-    pool, unused = order[:cfg.num_demos], order[cfg.num_demos:]
-    n_val = int(round(cfg.val_fraction * len(pool)))
-    by_return = pool[np.argsort([train_all[i].record.ret for i in pool], kind="stable")]
-    val_ranks = ((np.arange(n_val) + 0.5) * len(pool) / max(n_val, 1)).astype(int)
-    val = set(by_return[val_ranks].tolist())
-    return ([train_all[i] for i in pool if i not in val], [train_all[i] for i in pool if i in val],
-            [train_all[i] for i in unused])
-
-
-def _train_and_evaluate(cfg: TrexConfig, train_all: list[Demo], test: list[Demo], verbose: bool) -> dict:
+def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
+    """Steps 1-5 of the module docstring for one seed; returns metrics.json's content."""
     run_dir = Path(cfg.run_dir)
     t_start = time.time()
     rng = np.random.default_rng(cfg.seed)
@@ -130,7 +333,8 @@ def _train_and_evaluate(cfg: TrexConfig, train_all: list[Demo], test: list[Demo]
     device = cfg.setup()
     save_run_config(run_dir, config_dict(cfg))
 
-    train_demos, val_demos, unused = _split(cfg, train_all, rng)
+    # 1-2. demos and snippet pairs
+    train_demos, val_demos = choose_demos(cfg, demos.train, rng)
     pairs = create_training_data(train_demos, cfg.num_pairs, cfg.min_snippet_length, cfg.max_snippet_length,
                                  cfg.frame_stride, cfg.progress_constraint, rng, cfg.rank_by)
     val_pairs = None
@@ -145,60 +349,126 @@ def _train_and_evaluate(cfg: TrexConfig, train_all: list[Demo], test: list[Demo]
               "(raise val_fraction or num_demos)", flush=True)
     frames, offsets = concat_obs(train_demos + val_demos)
 
+    # 3. the reward network
     net = RewardNet(cfg.reward_net, cfg.ensemble_size, tuple(frames.shape[1:]))
     if verbose:
         print(f"training a {cfg.reward_net} reward net (x{cfg.ensemble_size}) on {device}: {len(pairs):,} pairs from "
               f"{len(train_demos)} demos, {pairs.frames_per_pair():.0f} frames per pair, label noise "
               f"{pairs.label_noise:.3f}; validation on {len(val_demos)} demos -> {run_dir}", flush=True)
-    trainer = RewardTrainer(net, cfg, device, run_dir, verbose=verbose)
-    result = trainer.fit(frames, offsets, pairs, val_pairs, rng)
+    result = RewardTrainer(net, cfg, device, run_dir, verbose=verbose).fit(frames, offsets, pairs, val_pairs, rng)
     del frames
     save_reward_model(run_dir / FILE_NAME, net, {
         "env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode,
         "best_val_accuracy": result.best_val_accuracy, "num_train_demos": len(train_demos),
         "config": config_dict(cfg)})
 
-    train_levels, train_rewards = evaluate_demos(net, val_demos + unused, device)
-    test_levels, test_rewards = evaluate_demos(net, test, device)
+    # 4. evaluation on new episodes of the training levels and on held-out levels
+    evaluated = {key: evaluate_demos(net, getattr(demos, level_set), device, seed=cfg.seed)
+                 for key, level_set in LEVEL_SETS.items()}
     metrics = {"env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode, "reward_net": cfg.reward_net,
-               "ensemble_size": cfg.ensemble_size, "train_levels": train_levels, "test_levels": test_levels,
+               "ensemble_size": cfg.ensemble_size, "seed": cfg.seed,
+               **{key: m for key, (m, _) in evaluated.items()},
                "label_noise": pairs.label_noise,
                "val_label_noise": None if val_pairs is None else val_pairs.label_noise,
                "best_val_accuracy": result.best_val_accuracy, "best_step": result.best_step, "steps": result.steps,
                "pairs_seen": result.pairs_seen, "stopped_early": result.stopped_early,
                "num_train_demos": len(train_demos), "num_val_demos": len(val_demos), "num_pairs": len(pairs),
+               "train_demo_returns": [d.record.ret for d in train_demos],
                "frames_per_pair": pairs.frames_per_pair(), "pairs_per_s": result.pairs_per_s,
                "frames_per_s": result.frames_per_s, "train_time_s": result.train_time_s,
                "wall_time_s": time.time() - t_start}
+
+    # 5. outputs
     write_json(run_dir / "metrics.json", metrics)
     write_json(run_dir / "summary.json", {
-        "held_out_spearman": test_levels["spearman"], "held_out_pearson": test_levels["pearson"],
-        "held_out_length_baseline_spearman": test_levels["length_baseline"]["spearman"],
-        "train_levels_spearman": train_levels["spearman"], "best_val_accuracy": result.best_val_accuracy,
-        "label_noise": pairs.label_noise, "wall_time_s": metrics["wall_time_s"]})
-
-    sets = {"training levels (unseen demos)": (val_demos + unused, train_rewards, train_levels),
-            "held-out levels": (test, test_rewards, test_levels)}
-    sets = {k: v for k, v in sets.items() if v[0]}
+        **{f"{key}_{m}": metrics[key][m] for key in LEVEL_SETS for m in METRICS},
+        **{f"{key}_length_baseline_{m}": metrics[key]["length_baseline"][m] for key in LEVEL_SETS for m in METRICS},
+        "best_val_accuracy": result.best_val_accuracy, "label_noise": pairs.label_noise,
+        "wall_time_s": metrics["wall_time_s"]})
+    names = {"train_levels": "training levels, new episodes", "test_levels": "held-out levels"}
+    sets = {names[key]: (getattr(demos, LEVEL_SETS[key]), rewards, m) for key, (m, rewards) in evaluated.items()
+            if getattr(demos, LEVEL_SETS[key])}
     if sets:
         plot_predicted_vs_true(sets, run_dir / "predicted_vs_true.png")
-        demos, rewards, _ = sets.get("held-out levels", next(iter(sets.values())))
-        plot_cumulative(demos, rewards, run_dir / "cumulative_reward.png")
+        shown, rewards, _ = sets.get(names["test_levels"], next(iter(sets.values())))
+        plot_cumulative(shown, rewards, run_dir / "cumulative_reward.png")
         plot_reward_by_time({k: v[1] for k, v in sets.items()}, run_dir / "reward_by_time.png")
     if verbose:
-        print(f"done in {metrics['wall_time_s']:.0f}s: held-out spearman {fmt(test_levels['spearman'], '.3f')} "
-              f"(length baseline {fmt(test_levels['length_baseline']['spearman'], '.3f')}), training-level spearman "
-              f"{fmt(train_levels['spearman'], '.3f')} -> {run_dir / 'metrics.json'}", flush=True)
+        t, tr = metrics["test_levels"], metrics["train_levels"]
+        print(f"done in {metrics['wall_time_s']:.0f}s: spearman {fmt(tr['spearman'], '.3f')} on new training-level "
+              f"demos, {fmt(t['spearman'], '.3f')} on held-out levels (length baseline "
+              f"{fmt(tr['length_baseline']['spearman'], '.3f')}, {fmt(t['length_baseline']['spearman'], '.3f')}) "
+              f"-> {run_dir / 'metrics.json'}", flush=True)
     return metrics
 
 
-def _sweep_point(n: int, runs: list[dict]) -> dict:
-    def stat(key: str, metric: str) -> dict:
-        values = [r["test_levels"][metric] if key == "reward_model" else r["test_levels"]["length_baseline"][metric]
-                  for r in runs]
-        values = [v for v in values if v is not None]
-        return {"mean": float(np.mean(values)) if values else None, "std": float(np.std(values)) if values else None}
+# --------------------------------------------------------------------------- the sweep
+SWEEP_COLUMNS = ("name", "reward_net", "demo_levels", "num_demos", "seed", "best_val_accuracy", "run_dir",
+                 *[f"{key}_{m}" for key in LEVEL_SETS for m in METRICS],
+                 *[f"{key}_length_baseline_{m}" for key in LEVEL_SETS for m in METRICS])
 
-    return {"num_demos": n, "seeds": len(runs),
-            **{key: {m: stat(key, m) for m in ("pearson", "spearman", "kendall")}
-               for key in ("reward_model", "length_baseline")}}
+
+def run_sweep(cfg: TrexConfig) -> dict:
+    """Correlations by number of training demos and by number of levels they come from, over seeds (the 2020
+    study's figure and its level-diversity axis); finished sub-runs are kept, so a rerun resumes."""
+    with exclusive(cfg.run_dir):
+        return _sweep(cfg)
+
+
+def _sweep(cfg: TrexConfig) -> dict:
+    run_dir = Path(cfg.run_dir)
+    save_run_config(run_dir, config_dict(cfg))
+    level_counts = {demo_levels(cfg).num_levels if cfg.demo_num_levels != 0 else 0: Path(cfg.demo_dir)}
+    level_counts.update({n: Path(cfg.demo_dir) / f"levels_{n}" for n in cfg.sweep_demo_levels})
+    rows = []
+    for levels, folder in level_counts.items():
+        demos = load_demo_sets(cfg, folder)
+        too_many = [n for n in cfg.sweep_num_demos if n > len(demos.train)]
+        if too_many:
+            raise UserError(f"config key 'sweep_num_demos': {too_many[0]} training demos asked for, but {folder} "
+                            f"holds {len(demos.train)}")
+        for n in sorted(set(cfg.sweep_num_demos)):
+            for s in range(cfg.sweep_seeds):
+                sub = dataclasses.replace(cfg, num_demos=n, seed=cfg.seed + s,
+                                          run_dir=str(run_dir / "sweep" / f"L{levels}_n{n}_s{s}"))
+                m = finished_run(sub) or fit_and_evaluate(sub, demos, verbose=False)
+                rows.append(sweep_row(cfg, levels, n, sub, m))
+                print(f"sweep levels={levels or 'fresh'} n={n} seed={sub.seed}: spearman "
+                      f"{fmt(m['train_levels']['spearman'], '.3f')} training levels, "
+                      f"{fmt(m['test_levels']['spearman'], '.3f')} held-out (length baseline "
+                      f"{fmt(m['test_levels']['length_baseline']['spearman'], '.3f')})", flush=True)
+    summary = sweep_summary(rows)
+    write_json(run_dir / "sweep.json", {"env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode,
+                                        "name": cfg.name, "reward_net": cfg.reward_net, "summary": summary,
+                                        "points": rows})
+    write_rows(run_dir / "sweep.csv", rows, SWEEP_COLUMNS)
+    plot_sweep(summary, run_dir / "sweep.png", f"{cfg.env_name} ({cfg.distribution_mode}), {cfg.sweep_seeds} seeds, "
+               "mean and 95% interval")
+    print(f"sweep done -> {run_dir / 'sweep.csv'}, {run_dir / 'sweep.png'}", flush=True)
+    return {"summary": summary, "points": rows}
+
+
+def sweep_row(cfg: TrexConfig, levels: int, n: int, sub: TrexConfig, m: dict) -> dict:
+    return {"name": cfg.name, "reward_net": cfg.reward_net, "demo_levels": levels, "num_demos": n, "seed": sub.seed,
+            "best_val_accuracy": m["best_val_accuracy"], "run_dir": sub.run_dir,
+            **{f"{key}_{x}": m[key][x] for key in LEVEL_SETS for x in METRICS},
+            **{f"{key}_length_baseline_{x}": m[key]["length_baseline"][x] for key in LEVEL_SETS for x in METRICS}}
+
+
+def sweep_summary(rows: list[dict]) -> list[dict]:
+    """Mean and 95% interval over seeds of every figure, per (demo levels, number of demos)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["demo_levels"], r["num_demos"]), []).append(r)
+    figures = [c for c in SWEEP_COLUMNS if c.startswith(tuple(LEVEL_SETS))]
+    return [{"demo_levels": levels, "num_demos": n, "seeds": len(rs),
+             **{c: seed_interval([r[c] for r in rs]) for c in figures}} for (levels, n), rs in groups.items()]
+
+
+def write_rows(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, columns, extrasaction="ignore")
+            w.writeheader()
+            w.writerows({k: "" if r.get(k) is None else r[k] for k in columns} for r in rows)
+    atomic_write(path, write)

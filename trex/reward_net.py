@@ -1,10 +1,14 @@
 """`RewardNet`: a per-frame CNN reward r(frame); a snippet's return is the sum of its frames' rewards.
 
-Two architectures:
-- `trex2020`: the T-REX Atari network the 2020 Procgen study used (4 convs of 16 filters, 7x7/3, 5x5/2, 3x3/1,
-  3x3/1, leaky ReLU, fc 64 -> 1), here on 3-channel 64x64 frames.
+Three architectures:
+- `study2020`: the network of the 2020 Procgen study (its trex/train_reward.py `RewardNet`): conv 3x3/32 ->
+  max-pool 4 stride 2 -> leaky ReLU, twice, conv 3x3/32 -> leaky ReLU, fc 3872 -> 64, leaky ReLU, fc 1, fed
+  raw 0-255 pixels as that study did.
+- `trex_atari`: the T-REX Atari network (Brown et al. 2019: 4 convs of 16 filters, 7x7/3, 5x5/2, 3x3/1, 3x3/1,
+  leaky ReLU, fc 64 -> 1), which the 2020 study's file keeps commented out; here on 3-channel 64x64 frames.
 - `fast` (default): a 4x4 stride-4 "patchify" first convolution, so the costly full-resolution layer reads each
-  pixel once, and ReLU (cheaper than leaky ReLU on CPU); about a quarter of trex2020's multiply-adds per frame.
+  pixel once, and ReLU (cheaper than leaky ReLU on CPU); about a quarter of trex_atari's multiply-adds per frame.
+`trex_atari` and `fast` see pixels scaled to [0, 1].
 
 An ensemble averages independently initialised members; each member is trained on its own loss.
 The reward model file holds tensors and plain values only and loads with `weights_only=True`.
@@ -22,13 +26,17 @@ from toolkit.cli import UserError
 from toolkit.files import torch_save
 
 FORMAT = "trex-reward-model/1"
-ARCHITECTURES = ("fast", "trex2020")
+ARCHITECTURES = ("fast", "study2020", "trex_atari")
+PIXEL_SCALE = {"fast": 1 / 255, "study2020": 1.0, "trex_atari": 1 / 255}  # study2020 saw raw 0-255 values
 FILE_NAME = "reward_model.pt"
 
 
 def _member(architecture: str, obs_shape: tuple[int, int, int]) -> nn.Sequential:
     channels = obs_shape[2]
-    if architecture == "trex2020":
+    if architecture == "study2020":
+        convs = [nn.Conv2d(channels, 32, 3), nn.MaxPool2d(4, stride=2), nn.LeakyReLU(),
+                 nn.Conv2d(32, 32, 3), nn.MaxPool2d(4, stride=2), nn.LeakyReLU(), nn.Conv2d(32, 32, 3), nn.LeakyReLU()]
+    elif architecture == "trex_atari":
         convs = [nn.Conv2d(channels, 16, 7, stride=3), nn.LeakyReLU(), nn.Conv2d(16, 16, 5, stride=2), nn.LeakyReLU(),
                  nn.Conv2d(16, 16, 3, stride=1), nn.LeakyReLU(), nn.Conv2d(16, 16, 3, stride=1), nn.LeakyReLU()]
     elif architecture == "fast":
@@ -52,8 +60,10 @@ class RewardNet(nn.Module):
         self.members = nn.ModuleList(_member(architecture, self.obs_shape) for _ in range(ensemble_size))
 
     def member_rewards(self, obs: torch.Tensor) -> torch.Tensor:
-        """[M, B] rewards of uint8 frames [B, H, W, C], scaled to [0, 1] on the way in."""
-        x = obs.permute(0, 3, 1, 2).contiguous().float().div_(255.0)  # contiguous NCHW: fewer layout copies
+        """[M, B] rewards of uint8 frames [B, H, W, C], scaled as the architecture expects on the way in."""
+        x = obs.permute(0, 3, 1, 2).contiguous().float()  # contiguous NCHW: fewer layout copies
+        if PIXEL_SCALE[self.architecture] != 1.0:
+            x.mul_(PIXEL_SCALE[self.architecture])
         return torch.stack([m(x).squeeze(1) for m in self.members])
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

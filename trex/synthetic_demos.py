@@ -26,7 +26,8 @@ def marker_demos(count: int, rng: np.random.Generator, level_set: str = "train",
             obs[t, y:y + MARKER, x:x + MARKER] = 255
         rewards = marked.astype(np.float32)
         record = DemoRecord(id=f"{level_set}{k:04d}", game=game, distribution_mode=mode, level_seed=k,
-                            level_set=level_set, checkpoint="synthetic", checkpoint_step=0, noise=0.0, length=length,
+                            level_set=level_set, level_range=f"0+{count}", checkpoint="synthetic",
+                            checkpoint_step=0, noise=0.0, length=length,
                             ret=float(rewards.sum()), file=f"{level_set}{k:04d}.npz")
         demos.append(Demo(record, obs, np.zeros(length, dtype=np.int64), rewards))
     return demos
