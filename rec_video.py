@@ -35,7 +35,7 @@ TILE = 512  # Procgen's render size; 64x64 observations are scaled up 8x to matc
 class VideoConfig(RuntimeConfig):
     """What to film and how."""
 
-    load_path: str = option("", "checkpoint file to film (or use --demo)")
+    load_path: str = option("", "checkpoint file to film, or a checkpoints folder: its newest (or use --demo)")
     demo: str = option("", "demonstration .npz to film instead of a checkpoint (its 64x64 frames)")
     out: str = option("video.mp4", "mp4 file to write")
     num_episodes: int = option(1, "episodes per screen", min=1)

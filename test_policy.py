@@ -25,7 +25,8 @@ from trex.learned_reward import load_learned_reward
 class EvalConfig(RuntimeConfig):
     """Which checkpoint, which levels, how many episodes."""
 
-    load_path: str = option("", "checkpoint file to evaluate (step_XXXXXXXXXX.pt)")
+    load_path: str = option("", "checkpoint file to evaluate (step_XXXXXXXXXX.pt), or a checkpoints folder: its "
+                            "newest")
     env_name: str = option("", "Procgen game (empty = the checkpoint's own)", choices=("", *GAMES))
     distribution_mode: str = option("", "distribution mode (empty = the checkpoint's own)", choices=("", *MODES))
     start_level: int | None = option(None, "first level seed (none = the levels right after the checkpoint's "
@@ -76,7 +77,7 @@ def evaluate(cfg: EvalConfig) -> None:
         summary["learned_true_correlation"] = float(np.corrcoef(learned, returns)[0, 1]) if both_vary else None
 
     end = "all" if levels.num_levels == 0 else levels.start_level + levels.num_levels
-    print(f"{cfg.load_path}: step {meta['step']}, {env_name} {mode}, levels [{levels.start_level}, {end}), "
+    print(f"{meta['path']}: step {meta['step']}, {env_name} {mode}, levels [{levels.start_level}, {end}), "
           f"{len(episodes)} episodes, {'greedy' if cfg.greedy else 'sampled'} actions, seed {cfg.seed}")
     print(_line("return", summary["return"]))
     score = summary["normalized_score"]
@@ -87,7 +88,7 @@ def evaluate(cfg: EvalConfig) -> None:
         corr = summary["learned_true_correlation"]
         print(f"{'corr(learned, true)':<15} {'n/a' if corr is None else f'{corr:.3f}'}")
     if cfg.out:
-        write_json(cfg.out, {"checkpoint": cfg.load_path, "step": meta["step"], "env_name": env_name,
+        write_json(cfg.out, {"checkpoint": meta["path"], "step": meta["step"], "env_name": env_name,
                              "distribution_mode": mode, "levels": {"start_level": levels.start_level,
                                                                    "num_levels": levels.num_levels},
                              "config": config_dict(cfg), "summary": summary, "episodes": episodes})

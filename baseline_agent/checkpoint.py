@@ -99,7 +99,14 @@ def policy_from_checkpoint(state: dict[str, Any], device: str | torch.device = "
 
 
 def load_policy(path: str | Path, device: str | torch.device = "cpu") -> tuple[Policy, dict[str, Any]]:
-    """The public way to use a step-1 or step-4 checkpoint: (policy in eval mode, its metadata)."""
+    """The public way to use a step-1 or step-4 checkpoint: (policy in eval mode, its metadata, with the file
+    read as "path"). `path` may also be a folder of checkpoints: its newest one is read."""
+    path = Path(path)
+    if path.is_dir():
+        found = list_checkpoints(path)
+        if not found:
+            raise UserError(f"no step_*.pt checkpoints in {path}")
+        path = found[-1]
     state = load_checkpoint(path)
-    meta = {k: state[k] for k in ("model_spec", "step", "config")}
+    meta = {**{k: state[k] for k in ("model_spec", "step", "config")}, "path": str(path)}
     return policy_from_checkpoint(state, device), meta

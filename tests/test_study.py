@@ -1,58 +1,139 @@
-"""Issue 5: the quickstart pipeline end to end at a tiny size, its report, and skipping what exists."""
+"""The study end to end at a tiny size: its report's figures are those of its JSON files, every step is skipped
+when done, and a study killed at any moment and rerun ends as an uninterrupted one."""
 
+import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import av
 import pytest
+import torch
 import yaml
 
+from baseline_agent.checkpoint import list_checkpoints, load_checkpoint
 from toolkit.cli import UserError
+from toolkit.logger import fmt
+from trex.demo_store import read_index
+from trex.evaluation import seed_interval
 from trex.study import main as study_main
 
+ROOT = Path(__file__).resolve().parents[1]
 MICRO = {
     "env_name": "starpilot", "num_levels": 50, "torch_threads": 1, "eval_episodes": 4, "video_steps": 30,
+    "reward_seeds": 2,
     "ppo": {"num_envs": 8, "num_steps": 32, "num_minibatches": 2, "update_epochs": 1, "channels": [4, 8, 8],
             "hidden_size": 32, "total_timesteps": 768, "save_interval": 1, "eval_interval": 1, "num_threads": 1},
     "trex": {"num_demos": 10, "num_test_demos": 6, "max_episode_steps": 60, "num_envs": 8, "num_pairs": 100,
              "min_snippet_length": 10, "max_snippet_length": 20, "epochs": 1},
     "policy": {"total_timesteps": 512},
 }
+TIMING = ("pairs_per_s", "frames_per_s", "train_time_s", "wall_time_s")
 
 
-@pytest.fixture
-def study(tmp_path, monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the steps' own processes
-    cfg = tmp_path / "micro.yaml"
-    cfg.write_text(yaml.safe_dump({**MICRO, "run_dir": str(tmp_path / "run")}))
-    return cfg, tmp_path / "run"
+def _config(tmp: Path, name: str) -> Path:
+    cfg = tmp / f"{name}.yaml"
+    cfg.write_text(yaml.safe_dump({**MICRO, "run_dir": str(tmp / name)}))
+    return cfg
 
 
-def test_quickstart_pipeline_runs_end_to_end_and_reports_every_section(study, capsys):
-    cfg, run = study
-    report = study_main(["-c", str(cfg)])
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """One uninterrupted micro study, shared: (config file, run folder, its report, the printed output)."""
+    tmp = tmp_path_factory.mktemp("study")
+    cfg = _config(tmp, "run")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("OMP_NUM_THREADS", "1")  # the steps' own processes
+    try:
+        report = study_main(["-c", str(cfg)])
+    finally:
+        mp.undo()
+    return cfg, tmp / "run", report
+
+
+def _rows(text: str, first_cell: str) -> list[list[str]]:
+    """The cells of every markdown table row whose first cell is `first_cell`."""
+    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith(f"| {first_cell} |")]
+
+
+def test_report_figures_are_those_of_the_runs_json(study):
+    _, run, report = study
     text = report.read_text()
-    for heading in ("## Headline", "## 1. Demonstrators", "## 2-3. The learned reward",
-                    "## 4. Policy on the learned reward", "## Commands", "## Wall time"):
-        assert heading in text
-    assert "| train | 10 |" in text and "| test | 6 |" in text  # the demonstrations' return range
-    assert "length baseline Spearman" in text and "| test levels | 6 |" in text
-    for label in ("T-REX policy (learned reward only)", "final demonstrator (true reward)", "uniform random actions"):
-        assert text.count(label) == 2  # training and held-out levels
-    for image in ("ppo/learning_curve.png", "reward/predicted_vs_true.png", "reward/reward_by_time.png",
-                  "reward/cumulative_reward.png", "policy/learning_curve.png"):
+    metrics = [json.loads((run / "reward" / f"seed_{s}" / "metrics.json").read_text()) for s in (0, 1)]
+    for key, name in (("train_levels", "training levels, new episodes"), ("test_levels", "held-out levels")):
+        spearman = seed_interval([m[key]["spearman"] for m in metrics])
+        length = seed_interval([m[key]["length_baseline"]["spearman"] for m in metrics])
+        want = [f"{fmt(x['mean'])} [{fmt(x['ci95_low'])}, {fmt(x['ci95_high'])}]" for x in (spearman, length)]
+        (row,) = _rows(text, name)
+        assert (row[1], row[2], row[6]) == (str(metrics[0][key]["n_demos"]), *want)
+        assert f"**{want[0]}** (episode-length baseline {want[1]}" in text  # the headline
+    seed_rows = [_rows(text, str(s))[0] for s in (0, 1)]
+    assert [r[1].split(" [")[0] for r in seed_rows] == [fmt(m["train_levels"]["spearman"]) for m in metrics]
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    for agent, label in (("trex_policy", "T-REX policy (learned reward only)"),
+                         ("demonstrator", "final demonstrator (true reward)"), ("random", "uniform random actions")):
+        rows = _rows(text, label)
+        assert [(r[1], r[2], r[6]) for r in rows] == [
+            (s.replace("_", " "), fmt(evaluation[agent][s]["mean"]), str(evaluation[agent][s]["n"]))
+            for s in ("train_levels", "test_levels")]
+    demos = json.loads((run / "demos" / "summary.json").read_text())
+    for level_set in ("train", "train_eval", "test"):
+        (row,) = _rows(text, level_set)
+        assert row[2] == str(demos["level_sets"][level_set]["count"]) and row[5] == fmt(demos["level_sets"][level_set]
+                                                                                          ["max"])
+    assert evaluation["levels"]["test_levels"][0] == 50  # held-out levels start after the training ones
+    for image in ("ppo/learning_curve.png", "reward/seed_0/predicted_vs_true.png", "reward/seed_0/reward_by_time.png",
+                  "reward/seed_0/cumulative_reward.png", "policy/learning_curve.png"):
         assert f"]({image})" in text and (run / image).is_file()
-    assert "python trex/train_policy.py -c" in text and "configs/ppo/reference.yaml" in text
     with av.open(str(run / "policy.mp4")) as video:
         assert sum(1 for _ in video.decode(video=0)) == 30
-    evaluation = json.loads((run / "evaluation.json").read_text())
-    assert evaluation["levels"]["test_levels"][0] == 50  # held-out levels start after the training ones
-    metrics = json.loads((run / "reward/metrics.json").read_text())
-    assert f"Spearman {metrics['test_levels']['spearman']:.2f}" in text  # the report shows what was measured
 
+
+def test_a_finished_study_is_skipped_step_by_step(study, capsys):
+    cfg, _, _ = study
     capsys.readouterr()
-    study_main(["-c", str(cfg)])  # everything exists: every step is skipped
-    out = capsys.readouterr().out
-    assert out.count("outputs exist, skipped") == 5
+    study_main(["-c", str(cfg)])
+    assert capsys.readouterr().out.count("outputs exist, skipped") == 6  # PPO, demos, 2 reward seeds, policy, video
+
+
+def _json(path: Path, root: Path) -> dict:
+    return json.loads(path.read_text().replace(str(root), "<run>"))
+
+
+def _kill_when(cmd: list[str], ready, what: str) -> None:
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 300
+    while not ready() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the study and the step it runs
+    proc.wait()
+    assert ready() and proc.returncode == -signal.SIGKILL, f"the study did not reach {what} before it ended"
+
+
+def test_a_study_killed_at_any_moment_ends_as_an_uninterrupted_one(study, tmp_path):
+    _, whole, _ = study
+    cfg, run = _config(tmp_path, "killed"), tmp_path / "killed"
+    cmd = [sys.executable, "-m", "trex.study", "-c", str(cfg)]
+    _kill_when(cmd, lambda: len(list_checkpoints(run / "ppo" / "checkpoints")) >= 2, "step 1")
+    _kill_when(cmd, lambda: (run / "reward" / "seed_0" / "train_log.csv").is_file(), "step 3")
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    same = lambda name: _json(run / name, run) == _json(whole / name, whole)  # folders' own paths aside
+    assert same("evaluation.json") and same("demos/summary.json")
+    index = lambda root: [dataclasses.replace(r, checkpoint=r.checkpoint.replace(str(root), ""))
+                          for r in read_index(root / "demos")]
+    assert index(run) == index(whole)
+    for seed in (0, 1):
+        got, want = (_json(r / "reward" / f"seed_{seed}" / "metrics.json", r) for r in (run, whole))
+        assert {k: v for k, v in got.items() if k not in TIMING} == {k: v for k, v in want.items() if k not in TIMING}
+    for step in ("ppo", "policy"):
+        got, want = (load_checkpoint(list_checkpoints(r / step / "checkpoints")[-1])["model"] for r in (run, whole))
+        assert all(torch.equal(got[k], want[k]) for k in got), step
 
 
 def test_a_bad_key_in_a_section_names_the_section(tmp_path):

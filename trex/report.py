@@ -1,4 +1,8 @@
-"""`report.md` of a study: what each step measured, as measured, with the figures beside it."""
+"""`report.md` of a study: what each step measured, as measured, with the figures beside it.
+
+Every number comes from the run's JSON files (`reward_figures` aggregates the reward models' metrics.json over
+seeds); the prose around the headline is chosen by those numbers, never written by hand.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,17 @@ import json
 import shlex
 from pathlib import Path
 
-from baseline_agent.ppo import PPOConfig
+from baseline_agent.ppo import train_levels
 from baseline_agent.scores import reference_table
 from toolkit.files import write_text
 from toolkit.logger import fmt
-from trex.config import TrexConfig
-from trex.train_policy import PolicyConfig
+from trex.config import demo_levels, held_out
+from trex.evaluation import seed_interval
+
+SETS = {"train_levels": "training levels, new episodes", "test_levels": "held-out levels"}
+FIGURES = ("spearman", "kendall", "pearson", "pair_accuracy")
+AGENTS = {"trex_policy": "T-REX policy (learned reward only)", "demonstrator": "final demonstrator (true reward)",
+          "random": "uniform random actions"}
 
 
 def _load(path: Path) -> dict:
@@ -26,13 +35,53 @@ def _img(path: Path, run: Path, alt: str) -> str:
     return f"![{alt}]({_rel(path, run)})" if path.is_file() else f"*({alt}: not produced)*"
 
 
+def reward_figures(metrics: list[dict]) -> dict:
+    """Each figure of each level set over the reward-model seeds: {set: {figure: seed_interval}}, the length
+    baseline's under "length_<figure>"."""
+    out = {}
+    for key in SETS:
+        out[key] = {f: seed_interval([m[key][f] for m in metrics]) for f in FIGURES}
+        out[key].update({f"length_{f}": seed_interval([m[key]["length_baseline"][f] for m in metrics])
+                         for f in FIGURES[:3]})
+        out[key]["n_demos"] = metrics[0][key]["n_demos"] if metrics else 0
+    return out
+
+
+def cell(x: dict) -> str:
+    """'mean [low, high]', or the mean alone where one seed gives no interval."""
+    if x["ci95_low"] is None:
+        return fmt(x["mean"])
+    return f"{fmt(x['mean'])} [{fmt(x['ci95_low'])}, {fmt(x['ci95_high'])}]"
+
+
+def _reward_table(figures: dict) -> list[str]:
+    rows = ["| level set | demos | Spearman | Kendall | Pearson | pair accuracy | length baseline Spearman | "
+            "length baseline Kendall | length baseline Pearson |", "|---|---|---|---|---|---|---|---|---|"]
+    for key, name in SETS.items():
+        f = figures[key]
+        rows.append(f"| {name} | {f['n_demos']} | " + " | ".join(
+            cell(f[x]) for x in (*FIGURES, "length_spearman", "length_kendall", "length_pearson")) + " |")
+    return rows
+
+
+def _seed_table(metrics: list[dict]) -> list[str]:
+    rows = ["| seed | Spearman, training levels [bootstrap 95%] | Spearman, held-out levels [bootstrap 95%] | "
+            "best validation accuracy | training demos |", "|---|---|---|---|---|"]
+    for m in metrics:
+        parts = []
+        for key in SETS:
+            ci = m[key]["ci95"]["spearman"]
+            parts.append(fmt(m[key]["spearman"]) + ("" if ci is None else f" [{fmt(ci[0])}, {fmt(ci[1])}]"))
+        rows.append(f"| {m['seed']} | {parts[0]} | {parts[1]} | {fmt(m['best_val_accuracy'])} | "
+                    f"{m['num_train_demos']} |")
+    return rows
+
+
 def _returns_table(results: dict) -> list[str]:
     rows = ["| policy | level set | mean return | 95% CI | normalised score | mean length | episodes |",
             "|---|---|---|---|---|---|---|"]
-    names = {"trex_policy": "T-REX policy (learned reward only)", "demonstrator": "final demonstrator (true reward)",
-             "random": "uniform random actions"}
-    for key, label in names.items():
-        for level_set in ("train_levels", "test_levels"):
+    for key, label in AGENTS.items():
+        for level_set in SETS:
             s = results[key][level_set]
             ci = f"[{fmt(s.get('ci95_low'))}, {fmt(s.get('ci95_high'))}]"
             rows.append(f"| {label} | {level_set.replace('_', ' ')} | {fmt(s['mean'])} | {ci} | "
@@ -40,49 +89,76 @@ def _returns_table(results: dict) -> list[str]:
     return rows
 
 
-def _correlation_table(metrics: dict) -> list[str]:
-    rows = ["| level set | demos | Spearman | Kendall | Pearson | pair accuracy | length baseline Spearman | "
-            "length baseline Kendall | length baseline Pearson |", "|---|---|---|---|---|---|---|---|---|"]
-    for key in ("train_levels", "test_levels"):
-        m = metrics.get(key)
-        if not m:
-            continue
-        b = m["length_baseline"]
-        rows.append(f"| {key.replace('_', ' ')} | {m['n_demos']} | {fmt(m['spearman'])} | {fmt(m['kendall'])} | "
-                    f"{fmt(m['pearson'])} | {fmt(m['pair_accuracy'])} | {fmt(b['spearman'])} | {fmt(b['kendall'])} | "
-                    f"{fmt(b['pearson'])} |")
-    return rows
-
-
 def _demo_ranges(demo_summary: dict) -> list[str]:
-    rows = ["| level set | demos | min return | mean | max |", "|---|---|---|---|---|"]
+    rows = ["| level set | levels drawn from | demos | min return | mean | max |", "|---|---|---|---|---|---|"]
     for name, s in demo_summary.get("level_sets", {}).items():
         if s and s.get("count"):
-            rows.append(f"| {name} | {s['count']} | {fmt(s['min'])} | {fmt(s['mean'])} | {fmt(s['max'])} |")
+            ranges = ", ".join(demo_summary.get("level_ranges", {}).get(name, []))
+            rows.append(f"| {name} | {ranges} | {s['count']} | {fmt(s['min'])} | {fmt(s['mean'])} | {fmt(s['max'])} |")
     return rows
 
 
-def write_report(cfg, ppo: PPOConfig, trex: TrexConfig, policy: PolicyConfig, steps, results: dict,
-                 timings: dict) -> Path:
+def reading(figures: dict) -> str:
+    """What the gap between the two level sets means, chosen by the numbers."""
+    train, test = figures["train_levels"]["spearman"], figures["test_levels"]["spearman"]
+    if train["mean"] is None or test["mean"] is None:
+        return "Too few demos to read the gap."
+    excludes_zero = lambda x: x["ci95_low"] is not None and (x["ci95_low"] > 0 or x["ci95_high"] < 0)
+    if not excludes_zero(train):
+        text = ("The learned reward does not reliably rank even new episodes of the levels it was trained on: it has "
+                "not learned the ranking, so there is no generalisation to measure.")
+    elif not excludes_zero(test):
+        text = (f"The learned reward ranks new episodes of the levels it was trained on (Spearman "
+                f"{fmt(train['mean'])}), but not episodes of unseen levels (Spearman {fmt(test['mean'])}, interval "
+                "includes 0): what it learned is tied to those levels and does not generalise across levels.")
+    elif test["ci95_high"] < train["ci95_low"]:
+        text = (f"The learned reward ranks episodes of unseen levels too, but worse (Spearman {fmt(test['mean'])} vs "
+                f"{fmt(train['mean'])}, the intervals apart): it generalises in part.")
+    else:
+        text = (f"The learned reward ranks episodes of unseen levels about as well as new episodes of its training "
+                f"levels (Spearman {fmt(test['mean'])} vs {fmt(train['mean'])}): it generalises across levels.")
+    length = figures["test_levels"]["length_spearman"]
+    if length["mean"] is not None and length["mean"] >= test["mean"]:
+        text += (f" On held-out levels the episode-length baseline does at least as well (Spearman "
+                 f"{fmt(length['mean'])}), so episode length alone explains as much of the ranking there.")
+    return text
+
+
+def write_report(cfg, configs, steps, results: dict, timings: dict) -> Path:
+    from trex.study import reward_dirs
+
     run = Path(cfg.run_dir)
-    ppo_dir, reward_dir, policy_dir = Path(ppo.run_dir), Path(trex.run_dir), Path(policy.run_dir)
-    metrics = _load(reward_dir / "metrics.json")
+    ppo, trex, policy = configs.ppo, configs.trex, configs.policy
+    ppo_dir, policy_dir, first = Path(ppo.run_dir), Path(policy.run_dir), reward_dirs(cfg)[0]
+    metrics = [m for m in (_load(d / "metrics.json") for d in reward_dirs(cfg)) if m]
+    figures = reward_figures(metrics)
     demos = _load(Path(trex.demo_dir) / "summary.json")
     ref = reference_table().get(cfg.env_name, {})
-    test = results["trex_policy"]["test_levels"]
+    train_fig, test_fig = figures["train_levels"], figures["test_levels"]
+    demonstrators = "every level" if cfg.num_levels == 0 else f"levels {train_levels(ppo)}"
+    sweep_dir = run / "reward" / "sweep"
     lines = [
         f"# T-REX on Procgen {cfg.env_name} ({cfg.distribution_mode}): study report",
         "",
-        f"Run folder `{run}`; training levels {cfg.start_level}..{cfg.start_level + cfg.num_levels - 1}, held-out "
-        f"levels from {cfg.start_level + cfg.num_levels} on (disjoint by construction); seed {cfg.seed}. Every "
-        "figure below was measured by this run; nothing is filled in by hand.",
+        f"Run folder `{run}`, seed {cfg.seed}. Demonstrators and policy trained on {demonstrators}; training demos "
+        f"drawn from levels {demo_levels(trex)}; held-out levels {held_out(trex)} (disjoint, checked). Every figure "
+        "below was measured by this run; nothing is filled in by hand.",
         "",
         "## Headline",
         "",
-        f"- Reward model on held-out-level demos: Spearman {fmt(metrics.get('test_levels', {}).get('spearman'))} "
-        f"(episode-length baseline {fmt(metrics.get('test_levels', {}).get('length_baseline', {}).get('spearman'))}).",
-        f"- Policy trained on the learned reward alone, true return on held-out levels: {fmt(test['mean'])} "
-        f"(random policy {fmt(results['random']['test_levels']['mean'])}, demonstrator "
+        f"Reward model (mean and 95% interval over {len(metrics)} reward-model seeds, Spearman correlation of "
+        "predicted and true returns of demonstrations it never trained on):",
+        "",
+        f"- new episodes of the training demos' levels: **{cell(train_fig['spearman'])}** "
+        f"(episode-length baseline {cell(train_fig['length_spearman'])}, {train_fig['n_demos']} demos)",
+        f"- held-out levels: **{cell(test_fig['spearman'])}** "
+        f"(episode-length baseline {cell(test_fig['length_spearman'])}, {test_fig['n_demos']} demos)",
+        "",
+        reading(figures),
+        "",
+        f"Policy trained on the learned reward alone (seed {cfg.seed}'s model), true return on held-out levels: "
+        f"{fmt(results['trex_policy']['test_levels']['mean'])} (random policy "
+        f"{fmt(results['random']['test_levels']['mean'])}, demonstrator "
         f"{fmt(results['demonstrator']['test_levels']['mean'])}).",
         "",
         "## 1. Demonstrators (PPO on the true reward)",
@@ -94,22 +170,29 @@ def write_report(cfg, ppo: PPOConfig, trex: TrexConfig, policy: PolicyConfig, st
         "",
         _img(ppo_dir / "learning_curve.png", run, "demonstrator learning curve"),
         "",
-        "Demonstrations (step 2), returns by level set:",
+        "## 2. Demonstrations, returns by level set",
         "",
         *_demo_ranges(demos),
         "",
-        "## 2-3. The learned reward",
+        "## 3. The learned reward",
         "",
-        f"Correlation between predicted and true returns of demonstrations the reward model never trained on. "
-        f"Label noise of the training pairs (snippet returns disagreeing with the label): "
-        f"{fmt(metrics.get('label_noise'))}.",
+        f"Mean and 95% interval over {len(metrics)} seeds ({trex.reward_net} net, {trex.num_pairs:,} pairs, "
+        f"{trex.num_demos} training demos chosen {trex.demo_selection.replace('_', ' ')}):",
         "",
-        *_correlation_table(metrics),
+        *_reward_table(figures),
         "",
-        _img(reward_dir / "predicted_vs_true.png", run, "predicted vs true return"),
-        _img(reward_dir / "cumulative_reward.png", run, "cumulative predicted vs true reward"),
-        _img(reward_dir / "reward_by_time.png", run, "mean predicted reward by time step"),
+        "Each seed, with a 95% bootstrap interval over the demos:",
         "",
+        *_seed_table(metrics),
+        "",
+        f"Plots of seed {cfg.seed}'s model:",
+        "",
+        _img(first / "predicted_vs_true.png", run, "predicted vs true return"),
+        _img(first / "cumulative_reward.png", run, "cumulative predicted vs true reward"),
+        _img(first / "reward_by_time.png", run, "mean predicted reward by time step"),
+        "",
+        *([_img(sweep_dir / "sweep.png", run, "correlation by number of demos and of levels"), ""]
+          if cfg.sweep else []),
         "## 4. Policy on the learned reward, evaluated on the true reward",
         "",
         *_returns_table(results),
@@ -121,24 +204,10 @@ def write_report(cfg, ppo: PPOConfig, trex: TrexConfig, policy: PolicyConfig, st
         "",
         "## Commands",
         "",
-        "This run, step by step (each skips or resumes from what exists):",
+        "This run, step by step (each skips what exists and resumes what was cut off):",
         "",
         "```",
         *[shlex.join(s.command) for s in steps],
-        "```",
-        "",
-        "At full scale (the reference protocol, a GPU recommended): `python -m trex.study -c "
-        f"configs/study/{cfg.env_name}.yaml` if that file exists, or per step:",
-        "",
-        "```",
-        f"python baseline_agent/train.py -c configs/ppo/reference.yaml --env_name {cfg.env_name} "
-        f"--run_dir runs/ppo_{cfg.env_name}",
-        f"python trex/reward_model.py demos -c configs/trex/{cfg.env_name}.yaml",
-        f"python trex/reward_model.py train -c configs/trex/{cfg.env_name}.yaml",
-        f"python trex/train_policy.py -c configs/ppo/reference.yaml --env_name {cfg.env_name} "
-        f"--reward_model runs/reward_{cfg.env_name}/reward_model.pt --run_dir runs/policy_{cfg.env_name}",
-        f"python test_policy.py --load_path runs/policy_{cfg.env_name}/checkpoints/<newest>.pt "
-        f"--reward_model runs/reward_{cfg.env_name}/reward_model.pt",
         "```",
         "",
         "## Wall time of each step (this machine)",

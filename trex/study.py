@@ -4,8 +4,10 @@
     python -m trex.study -c configs/study/coinrun.yaml        # the reference protocol, for a GPU machine
 
 Each step runs as the very command a user would type (printed, and listed in the report), from a config
-file written into `<run_dir>/configs/`. A step whose outputs exist is skipped; an interrupted step resumes
-(PPO from its newest checkpoint, demonstrations from the index). The report shows what was measured.
+file written into `<run_dir>/configs/`. A step whose outputs exist is skipped; an interrupted step resumes exactly
+(PPO from its newest checkpoint and env state, demos from their last finished round, a reward model from the start
+with the same seeds), so a study killed at any moment and rerun ends as an uninterrupted one. The report shows what
+was measured.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import shlex
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +29,13 @@ import yaml
 from baseline_agent.checkpoint import list_checkpoints, load_policy
 from baseline_agent.envs import GAMES, MODES
 from baseline_agent.evaluation import procgen_options, run_episodes, summarize_returns
-from baseline_agent.ppo import PPOConfig, eval_levels, train_levels
+from baseline_agent.ppo import PPOConfig, train_levels
 from baseline_agent.scores import normalized_score
 from toolkit.cli import UserError, run_main
 from toolkit.config import build_config, config_dict, option, parse_config, save_run_config
 from toolkit.files import exclusive, write_json, write_text
 from toolkit.runtime import RuntimeConfig
-from trex.config import TrexConfig
+from trex.config import TrexConfig, held_out
 from trex.demo_store import read_index
 from trex.train_policy import PolicyConfig
 
@@ -41,44 +45,56 @@ ROOT = Path(__file__).resolve().parents[1]
 @dataclass
 class StudyConfig(RuntimeConfig):
     """One game's study. `ppo`, `trex` and `policy` hold the keys of each step's own config; the
-    shared keys here (game, levels, seed, device) are passed to every step."""
+    shared keys here (game, levels, seed, device, threads) are passed to every step."""
 
     env_name: str = option("coinrun", "Procgen game", choices=GAMES)
     distribution_mode: str = option("easy", "Procgen distribution mode", choices=MODES)
-    num_levels: int = option(200, "training levels of every step (held-out levels come right after)", min=1)
+    num_levels: int = option(200, "the demonstrators' and the policy's training levels (0 = every level; then set "
+                             "trex: {test_start_level, demo_num_levels})", min=0)
     start_level: int = option(0, "first training level", min=0)
     seed: int = option(0, "random seed of every step", min=0)
     run_dir: str = option("runs/study", "folder of the study: one sub-folder per step, report.md")
     ppo: dict = option({}, "step 1 keys (baseline_agent/train.py --help), e.g. {total_timesteps: 200000}")
     trex: dict = option({}, "steps 2-3 keys (trex/reward_model.py train --help)")
     policy: dict = option({}, "step 4 keys (trex/train_policy.py --help); PPO keys default to step 1's")
+    reward_seeds: int = option(3, "reward models trained on the same demo folder, seeds seed, seed+1, ...: the report "
+                               "gives each figure's mean and 95% interval over them; the policy learns from the first",
+                               min=1)
+    sweep: bool = option(False, "also run step 3's sweep (correlation by number of demos and of levels)")
     eval_episodes: int = option(100, "episodes per evaluation (policy, demonstrators, random) and level set", min=1)
     video_steps: int = option(500, "length cap of the video's episode", min=1)
+
+
+@dataclass
+class StepConfigs:
+    ppo: PPOConfig
+    trex: TrexConfig
+    policy: PolicyConfig
 
 
 @dataclass
 class Step:
     name: str
     command: list[str]
-    done: bool
+    done: Callable[[], bool]  # whether its outputs exist, asked when the step is due
 
 
-def _shared(cfg: StudyConfig) -> dict:
-    return {"env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode, "seed": cfg.seed,
-            "device": cfg.device}
+def reward_dirs(cfg: StudyConfig) -> list[Path]:
+    """One folder per reward-model seed; the first one's model trains the policy."""
+    return [Path(cfg.run_dir) / "reward" / f"seed_{cfg.seed + k}" for k in range(cfg.reward_seeds)]
 
 
-def step_configs(cfg: StudyConfig) -> tuple[PPOConfig, TrexConfig, PolicyConfig]:
+def step_configs(cfg: StudyConfig) -> StepConfigs:
     """Each step's validated config; a bad key names its section."""
     run = Path(cfg.run_dir)
-    threads = {"torch_threads": cfg.torch_threads}
+    shared = {"env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode, "seed": cfg.seed,
+              "device": cfg.device, "torch_threads": cfg.torch_threads}
     sections = {
-        "ppo": (PPOConfig, {**_shared(cfg), "num_levels": cfg.num_levels, "start_level": cfg.start_level,
-                            **threads, **cfg.ppo, "run_dir": str(run / "ppo")}),
-        "trex": (TrexConfig, {**_shared(cfg), **threads, "train_start_level": cfg.start_level,
-                              "train_num_levels": cfg.num_levels, **cfg.trex,
-                              "checkpoint_dir": str(run / "ppo" / "checkpoints"), "demo_dir": str(run / "demos"),
-                              "run_dir": str(run / "reward")}),
+        "ppo": (PPOConfig, {**shared, "num_levels": cfg.num_levels, "start_level": cfg.start_level, **cfg.ppo,
+                            "run_dir": str(run / "ppo")}),
+        "trex": (TrexConfig, {**shared, "train_start_level": cfg.start_level, "train_num_levels": cfg.num_levels,
+                              **cfg.trex, "checkpoint_dir": str(run / "ppo" / "checkpoints"),
+                              "demo_dir": str(run / "demos"), "run_dir": str(reward_dirs(cfg)[0])}),
     }
     out = {}
     for name, (cls, values) in sections.items():
@@ -89,15 +105,15 @@ def step_configs(cfg: StudyConfig) -> tuple[PPOConfig, TrexConfig, PolicyConfig]
     ppo_keys = {k: v for k, v in config_dict(out["ppo"]).items() if k != "run_dir"}
     try:
         policy = build_config(PolicyConfig, {**ppo_keys, **cfg.policy, "run_dir": str(run / "policy"),
-                                             "reward_model": str(run / "reward" / "reward_model.pt")})
+                                             "reward_model": str(reward_dirs(cfg)[0] / "reward_model.pt")})
     except UserError as err:
         raise UserError(f"section 'policy': {err}") from None
-    return out["ppo"], out["trex"], policy
+    return StepConfigs(out["ppo"], out["trex"], policy)
 
 
-def _write_yaml(path: Path, cfg) -> Path:
-    write_text(path, yaml.safe_dump(config_dict(cfg), sort_keys=False))
-    return path
+def config_files(cfg: StudyConfig) -> dict[str, Path]:
+    cdir = Path(cfg.run_dir) / "configs"
+    return {name: cdir / f"{name}.yaml" for name in ("ppo", "trex", "policy")}
 
 
 def _finished(summary_path: Path, total: int) -> bool:
@@ -106,34 +122,43 @@ def _finished(summary_path: Path, total: int) -> bool:
     return json.loads(summary_path.read_text()).get("total_timesteps", 0) >= total
 
 
-def plan(cfg: StudyConfig) -> list[Step]:
-    """The steps with their exact commands, each marked done when its outputs exist."""
-    run = Path(cfg.run_dir)
-    ppo, trex, policy = step_configs(cfg)
-    cdir = run / "configs"
-    ppo_yaml, trex_yaml, policy_yaml = (_write_yaml(cdir / "ppo.yaml", ppo), _write_yaml(cdir / "trex.yaml", trex),
-                                        _write_yaml(cdir / "policy.yaml", policy))
-    py = "python"
-    records = read_index(trex.demo_dir) if Path(trex.demo_dir, "index.csv").is_file() else []
-    n_train = sum(r.level_set == "train" for r in records)
-    n_test = len(records) - n_train
-    ckpts = list_checkpoints(Path(policy.run_dir) / "checkpoints")
-    return [
-        Step("1. demonstrators (PPO on the true reward)", [py, "baseline_agent/train.py", "-c", str(ppo_yaml)],
-             _finished(Path(ppo.run_dir) / "summary.json", ppo.total_timesteps)),
-        Step("2. ranked demonstrations", [py, "trex/reward_model.py", "demos", "-c", str(trex_yaml)],
-             n_train >= trex.num_demos and n_test >= trex.num_test_demos),
-        Step("3. reward model", [py, "trex/reward_model.py", "train", "-c", str(trex_yaml)],
-             (Path(trex.run_dir) / "metrics.json").is_file()),
-        Step("4. policy on the learned reward", [py, "trex/train_policy.py", "-c", str(policy_yaml)],
-             _finished(Path(policy.run_dir) / "summary.json", policy.total_timesteps)),
-        Step("5. video of the policy", [py, "rec_video.py", "--load_path", str(ckpts[-1]) if ckpts else
-                                        str(Path(policy.run_dir) / "checkpoints" / "<newest>.pt"),
-                                        "--reward_model", policy.reward_model, "--out", str(run / "policy.mp4"),
+def _demos_done(trex: TrexConfig) -> bool:
+    from trex.demos import tasks
+
+    todo = tasks(trex)
+    counts = {folder: Counter(r.level_set for r in read_index(folder)) for folder in {t.folder for t in todo}}
+    return all(counts[t.folder][t.level_set] >= t.count for t in todo)
+
+
+def plan(cfg: StudyConfig, c: StepConfigs) -> list[Step]:
+    """The steps with their exact commands; each knows whether its outputs exist. Pure: writes nothing."""
+    run, files, py = Path(cfg.run_dir), {k: str(v) for k, v in config_files(cfg).items()}, "python"
+    steps = [
+        Step("1. demonstrators (PPO on the true reward)", [py, "baseline_agent/train.py", "-c", files["ppo"]],
+             lambda: _finished(Path(c.ppo.run_dir) / "summary.json", c.ppo.total_timesteps)),
+        Step("2. ranked demonstrations", [py, "trex/reward_model.py", "demos", "-c", files["trex"]],
+             lambda: _demos_done(c.trex)),
+    ]
+    for k, folder in enumerate(reward_dirs(cfg)):
+        steps.append(Step(f"3. reward model, seed {cfg.seed + k}",
+                          [py, "trex/reward_model.py", "train", "-c", files["trex"], "--seed", str(cfg.seed + k),
+                           "--run_dir", str(folder)],
+                          lambda folder=folder: (folder / "metrics.json").is_file()))
+    if cfg.sweep:
+        sweep_dir = run / "reward" / "sweep"
+        steps.append(Step("3. sweep: correlation by number of demos and levels",
+                          [py, "trex/reward_model.py", "sweep", "-c", files["trex"], "--run_dir", str(sweep_dir)],
+                          lambda: (sweep_dir / "sweep.csv").is_file()))
+    steps += [
+        Step("4. policy on the learned reward", [py, "trex/train_policy.py", "-c", files["policy"]],
+             lambda: _finished(Path(c.policy.run_dir) / "summary.json", c.policy.total_timesteps)),
+        Step("5. video of the policy", [py, "rec_video.py", "--load_path", str(Path(c.policy.run_dir) / "checkpoints"),
+                                        "--reward_model", c.policy.reward_model, "--out", str(run / "policy.mp4"),
                                         "--max_steps", str(cfg.video_steps), "--seed", str(cfg.seed),
                                         "--torch_threads", str(cfg.torch_threads)],
-             (run / "policy.mp4").is_file()),
+             lambda: (run / "policy.mp4").is_file()),
     ]
+    return steps
 
 
 def run_step(step: Step) -> float:
@@ -147,18 +172,18 @@ def run_step(step: Step) -> float:
     return time.time() - start
 
 
-def evaluate(cfg: StudyConfig, ppo: PPOConfig, policy: PolicyConfig) -> dict:
+def evaluate(cfg: StudyConfig, c: StepConfigs) -> dict:
     """True returns of the T-REX policy, the final demonstrator and a random policy, on both level sets."""
     torch.manual_seed(cfg.seed)
-    levels = {"train_levels": train_levels(ppo), "test_levels": eval_levels(ppo)}
+    levels = {"train_levels": train_levels(c.ppo), "test_levels": held_out(c.trex)}
     agents = {
-        "trex_policy": list_checkpoints(Path(policy.run_dir) / "checkpoints")[-1],
-        "demonstrator": list_checkpoints(Path(ppo.run_dir) / "checkpoints")[-1],
+        "trex_policy": list_checkpoints(Path(c.policy.run_dir) / "checkpoints")[-1],
+        "demonstrator": list_checkpoints(Path(c.ppo.run_dir) / "checkpoints")[-1],
         "random": None,
     }
     out: dict = {"levels": {k: [v.start_level, v.num_levels] for k, v in levels.items()}}
     for name, path in agents.items():
-        net, meta = load_policy(path) if path is not None else (None, {"config": config_dict(ppo)})
+        net, meta = load_policy(path) if path is not None else (None, {"config": config_dict(c.ppo)})
         out[name] = {"checkpoint": str(path) if path else None}
         for set_name, level_set in levels.items():
             eps = run_episodes(net, cfg.env_name, cfg.distribution_mode, level_set, cfg.eval_episodes,
@@ -179,30 +204,30 @@ def main(argv: list[str]) -> Path:
 
 def run_study(cfg: StudyConfig) -> Path:
     run = Path(cfg.run_dir)
-    ppo, trex, policy = step_configs(cfg)
+    configs = step_configs(cfg)
     save_run_config(run, config_dict(cfg))
+    for name, path in config_files(cfg).items():
+        write_text(path, yaml.safe_dump(config_dict(getattr(configs, name)), sort_keys=False))
     timings_path = run / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     t_start = time.time()
-    for i in range(len(plan(cfg))):
-        step = plan(cfg)[i]  # planned afresh: a step's command names what the steps before it wrote
-        if step.done:
+    steps = plan(cfg, configs)
+    for step in steps:
+        if step.done():
             print(f"\n=== {step.name}: outputs exist, skipped ({shlex.join(step.command)})", flush=True)
             continue
         timings[step.name] = run_step(step)
         write_json(timings_path, timings)
-    steps = plan(cfg)  # the commands with the final checkpoint named
-    eval_path = run / "evaluation.json"
     print("\n=== evaluation on training and held-out levels", flush=True)
     t0 = time.time()
-    results = evaluate(cfg, ppo, policy)
+    results = evaluate(cfg, configs)
     timings["6. evaluation"] = time.time() - t0
-    write_json(eval_path, results)
+    write_json(run / "evaluation.json", results)
     write_json(timings_path, timings)
     from trex.report import write_report
 
-    report = write_report(cfg, ppo, trex, policy, steps, results, timings)
-    print(f"\nstudy done in {time.time() - t_start:.0f}s (this session) -> {report}", flush=True)
+    report = write_report(cfg, configs, steps, results, timings)
+    print(f"\nstudy done in {time.time() - t_start:.0f}s of steps run now -> {report}", flush=True)
     return report
 
 
