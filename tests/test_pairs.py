@@ -14,7 +14,7 @@ def demo(k: int, rewards: list[float]) -> Demo:
     """A demo whose frame t is filled with the value 10*k + t, so gathered frames name their demo and step."""
     n = len(rewards)
     obs = (10 * k + np.arange(n, dtype=np.uint8))[:, None, None, None] * np.ones((1, 2, 2, 1), dtype=np.uint8)
-    record = DemoRecord(f"d{k}", "coinrun", "easy", k, "train", "c", 0, 0.0, n, float(sum(rewards)), f"d{k}.npz")
+    record = DemoRecord(f"d{k}", "coinrun", "easy", k, "train", "0+9", "c", 0, 0.0, n, float(sum(rewards)), f"d{k}.npz")
     return Demo(record, obs, np.zeros(n, dtype=np.int64), np.array(rewards, dtype=np.float32))
 
 

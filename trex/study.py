@@ -32,7 +32,7 @@ from baseline_agent.evaluation import procgen_options, run_episodes, summarize_r
 from baseline_agent.ppo import PPOConfig, train_levels
 from baseline_agent.scores import normalized_score
 from toolkit.cli import UserError, run_main
-from toolkit.config import build_config, config_dict, option, parse_config, save_run_config
+from toolkit.config import build_config, config_dict, load_yaml, option, parse_config, save_run_config
 from toolkit.files import exclusive, write_json, write_text
 from toolkit.runtime import RuntimeConfig
 from trex.config import TrexConfig, held_out
@@ -55,6 +55,8 @@ class StudyConfig(RuntimeConfig):
     seed: int = option(0, "random seed of every step", min=0)
     run_dir: str = option("runs/study", "folder of the study: one sub-folder per step, report.md")
     ppo: dict = option({}, "step 1 keys (baseline_agent/train.py --help), e.g. {total_timesteps: 200000}")
+    trex_config: str = option("", "YAML file of steps 2-3 keys to start from (e.g. configs/trex/study2020.yaml, the "
+                              "2020 study's settings); the keys above and the trex mapping override it")
     trex: dict = option({}, "steps 2-3 keys (trex/reward_model.py train --help)")
     policy: dict = option({}, "step 4 keys (trex/train_policy.py --help); PPO keys default to step 1's")
     reward_seeds: int = option(3, "reward models trained on the same demo folder, seeds seed, seed+1, ...: the report "
@@ -92,9 +94,10 @@ def step_configs(cfg: StudyConfig) -> StepConfigs:
     sections = {
         "ppo": (PPOConfig, {**shared, "num_levels": cfg.num_levels, "start_level": cfg.start_level, **cfg.ppo,
                             "run_dir": str(run / "ppo")}),
-        "trex": (TrexConfig, {**shared, "train_start_level": cfg.start_level, "train_num_levels": cfg.num_levels,
-                              **cfg.trex, "checkpoint_dir": str(run / "ppo" / "checkpoints"),
-                              "demo_dir": str(run / "demos"), "run_dir": str(reward_dirs(cfg)[0])}),
+        "trex": (TrexConfig, {**(load_yaml(cfg.trex_config) if cfg.trex_config else {}), **shared,
+                              "train_start_level": cfg.start_level, "train_num_levels": cfg.num_levels, **cfg.trex,
+                              "checkpoint_dir": str(run / "ppo" / "checkpoints"), "demo_dir": str(run / "demos"),
+                              "run_dir": str(reward_dirs(cfg)[0])}),
     }
     out = {}
     for name, (cls, values) in sections.items():
