@@ -124,8 +124,8 @@ class PPOConfig(RuntimeConfig):
         super().check()
 
 
-# update_chunk_size=-1 on CPU: a 2,048-sample minibatch ran ~1.6x faster in chunks of 64 than in one pass,
-# and in bf16 fastest in chunks of 256 (benchmarks/ppo_throughput.py); a GPU wants the whole minibatch at once.
+# update_chunk_size=-1 on CPU: chunks whose activations stay in cache beat one pass over a 2,048-sample minibatch;
+# benchmarks/ppo_throughput.py times each chunk size (figures in docs/speed.md). A GPU wants the whole minibatch.
 CPU_CHUNK_SIZE = {"fp32": 64, "bf16": 256}
 
 # Env group g's seed is offset by g times this: far beyond the rank (10,000) and held-out (5,000) offsets.
@@ -233,6 +233,12 @@ def eval_levels(cfg: PPOConfig) -> LevelSet:
     if cfg.num_levels == 0:
         return LevelSet(0, 0)
     return held_out_levels(train_levels(cfg), cfg.eval_num_levels)
+
+
+def run_is_finished(cfg: PPOConfig) -> bool:
+    """Whether cfg.run_dir holds a run that reached cfg.total_timesteps (its summary.json says so)."""
+    path = Path(cfg.run_dir) / "summary.json"
+    return path.is_file() and json.loads(path.read_text()).get("total_timesteps", 0) >= cfg.total_timesteps
 
 
 def _mean(values, d: Dist) -> float | None:

@@ -1,11 +1,11 @@
-"""Demonstration generation: our vectorised `roll_out` against one environment per demo, in one run.
+"""Demonstration generation: our vectorised rounds (`play_round`) against one environment per demo, in one run.
 
     python benchmarks/demo_generation.py --out bench_demos.json
     python benchmarks/demo_generation.py --checkpoint runs/ppo_coinrun/checkpoints/step_0025000000.pt
 
-Both sides play the same number of demos with the same policy and episode cap through the same `roll_out`;
-the only difference is one vectorised env of num_demos slots (batched inference) versus a loop that builds a
-num=1 env per demo, as the 2020 study did. Speed is demo frames (recorded environment steps) per second;
+Both sides play the same number of demos with the same policy and episode cap through the same `play_round`;
+the only difference is one round in a vectorised env of num_demos slots (batched inference) versus a loop that
+builds a num=1 env per demo, as the 2020 study did. Speed is demo frames (recorded environment steps) per second;
 the baseline's env construction is part of its cost and is also reported alone (Procgen's one-time library
 load is paid before timing).
 
@@ -30,7 +30,7 @@ from toolkit.cli import run_main
 from toolkit.config import option, parse_config
 from toolkit.files import write_json
 from toolkit.runtime import resolve_device
-from trex.demos import Rollout, Source, roll_out
+from trex.demos import Source, play_round
 
 
 @dataclass
@@ -55,17 +55,13 @@ def timed_rollouts(envs, policy: Policy, num_demos: int, bc: BenchConfig, seed: 
     frames, wall, cpu, build = 0, -time.perf_counter(), -time.process_time(), 0.0
     rng = np.random.default_rng(seed)
     left = num_demos
-
-    def count(r: Rollout, steps: int) -> None:
-        nonlocal frames
-        frames += len(r.actions)
-
     while left:
         t = time.perf_counter()
         venv = envs()
         build += time.perf_counter() - t
-        jobs = [Source(0)] * min(venv.num_envs, left)
-        roll_out(venv, [policy], jobs, bc.max_episode_steps, False, rng, device, count)
+        jobs = [Source(0)] * venv.num_envs
+        frames += sum(len(r.actions) for r in play_round(venv, [policy], jobs, bc.max_episode_steps, False, rng,
+                                                         device))
         left -= len(jobs)
     wall += time.perf_counter()
     cpu += time.process_time()

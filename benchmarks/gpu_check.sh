@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of the PPO speed work in one call on a lent H100/H200 (under 10 minutes):
+# The GPU checks of the PPO speed work in one call on an H100/H200 machine (under 10 minutes):
 #   1. tests/test_fast_paths.py on cuda: pipelined env groups, bf16 and the compiled (CUDA-graph) rollout;
 #   2. benchmarks/ppo_throughput.py at the reference sizes, every speed option on its own and together;
 #   3. benchmarks/curve_match.py: plain path vs bf16 + env_groups 2, two seeds, reference coinrun config

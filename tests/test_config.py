@@ -77,3 +77,38 @@ def test_every_entry_point_refuses_an_unknown_device_in_one_line(script):
                           text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: config key 'device': 'gpu' is not one of: auto, cpu, cuda, cuda:N"
+
+
+def test_every_shipped_config_is_valid():
+    from baseline_agent.ppo import PPOConfig
+    from toolkit.config import build_config, load_yaml
+    from trex.config import TrexConfig
+    from trex.study import StudyConfig, step_configs
+    from trex.sweep import SweepConfig, expand
+
+    kinds = {"ppo": PPOConfig, "trex": TrexConfig}
+    for path in sorted((ROOT / "configs").rglob("*.yaml")):
+        kind = path.parent.name
+        if kind in kinds:
+            build_config(kinds[kind], load_yaml(path))
+        elif kind == "sweep":
+            assert expand(build_config(SweepConfig, load_yaml(path)))
+        else:  # a study: configs/study/*.yaml and the quickstart
+            step_configs(build_config(StudyConfig, load_yaml(path)))
+
+
+def test_the_study2020_preset_holds_the_2020_studys_values():
+    """lzil/procedural-generalization's gen_demos.py, train_reward.py and run_experiments.py."""
+    from toolkit.config import build_config, load_yaml
+    from trex.config import TrexConfig, demo_levels, held_out
+
+    cfg = build_config(TrexConfig, load_yaml(ROOT / "configs/trex/study2020.yaml"))
+    assert (cfg.env_name, cfg.train_num_levels, cfg.demo_num_levels, cfg.checkpoint_sampling) == \
+        ("starpilot", 0, 0, "uniform")
+    assert held_out(cfg).start_level == 1_000_000_000 and not demo_levels(cfg).overlaps(held_out(cfg))
+    assert (cfg.demo_selection, cfg.return_bins, cfg.max_return, cfg.val_fraction) == ("return_bins", 4, 1.0, 0.2)
+    assert (cfg.num_pairs, cfg.min_snippet_length, cfg.max_snippet_length, cfg.frame_stride) == (50_000, 20, 99, 1)
+    assert (cfg.reward_net, cfg.batch_size, cfg.learning_rate, cfg.weight_decay, cfg.l1_reg) == \
+        ("study2020", 1, 5e-5, 0.005, 0.001)
+    assert (cfg.epochs, cfg.eval_interval, cfg.patience, cfg.progress_constraint) == (1, 1000, 10, True)
+    assert cfg.sweep_num_demos == [12, 25, 50, 100, 200, 300, 1000] and cfg.sweep_seeds == 5

@@ -55,6 +55,9 @@ def test_bootstrap_interval_holds_the_estimate_and_a_perfect_ranking_has_no_widt
         assert ci[k][0] < point[k] < ci[k][1] and ci[k][1] - ci[k][0] < 0.6
     assert bootstrap_ci(true, 2 * true + 1, np.random.default_rng(1))["spearman"] == [1.0, 1.0]
     assert bootstrap_ci(true[:2], true[:2], rng)["kendall"] is None  # too few demos to resample
+    # several models on the same demos: the interval of their mean correlation, demos resampled alike for all
+    assert bootstrap_ci(true, np.stack([true, -true]), np.random.default_rng(1))["spearman"] == [0.0, 0.0]
+    assert bootstrap_ci(true, np.stack([noisy, noisy]), np.random.default_rng(1)) == ci
 
 
 def test_seed_interval_by_hand():

@@ -65,15 +65,17 @@ def test_report_figures_are_those_of_the_runs_json(study):
     _, run, report = study
     text = report.read_text()
     metrics = [json.loads((run / "reward" / f"seed_{s}" / "metrics.json").read_text()) for s in (0, 1)]
+    figures = json.loads((run / "reward.json").read_text())["figures"]
     for key, name in (("train_levels", "training levels, new episodes"), ("test_levels", "held-out levels")):
-        spearman = seed_interval([m[key]["spearman"] for m in metrics])
-        length = seed_interval([m[key]["length_baseline"]["spearman"] for m in metrics])
+        spearman, length = figures[key]["spearman"], figures[key]["length_spearman"]
+        assert spearman["mean"] == pytest.approx(sum(m[key]["spearman"] for m in metrics) / 2)
+        assert spearman["ci95_low"] <= spearman["mean"] <= spearman["ci95_high"]
+        assert spearman["seeds"] == seed_interval([m[key]["spearman"] for m in metrics])
+        assert length["mean"] == metrics[0][key]["length_baseline"]["spearman"]
         want = [f"{fmt(x['mean'])} [{fmt(x['ci95_low'])}, {fmt(x['ci95_high'])}]" for x in (spearman, length)]
         (row,) = _rows(text, name)
         assert (row[1], row[2], row[6]) == (str(metrics[0][key]["n_demos"]), *want)
         assert f"**{want[0]}** (episode-length baseline {want[1]}" in text  # the headline
-    seed_rows = [_rows(text, str(s))[0] for s in (0, 1)]
-    assert [r[1].split(" [")[0] for r in seed_rows] == [fmt(m["train_levels"]["spearman"]) for m in metrics]
     evaluation = json.loads((run / "evaluation.json").read_text())
     for agent, label in (("trex_policy", "T-REX policy (learned reward only)"),
                          ("demonstrator", "final demonstrator (true reward)"), ("random", "uniform random actions")):

@@ -37,7 +37,7 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 def native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX tiles), as torch reports it. Without it,
-    bf16 autocast is emulated and runs about 10x slower than fp32 (measured on an AVX2-only AMD EPYC)."""
+    bf16 autocast is emulated and runs about 10x slower than fp32 (docs/speed.md)."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 

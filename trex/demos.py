@@ -18,6 +18,7 @@ an uninterrupted run leaves it; a rerun with larger counts tops the folder up wi
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,6 +213,13 @@ def tasks(cfg: TrexConfig) -> list[Task]:
     return out
 
 
+def demos_are_complete(cfg: TrexConfig) -> bool:
+    """Whether every folder of `tasks(cfg)` holds its counts of demos already."""
+    todo = tasks(cfg)
+    counts = {folder: Counter(r.level_set for r in read_index(folder)) for folder in {t.folder for t in todo}}
+    return all(counts[t.folder][t.level_set] >= t.count for t in todo)
+
+
 def generate_procgen_demonstrations(cfg: TrexConfig) -> list[DemoRecord]:
     """Fill every folder of `tasks(cfg)` up to its counts; return the new demos. Also writes each folder's
     `summary.json` and the resolved `config.yaml`."""
@@ -229,13 +237,10 @@ def _generate(cfg: TrexConfig) -> list[DemoRecord]:
         if ranges - {_range(t.levels)}:
             raise UserError(f"{t.folder} holds {t.level_set} demos from levels {', '.join(sorted(ranges))}, not "
                             f"{_range(t.levels)}; use another demo_dir")
-    paths = checkpoint_files(cfg)
-    if cfg.noise_levels and not cfg.checkpoints:
-        paths = paths[-1:]  # D-REX: the newest checkpoint (list_checkpoints sorts by step)
     device = cfg.setup()
-    demonstrators = load_demonstrators(cfg, paths, device)
+    demonstrators = load_demonstrators(cfg, checkpoint_files(cfg), device)  # sorted by step
     if cfg.noise_levels:
-        demonstrators = demonstrators[-1:]
+        demonstrators = demonstrators[-1:]  # D-REX: the newest checkpoint, at every noise level
     sources = demo_sources(cfg, len(demonstrators))
     save_run_config(cfg.demo_dir, config_dict(cfg))
 

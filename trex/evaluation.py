@@ -85,16 +85,24 @@ def _kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def bootstrap_ci(true: np.ndarray, pred: np.ndarray, rng: np.random.Generator,
                  resamples: int = BOOTSTRAP) -> dict[str, list[float] | None]:
-    """95% percentile interval of each correlation over `resamples` resamplings of the demos (with replacement);
-    None with fewer than 3 demos, or where most resamples leave it undefined (a constant input)."""
-    true, pred = np.asarray(true, np.float64), np.asarray(pred, np.float64)
+    """95% percentile interval of each correlation over `resamples` resamplings of the demos (with replacement).
+
+    `pred` is [n] predicted returns, or [S, n] of S reward models (seeds) on the same demos: then the interval is
+    that of their mean correlation, the demos resampled alike for every model. None with fewer than 3 demos, or
+    where most resamples leave a correlation undefined (a constant input).
+    """
+    true, pred = np.asarray(true, np.float64), np.atleast_2d(np.asarray(pred, np.float64))
     if len(true) < 3:
         return dict.fromkeys(("pearson", "spearman", "kendall"))
     idx = rng.integers(0, len(true), (resamples, len(true)))
-    x, y = true[idx], pred[idx]
-    draws = {"pearson": _pearson_rows(x, y),
-             "spearman": _pearson_rows(stats.rankdata(x, axis=1), stats.rankdata(y, axis=1)),
-             "kendall": _kendall_rows(x, y)}
+    x = true[idx]
+    rx = stats.rankdata(x, axis=1)
+    draws: dict[str, np.ndarray] = {"pearson": 0.0, "spearman": 0.0, "kendall": 0.0}
+    for p in pred:
+        y = p[idx]
+        draws["pearson"] = draws["pearson"] + _pearson_rows(x, y) / len(pred)
+        draws["spearman"] = draws["spearman"] + _pearson_rows(rx, stats.rankdata(y, axis=1)) / len(pred)
+        draws["kendall"] = draws["kendall"] + _kendall_rows(x, y) / len(pred)
     out = {}
     for k, v in draws.items():
         v = v[np.isfinite(v)]
@@ -115,11 +123,14 @@ def seed_interval(values: list[float | None]) -> dict[str, float | int | None]:
 
 def evaluate_returns(true: np.ndarray, pred: np.ndarray, lengths: np.ndarray, seed: int = 0) -> dict:
     """The metrics.json block for one level set: correlations with 95% bootstrap intervals, for the reward model
-    and for the episode-length baseline."""
+    and for the episode-length baseline, and every demo's true and predicted return and length (in demo-index
+    order: reward models evaluated on the same folder list the same demos alike)."""
     rng = np.random.default_rng(seed)
     return {**correlations(true, pred), "ci95": bootstrap_ci(true, pred, rng),
             "pair_accuracy": pair_accuracy(true, pred), "n_demos": int(len(true)),
-            "length_baseline": {**correlations(true, lengths), "ci95": bootstrap_ci(true, lengths, rng)}}
+            "length_baseline": {**correlations(true, lengths), "ci95": bootstrap_ci(true, lengths, rng)},
+            "returns": {"true": [float(x) for x in true], "predicted": [float(x) for x in pred],
+                        "length": [int(x) for x in lengths]}}
 
 
 def evaluate_demos(model: RewardNet, demos: list[Demo], device: torch.device | str,

@@ -60,13 +60,13 @@ def create_training_data(demos: list[Demo], num_pairs: int, min_len: int, max_le
     With the progress constraint (T-REX's choice) the better demo's snippet starts no earlier than the worse
     one's, so a later, more advanced part of the better episode is compared with an earlier part of the worse.
     """
-    returns = np.array([d.record.ret if rank_by == "return" else -d.record.noise for d in demos], np.float64)
+    rank = np.array([d.record.ret if rank_by == "return" else -d.record.noise for d in demos], np.float64)
     lengths = np.array([len(d.obs) for d in demos], dtype=np.int64)
-    if len(np.unique(returns)) < 2:
+    if len(np.unique(rank)) < 2:
         raise UserError(f"too few demos of distinct {rank_by} to form pairs ({len(demos)} demos, "
-                        f"{len(np.unique(returns))} distinct value(s)); generate more varied demonstrations")
-    first, second = _distinct_return_pairs(returns, num_pairs, rng)
-    better_first = returns[first] > returns[second]
+                        f"{len(np.unique(rank))} distinct value(s)); generate more varied demonstrations")
+    first, second = _distinct_rank_pairs(rank, num_pairs, rng)
+    better_first = rank[first] > rank[second]
     worse = np.where(better_first, second, first)
     better = np.where(better_first, first, second)
 
@@ -92,10 +92,10 @@ def create_training_data(demos: list[Demo], num_pairs: int, min_len: int, max_le
                         label.astype(np.int64), frame_stride, noise)
 
 
-def _distinct_return_pairs(returns: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """n pairs of demo indices drawn uniformly among pairs whose returns differ."""
-    i, j = np.triu_indices(len(returns), k=1)
-    keep = returns[i] != returns[j]
+def _distinct_rank_pairs(rank: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n pairs of demo indices drawn uniformly among pairs whose rank values (return, or -noise) differ."""
+    i, j = np.triu_indices(len(rank), k=1)
+    keep = rank[i] != rank[j]
     i, j = i[keep], j[keep]
     pick = rng.integers(0, len(i), size=n)
     return i[pick], j[pick]

@@ -10,12 +10,14 @@ import json
 import shlex
 from pathlib import Path
 
+import numpy as np
+
 from baseline_agent.ppo import train_levels
 from baseline_agent.scores import reference_table
 from toolkit.files import write_text
 from toolkit.logger import fmt
 from trex.config import demo_levels, held_out
-from trex.evaluation import seed_interval
+from trex.evaluation import bootstrap_ci, seed_interval
 
 SETS = {"train_levels": "training levels, new episodes", "test_levels": "held-out levels"}
 FIGURES = ("spearman", "kendall", "pearson", "pair_accuracy")
@@ -36,19 +38,32 @@ def _img(path: Path, run: Path, alt: str) -> str:
 
 
 def reward_figures(metrics: list[dict]) -> dict:
-    """Each figure of each level set over the reward-model seeds: {set: {figure: seed_interval}}, the length
-    baseline's under "length_<figure>"."""
-    out = {}
+    """Each figure of each level set over the reward-model seeds: {set: {figure: {mean, ci95_low, ci95_high,
+    seeds}}}. The interval is the 95% bootstrap interval of the seeds' mean over the demos (resampled alike for
+    every seed), so it holds both the seeds' spread and the demos' sampling; `seeds` is the seed-to-seed Student-t
+    interval alone. The length baseline's figures are "length_<figure>"."""
+    out: dict = {}
     for key in SETS:
-        out[key] = {f: seed_interval([m[key][f] for m in metrics]) for f in FIGURES}
-        out[key].update({f"length_{f}": seed_interval([m[key]["length_baseline"][f] for m in metrics])
-                         for f in FIGURES[:3]})
-        out[key]["n_demos"] = metrics[0][key]["n_demos"] if metrics else 0
+        if not metrics:
+            continue
+        true = np.array(metrics[0][key]["returns"]["true"])
+        preds = np.array([m[key]["returns"]["predicted"] for m in metrics])
+        boot = bootstrap_ci(true, preds, np.random.default_rng(0))
+        length = metrics[0][key]["length_baseline"]
+        figures = {}
+        for f in FIGURES:
+            seeds = seed_interval([m[key][f] for m in metrics])
+            low, high = boot[f] if f in boot and boot[f] is not None else (seeds["ci95_low"], seeds["ci95_high"])
+            figures[f] = {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
+            if f in boot:
+                ci = length["ci95"][f] or (None, None)
+                figures[f"length_{f}"] = {"mean": length[f], "ci95_low": ci[0], "ci95_high": ci[1]}
+        out[key] = {**figures, "n_demos": metrics[0][key]["n_demos"], "num_seeds": len(metrics)}
     return out
 
 
 def cell(x: dict) -> str:
-    """'mean [low, high]', or the mean alone where one seed gives no interval."""
+    """'mean [low, high]', or the mean alone where there is no interval."""
     if x["ci95_low"] is None:
         return fmt(x["mean"])
     return f"{fmt(x['mean'])} [{fmt(x['ci95_low'])}, {fmt(x['ci95_high'])}]"
@@ -124,14 +139,14 @@ def reading(figures: dict) -> str:
     return text
 
 
-def write_report(cfg, configs, steps, results: dict, timings: dict) -> Path:
+def write_report(cfg, configs, steps, results: dict, reward: dict, timings: dict) -> Path:
+    """`results`: evaluation.json; `reward`: reward.json (`reward_figures` of the seeds' metrics, and the metrics)."""
     from trex.study import reward_dirs
 
     run = Path(cfg.run_dir)
     ppo, trex, policy = configs.ppo, configs.trex, configs.policy
     ppo_dir, policy_dir, first = Path(ppo.run_dir), Path(policy.run_dir), reward_dirs(cfg)[0]
-    metrics = [m for m in (_load(d / "metrics.json") for d in reward_dirs(cfg)) if m]
-    figures = reward_figures(metrics)
+    metrics, figures = reward["metrics"], reward["figures"]
     demos = _load(Path(trex.demo_dir) / "summary.json")
     ref = reference_table().get(cfg.env_name, {})
     train_fig, test_fig = figures["train_levels"], figures["test_levels"]
@@ -146,8 +161,8 @@ def write_report(cfg, configs, steps, results: dict, timings: dict) -> Path:
         "",
         "## Headline",
         "",
-        f"Reward model (mean and 95% interval over {len(metrics)} reward-model seeds, Spearman correlation of "
-        "predicted and true returns of demonstrations it never trained on):",
+        f"Reward model, Spearman correlation of predicted and true returns of demonstrations it never trained on "
+        f"(mean of {len(metrics)} reward-model seeds; 95% bootstrap interval over the demos):",
         "",
         f"- new episodes of the training demos' levels: **{cell(train_fig['spearman'])}** "
         f"(episode-length baseline {cell(train_fig['length_spearman'])}, {train_fig['n_demos']} demos)",
@@ -176,12 +191,14 @@ def write_report(cfg, configs, steps, results: dict, timings: dict) -> Path:
         "",
         "## 3. The learned reward",
         "",
-        f"Mean and 95% interval over {len(metrics)} seeds ({trex.reward_net} net, {trex.num_pairs:,} pairs, "
-        f"{trex.num_demos} training demos chosen {trex.demo_selection.replace('_', ' ')}):",
+        f"Mean of {len(metrics)} seeds and 95% bootstrap interval of that mean over the demos ({trex.reward_net} "
+        f"net, {trex.num_pairs:,} pairs, {trex.num_demos} training demos chosen "
+        f"{trex.demo_selection.replace('_', ' ')}); seed-to-seed Spearman intervals (Student t): training levels "
+        f"{cell(train_fig['spearman']['seeds'])}, held-out levels {cell(test_fig['spearman']['seeds'])}.",
         "",
         *_reward_table(figures),
         "",
-        "Each seed, with a 95% bootstrap interval over the demos:",
+        "Each seed, with its own 95% bootstrap interval over the demos:",
         "",
         *_seed_table(metrics),
         "",

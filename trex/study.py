@@ -227,9 +227,12 @@ def run_study(cfg: StudyConfig) -> Path:
     timings["6. evaluation"] = time.time() - t0
     write_json(run / "evaluation.json", results)
     write_json(timings_path, timings)
-    from trex.report import write_report
+    from trex.report import reward_figures, write_report
 
-    report = write_report(cfg, configs, steps, results, timings)
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in reward_dirs(cfg)]
+    reward = {"figures": reward_figures(metrics), "metrics": metrics}
+    write_json(run / "reward.json", reward)
+    report = write_report(cfg, configs, steps, results, reward, timings)
     print(f"\nstudy done in {time.time() - t_start:.0f}s of steps run now -> {report}", flush=True)
     return report
 

@@ -1,0 +1,450 @@
+"""Studies at scale: one config names a grid (games x demonstrator seeds x demo levels x reward presets x numbers
+of demos x seeds), which expands into the very step commands of steps 1-4, each with its own run folder, run on
+this machine or on a Slurm cluster.
+
+    python -m trex.sweep -c configs/sweep/study2020.yaml                     # here, max_parallel jobs at once
+    python -m trex.sweep -c configs/sweep/study2020.yaml --launcher slurm    # on Slurm, through submitit
+    python -m trex.sweep -c configs/sweep/study2020.yaml --collect true      # sweep_results.csv, figures, report
+
+Order: demonstrators, then demos, then reward models, then policies, each job after the jobs whose outputs it
+reads. Jobs whose outputs exist are skipped and cut-off ones resume (every step does, exactly), so rerunning a
+sweep after a preemption or a failed node finishes what is left. A failed job is reported with its log; the jobs
+that need its outputs are not started; the others go on. Demos are generated once per game, demonstrator seed
+and number of levels, with the demo keys of the `trex` mapping, so every preset trains on the same demos.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from baseline_agent.envs import GAMES, MODES
+from baseline_agent.ppo import PPOConfig, run_is_finished
+from toolkit.cli import UserError, run_main
+from toolkit.config import build_config, config_dict, load_yaml, option, parse_config, save_run_config
+from toolkit.files import exclusive, write_json, write_text
+from toolkit.logger import fmt
+from toolkit.runtime import RuntimeConfig
+from trex.config import TrexConfig
+from trex.demos import demos_are_complete
+from trex.evaluation import plot_sweep, seed_interval
+from trex.reward_learning import METRICS, sweep_summary, write_rows
+from trex.train_policy import PolicyConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("ppo", "demos", "reward", "policy")
+# TrexConfig keys that say which demos exist: a reward job takes them from its demos job, whatever its preset says.
+DEMO_KEYS = ("env_name", "distribution_mode", "train_start_level", "train_num_levels", "demo_num_levels",
+             "test_start_level", "test_num_levels", "checkpoint_dir", "checkpoints", "num_test_demos",
+             "checkpoint_sampling", "noise_levels", "greedy", "max_episode_steps", "num_envs", "demo_dir")
+SLURM_KEYS = ("partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb")
+
+
+@dataclass
+class SweepConfig(RuntimeConfig):
+    """A grid of T-REX runs. `ppo`, `trex` and `policy` hold each step's own keys for every run of the grid."""
+
+    name: str = option("sweep", "the sweep's name, in its report and Slurm job names")
+    run_dir: str = option("runs/sweep", "folder of the sweep: configs/, logs/, one folder per job and stage")
+    games: list[str] = option(["starpilot"], "Procgen games", choices=GAMES)
+    distribution_mode: str = option("easy", "Procgen distribution mode", choices=MODES)
+    num_levels: int = option(200, "the demonstrators' training levels (0 = every level)", min=0)
+    start_level: int = option(0, "first training level", min=0)
+    demonstrator_seeds: list[int] = option([0], "seeds of step 1, one demonstrator run each", min=0)
+    demo_levels: list[int] = option([], "numbers of distinct levels the training demos come from (0 = a fresh level "
+                                    "per demo); empty = the trex keys' own", min=0)
+    presets: dict = option({"default": ""}, "reward presets, name: YAML file of step-3 keys ('' = the defaults)")
+    num_demos: list[int] = option([12, 25, 50, 100], "numbers of training demos", min=2)
+    seeds: list[int] = option([0, 1, 2], "seeds of steps 3 and 4 (reward models and policies)", min=0)
+    steps: list[str] = option(["ppo", "demos", "reward"], "stages to run (policy: a PPO run on each reward model)",
+                              choices=STAGES)
+    ppo: dict = option({}, "step 1 keys for every demonstrator (baseline_agent/train.py --help)")
+    trex: dict = option({}, "step 2-3 keys for every demo folder and reward model (trex/reward_model.py train --help)")
+    policy: dict = option({}, "step 4 keys for every policy (trex/train_policy.py --help); PPO keys default to "
+                          "step 1's")
+    launcher: str = option("local", "where the jobs run: local (this machine) or slurm (through submitit)",
+                           choices=("local", "slurm"))
+    max_parallel: int = option(2, "jobs at once with the local launcher", min=1)
+    slurm: dict = option({}, "Slurm resources: {default: {partition, timeout_min, gpus_per_node, cpus_per_task, "
+                         "mem_gb}, ppo: {...}, demos: {...}, reward: {...}, policy: {...}, array_parallelism: N}")
+    collect: bool = option(False, "gather the finished runs into sweep_results.csv, figures and sweep_report.md")
+
+    def check(self) -> None:
+        super().check()
+        for stage, values in self.slurm.items():
+            if stage == "array_parallelism":
+                continue
+            if stage not in ("default", *STAGES) or not isinstance(values, dict):
+                raise UserError(f"config key 'slurm': '{stage}' is not one of: default, {', '.join(STAGES)}, "
+                                "array_parallelism (each stage a mapping)")
+            unknown = sorted(set(values) - set(SLURM_KEYS))
+            if unknown:
+                raise UserError(f"config key 'slurm': '{unknown[0]}' is not one of: {', '.join(SLURM_KEYS)}")
+
+
+@dataclass
+class Job:
+    """One step command of the grid, with the jobs whose outputs it reads."""
+
+    name: str
+    stage: str
+    command: list[str]
+    config: Any  # the step's validated config, written to configs/<name>.yaml
+    needs: list[str] = field(default_factory=list)
+    grid: dict = field(default_factory=dict)  # its place in the grid, for the results table
+
+    def done(self) -> bool:
+        """Whether its outputs exist already."""
+        if self.stage in ("ppo", "policy"):
+            return run_is_finished(self.config)
+        if self.stage == "demos":
+            return demos_are_complete(self.config)
+        return (Path(self.config.run_dir) / "metrics.json").is_file()
+
+
+# --------------------------------------------------------------------------- the grid
+def _build(cls: type, values: dict, where: str) -> Any:
+    try:
+        return build_config(cls, values)
+    except UserError as err:
+        raise UserError(f"{where}: {err}") from None
+
+
+def expand(cfg: SweepConfig) -> list[Job]:
+    """Every job of the grid, in stage order; pure (writes nothing)."""
+    run, py = Path(cfg.run_dir), "python"
+    config_path = lambda name: str(run / "configs" / f"{name}.yaml")
+    presets = {name: load_yaml(path) if path else {} for name, path in cfg.presets.items()}
+    stages = set(cfg.steps)
+    jobs: list[Job] = []
+    for game in cfg.games:
+        shared = {"env_name": game, "distribution_mode": cfg.distribution_mode, "device": cfg.device,
+                  "torch_threads": cfg.torch_threads}
+        for dseed in cfg.demonstrator_seeds:
+            tag = f"{game}_d{dseed}"
+            ppo = _build(PPOConfig, {**shared, "num_levels": cfg.num_levels, "start_level": cfg.start_level,
+                                     "seed": dseed, **cfg.ppo, "run_dir": str(run / "ppo" / tag)}, "section 'ppo'")
+            ppo_job = Job(f"ppo_{tag}", "ppo", [py, "baseline_agent/train.py", "-c", config_path(f"ppo_{tag}")], ppo,
+                          grid={"game": game, "demonstrator_seed": dseed})
+            jobs.append(ppo_job)
+            for levels in cfg.demo_levels or [None]:
+                ltag = f"{tag}_L{'own' if levels is None else levels}"
+                demo_values = {**shared, "train_start_level": cfg.start_level, "train_num_levels": cfg.num_levels,
+                               **cfg.trex, "seed": dseed, "num_demos": max(cfg.num_demos),
+                               "checkpoint_dir": str(Path(ppo.run_dir) / "checkpoints"),
+                               "demo_dir": str(run / "demos" / ltag)}
+                if levels is not None:
+                    demo_values["demo_num_levels"] = levels
+                demos = _build(TrexConfig, demo_values, "section 'trex'")
+                demo_job = Job(f"demos_{ltag}", "demos", [py, "trex/reward_model.py", "demos", "-c",
+                                                          config_path(f"demos_{ltag}")], demos, [ppo_job.name])
+                jobs.append(demo_job)
+                for preset, preset_values in presets.items():
+                    for n in cfg.num_demos:
+                        for seed in cfg.seeds:
+                            rtag = f"{ltag}_{preset}_n{n}_s{seed}"
+                            values = {**shared, **cfg.trex, **preset_values,
+                                      **{k: getattr(demos, k) for k in DEMO_KEYS}, "num_demos": n, "seed": seed,
+                                      "name": preset, "run_dir": str(run / "reward" / rtag)}
+                            reward = _build(TrexConfig, values, f"preset '{preset}'")
+                            grid = {"game": game, "demonstrator_seed": dseed, "demo_levels": demos.demo_num_levels
+                                    if demos.demo_num_levels is not None else demos.train_num_levels,
+                                    "preset": preset, "num_demos": n, "seed": seed}
+                            reward_job = Job(f"reward_{rtag}", "reward", [py, "trex/reward_model.py", "train", "-c",
+                                                                          config_path(f"reward_{rtag}")],
+                                             reward, [demo_job.name], grid)
+                            jobs.append(reward_job)
+                            ppo_keys = {k: v for k, v in config_dict(ppo).items() if k != "run_dir"}
+                            policy = _build(PolicyConfig, {**ppo_keys, **cfg.policy, "seed": seed,
+                                                           "reward_model": str(Path(reward.run_dir) /
+                                                                               "reward_model.pt"),
+                                                           "run_dir": str(run / "policy" / rtag)}, "section 'policy'")
+                            jobs.append(Job(f"policy_{rtag}", "policy", [py, "trex/train_policy.py", "-c",
+                                                                         config_path(f"policy_{rtag}")],
+                                            policy, [reward_job.name], grid))
+    kept = [j for j in jobs if j.stage in stages]
+    names = {j.name for j in kept}
+    for j in kept:  # a stage left out of `steps` is taken as done (its outputs must exist)
+        j.needs = [n for n in j.needs if n in names]
+    return sorted(kept, key=lambda j: STAGES.index(j.stage))
+
+
+def write_configs(cfg: SweepConfig, jobs: list[Job]) -> None:
+    save_run_config(cfg.run_dir, config_dict(cfg))
+    for j in jobs:
+        write_text(Path(cfg.run_dir) / "configs" / f"{j.name}.yaml", yaml.safe_dump(config_dict(j.config),
+                                                                                   sort_keys=False))
+
+
+# --------------------------------------------------------------------------- launchers
+def run_local(jobs: list[Job], max_parallel: int, log_dir: Path, poll: float = 0.2) -> dict[str, str]:
+    """Run the jobs here, at most `max_parallel` at once, each once every job it needs has succeeded; return
+    every job's status: done (before), ok, failed, or not run (a job it needs failed)."""
+    status = {j.name: "done" for j in jobs if j.done()}
+    waiting = [j for j in jobs if j.name not in status]
+    running: dict[str, tuple[subprocess.Popen, Any, float]] = {}
+    log_dir.mkdir(parents=True, exist_ok=True)
+    print(f"{len(jobs)} jobs: {len(status)} done before, {len(waiting)} to run, {max_parallel} at once", flush=True)
+    while waiting or running:
+        for j in list(waiting):
+            if any(status.get(n) in ("failed", "not run") for n in j.needs):
+                status[j.name] = "not run"
+                waiting.remove(j)
+                print(f"not run: {j.name} (a job it needs failed)", flush=True)
+            elif len(running) < max_parallel and all(status.get(n) in ("done", "ok") for n in j.needs):
+                log = (log_dir / f"{j.name}.log").open("w")
+                proc = subprocess.Popen([sys.executable, *j.command[1:]], cwd=ROOT, stdout=log,
+                                        stderr=subprocess.STDOUT)
+                running[j.name] = (proc, log, time.time())
+                waiting.remove(j)
+                print(f"start: {j.name}: {shlex.join(j.command)}", flush=True)
+        for name, (proc, log, t0) in list(running.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            log.close()
+            del running[name]
+            status[name] = "ok" if code == 0 else "failed"
+            where = "" if code == 0 else f" (exit {code}; log {log_dir / f'{name}.log'})"
+            print(f"{status[name]}: {name} in {time.time() - t0:.0f}s{where}", flush=True)
+        time.sleep(poll)
+    return status
+
+
+def run_command(command: list[str], log: str) -> None:
+    """What a Slurm task runs: one step command from the repository root, its output in `log`."""
+    with open(log, "w") as out:
+        code = subprocess.run([sys.executable, *command[1:]], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT).returncode
+    if code:
+        raise RuntimeError(f"exit {code}; log {log}")
+
+
+def slurm_parameters(cfg: SweepConfig, stage: str) -> dict[str, Any]:
+    """submitit parameters of one stage: the stage's resources over the default ones."""
+    values = {**cfg.slurm.get("default", {}), **cfg.slurm.get(stage, {})}
+    out: dict[str, Any] = {"name": f"{cfg.name}-{stage}"}
+    for key, value in values.items():
+        out["slurm_partition" if key == "partition" else key] = value
+    if "array_parallelism" in cfg.slurm:
+        out["slurm_array_parallelism"] = int(cfg.slurm["array_parallelism"])
+    return out
+
+
+def run_slurm(cfg: SweepConfig, jobs: list[Job], log_dir: Path) -> dict[str, str]:
+    """Submit each stage as one job array through submitit, after the arrays of the jobs it needs (afterany: a
+    task whose inputs are missing fails on its own and is reported); wait for all; return every job's status."""
+    import submitit
+
+    status = {j.name: "done" for j in jobs if j.done()}
+    log_dir.mkdir(parents=True, exist_ok=True)
+    executor = submitit.AutoExecutor(folder=str(Path(cfg.run_dir) / "slurm"), cluster="slurm")
+    handles: dict[str, Any] = {}
+    for stage in STAGES:
+        todo = [j for j in jobs if j.stage == stage and j.name not in status]
+        if not todo:
+            continue
+        after = sorted({handles[n].job_id.split("_")[0] for j in todo for n in j.needs if n in handles})
+        executor.update_parameters(**slurm_parameters(cfg, stage), slurm_additional_parameters=(
+            {"dependency": "afterany:" + ":".join(after)} if after else {}))
+        with executor.batch():
+            for j in todo:
+                handles[j.name] = executor.submit(run_command, j.command, str(log_dir / f"{j.name}.log"))
+        print(f"submitted {stage}: {len(todo)} jobs" + (f" after {', '.join(after)}" if after else ""), flush=True)
+    for name, handle in handles.items():
+        try:
+            handle.result()
+            status[name] = "ok"
+        except Exception as err:  # submitit raises its own failure types
+            status[name] = "failed"
+            print(f"failed: {name} ({str(err).splitlines()[-1][:200]}; log {log_dir / f'{name}.log'})", flush=True)
+    return status
+
+
+# --------------------------------------------------------------------------- results
+RESULT_COLUMNS = ("game", "demonstrator_seed", "demo_levels", "preset", "num_demos", "seed", "best_val_accuracy",
+                  *[f"{key}_{m}" for key in ("train_levels", "test_levels") for m in METRICS],
+                  *[f"{key}_length_baseline_{m}" for key in ("train_levels", "test_levels") for m in METRICS],
+                  "policy_train_return", "policy_held_out_return", "policy_held_out_normalized_score",
+                  "demonstrator_train_return", "demonstrator_held_out_return",
+                  "demonstrator_held_out_normalized_score", "reward_run_dir")
+
+
+def collect(cfg: SweepConfig, jobs: list[Job]) -> Path:
+    """sweep_results.csv (one row per finished reward model, with its policy and demonstrator), the figures and
+    sweep_report.md."""
+    run = Path(cfg.run_dir)
+    by_name = {j.name: j for j in jobs}
+    ppo_summary = {(j.grid["game"], j.grid["demonstrator_seed"]): _json(Path(j.config.run_dir) / "summary.json")
+                   for j in expand_all(cfg) if j.stage == "ppo"}
+    rows = []
+    for j in jobs:
+        if j.stage != "reward" or not (Path(j.config.run_dir) / "metrics.json").is_file():
+            continue
+        m = _json(Path(j.config.run_dir) / "metrics.json")
+        policy = by_name.get(j.name.replace("reward_", "policy_", 1))
+        pol = _json(Path(policy.config.run_dir) / "summary.json") if policy else {}
+        demo = ppo_summary.get((j.grid["game"], j.grid["demonstrator_seed"]), {})
+        rows.append({**j.grid, "best_val_accuracy": m["best_val_accuracy"], "reward_run_dir": j.config.run_dir,
+                     **{f"{key}_{x}": m[key][x] for key in ("train_levels", "test_levels") for x in METRICS},
+                     **{f"{key}_length_baseline_{x}": m[key]["length_baseline"][x]
+                        for key in ("train_levels", "test_levels") for x in METRICS},
+                     "policy_train_return": pol.get("train_return"),
+                     "policy_held_out_return": pol.get("held_out_return"),
+                     "policy_held_out_normalized_score": pol.get("held_out_normalized_score"),
+                     "demonstrator_train_return": demo.get("train_return"),
+                     "demonstrator_held_out_return": demo.get("held_out_return"),
+                     "demonstrator_held_out_normalized_score": demo.get("held_out_normalized_score")})
+    write_rows(run / "sweep_results.csv", rows, RESULT_COLUMNS)
+    figures = []
+    for game in cfg.games:
+        for preset in cfg.presets:
+            mine = [r for r in rows if r["game"] == game and r["preset"] == preset]
+            if mine:
+                path = run / f"correlation_{game}_{preset}.png"
+                plot_sweep(sweep_summary(mine), path, f"{game}, preset {preset}: mean and 95% interval over seeds")
+                figures.append(path)
+    levels_png = run / "correlation_by_levels.png"
+    if len({r["demo_levels"] for r in rows}) > 1 and plot_by_levels(rows, levels_png):
+        figures.append(levels_png)
+    scores_png = run / "policy_scores.png"
+    if any(r["policy_held_out_normalized_score"] is not None for r in rows) and plot_scores(rows, scores_png):
+        figures.append(scores_png)
+    report = write_sweep_report(cfg, rows, figures)
+    print(f"collected {len(rows)} reward models -> {run / 'sweep_results.csv'}, {report}", flush=True)
+    return report
+
+
+def expand_all(cfg: SweepConfig) -> list[Job]:
+    """Every job of the grid, whatever `steps` says (collect reads the outputs of all stages)."""
+    return expand(_replace(cfg, steps=list(STAGES)))
+
+
+def _replace(cfg: SweepConfig, **changes) -> SweepConfig:
+    return SweepConfig(**{**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, **changes})
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _figure(ncols: int):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 4), squeeze=False)
+    return plt, fig, axes[0]
+
+
+def _save(plt, fig, path: Path) -> bool:
+    from toolkit.files import atomic_write
+
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+    return True
+
+
+def plot_by_levels(rows: list[dict], path: Path) -> bool:
+    """Held-out Spearman against the number of distinct demo levels (fresh levels rightmost), per game, preset and
+    number of demos: mean and 95% interval over seeds."""
+    plt, fig, axes = _figure(1)
+    ax = axes[0]
+    order = sorted({r["demo_levels"] for r in rows}, key=lambda n: (n == 0, n))
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["game"], r["preset"], r["num_demos"]), []).append(r)
+    for (game, preset, n), rs in sorted(groups.items()):
+        stats = [seed_interval([r["test_levels_spearman"] for r in rs if r["demo_levels"] == lv]) for lv in order]
+        x = [i for i, s in enumerate(stats) if s["mean"] is not None]
+        mean = [stats[i]["mean"] for i in x]
+        err = [[stats[i]["mean"] - (stats[i]["ci95_low"] if stats[i]["ci95_low"] is not None else stats[i]["mean"])
+                for i in x], [(stats[i]["ci95_high"] if stats[i]["ci95_high"] is not None else stats[i]["mean"]) -
+                              stats[i]["mean"] for i in x]]
+        ax.errorbar(x, mean, yerr=err, fmt="-o", capsize=3, label=f"{game}, {preset}, {n} demos")
+    ax.set_xticks(range(len(order)), ["fresh" if n == 0 else str(n) for n in order])
+    ax.set_xlabel("distinct levels of the training demos")
+    ax.set_ylabel("Spearman correlation, held-out levels")
+    ax.set_ylim(-1, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(plt, fig, path)
+
+
+def plot_scores(rows: list[dict], path: Path) -> bool:
+    """Normalised held-out score of the T-REX policies (mean over seeds) against their demonstrators', per game."""
+    plt, fig, axes = _figure(1)
+    ax = axes[0]
+    games = sorted({r["game"] for r in rows})
+    for offset, (column, label) in enumerate((("policy_held_out_normalized_score", "T-REX policy (learned reward)"),
+                                              ("demonstrator_held_out_normalized_score", "PPO demonstrator"))):
+        means = [seed_interval([r[column] for r in rows if r["game"] == g])["mean"] for g in games]
+        ax.bar([i + 0.4 * offset for i in range(len(games))], [m if m is not None else math.nan for m in means],
+               width=0.4, label=label)
+    ax.set_xticks([i + 0.2 for i in range(len(games))], games)
+    ax.set_ylabel("normalised score, held-out levels")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    return _save(plt, fig, path)
+
+
+def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path]) -> Path:
+    run = Path(cfg.run_dir)
+    summary = {}
+    for r in rows:
+        summary.setdefault((r["game"], r["preset"], r["demo_levels"], r["num_demos"]), []).append(r)
+    cell = lambda s: "-" if s["mean"] is None else (fmt(s["mean"]) if s["ci95_low"] is None else
+                                                   f"{fmt(s['mean'])} [{fmt(s['ci95_low'])}, {fmt(s['ci95_high'])}]")
+    lines = [f"# Sweep `{cfg.name}`", "",
+             f"{len(rows)} reward models collected from `{run}`; mean and 95% interval over seeds. Every figure comes "
+             "from the runs' own metrics.json and summary.json (`sweep_results.csv` has one row per run).", "",
+             "| game | preset | demo levels | demos | seeds | Spearman, training levels | Spearman, held-out levels | "
+             "length baseline, held-out | T-REX policy, held-out return |", "|---|---|---|---|---|---|---|---|---|"]
+    for (game, preset, levels, n), rs in sorted(summary.items(), key=lambda kv: str(kv[0])):
+        col = lambda c, rs=rs: cell(seed_interval([r[c] for r in rs]))
+        lines.append(f"| {game} | {preset} | {'fresh' if levels == 0 else levels} | {n} | {len(rs)} | "
+                     f"{col('train_levels_spearman')} | {col('test_levels_spearman')} | "
+                     f"{col('test_levels_length_baseline_spearman')} | {col('policy_held_out_return')} |")
+    lines += ["", *[f"![{p.stem}]({p.name})" for p in figures], "",
+              f"Collected with `python -m trex.sweep -c <this sweep's config> --collect true`; its resolved config is "
+              f"`{run / 'config.yaml'}`.", ""]
+    path = run / "sweep_report.md"
+    write_text(path, "\n".join(lines))
+    return path
+
+
+# --------------------------------------------------------------------------- entry point
+def main(argv: list[str]) -> dict[str, str] | Path:
+    cfg = parse_config(SweepConfig, argv, prog="python -m trex.sweep", description=__doc__.splitlines()[0])
+    jobs = expand(cfg)
+    with exclusive(cfg.run_dir):
+        if cfg.collect:
+            return collect(cfg, jobs)
+        write_configs(cfg, jobs)
+        log_dir = Path(cfg.run_dir) / "logs"
+        status = run_local(jobs, cfg.max_parallel, log_dir) if cfg.launcher == "local" else \
+            run_slurm(cfg, jobs, log_dir)
+        write_json(Path(cfg.run_dir) / "status.json", status)
+        failed = sorted(n for n, s in status.items() if s in ("failed", "not run"))
+        counts = {s: sum(v == s for v in status.values()) for s in ("done", "ok", "failed", "not run")}
+        print(f"sweep {cfg.name}: " + ", ".join(f"{v} {k}" for k, v in counts.items()) +
+              f" -> {Path(cfg.run_dir) / 'status.json'}", flush=True)
+        if failed:
+            raise UserError(f"{len(failed)} job(s) failed or not run ({', '.join(failed[:3])}"
+                            f"{', ...' if len(failed) > 3 else ''}); logs in {log_dir}; rerun the same command to "
+                            "retry them")
+        return status
+
+
+if __name__ == "__main__":
+    run_main(main)
