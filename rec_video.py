@@ -40,12 +40,14 @@ class VideoConfig(RuntimeConfig):
     out: str = option("video.mp4", "mp4 file to write")
     num_episodes: int = option(1, "episodes per screen", min=1)
     num_screens: int = option(1, "environments filmed side by side in a grid", min=1, max=16)
-    view: str = option("render", "render: Procgen's 512x512 frames; obs: the agent's 64x64 frames scaled up",
-                       choices=("render", "obs"))
+    view: str = option(
+        "render", "render: Procgen's 512x512 frames; obs: the agent's 64x64 frames scaled up", choices=("render", "obs")
+    )
     env_name: str = option("", "Procgen game (empty = the checkpoint's own or the demo index's)", choices=("", *GAMES))
     distribution_mode: str = option("", "distribution mode (empty = the checkpoint's own)", choices=("", *MODES))
-    start_level: int | None = option(None, "first level seed (none = the levels right after the checkpoint's "
-                                           "training levels)", min=0)
+    start_level: int | None = option(
+        None, "first level seed (none = the levels right after the checkpoint's training levels)", min=0
+    )
     num_levels: int = option(100_000, "number of levels from start_level (0 = the whole distribution)", min=0)
     greedy: bool = option(False, "take the most likely action instead of sampling")
     seed: int = option(0, "random seed (envs and action sampling)", min=0)
@@ -104,7 +106,7 @@ def grid(tiles: list[np.ndarray]) -> np.ndarray:
     out = np.zeros((rows * TILE, cols * TILE, 3), np.uint8)
     for k, t in enumerate(tiles):
         r, c = divmod(k, cols)
-        out[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE] = t
+        out[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] = t
     return out
 
 
@@ -156,8 +158,9 @@ def film_policy(cfg: VideoConfig, writer_path: str, device: torch.device) -> tup
     mode = cfg.distribution_mode or meta["model_spec"]["distribution_mode"]
     levels = default_levels(meta["config"], cfg.start_level, cfg.num_levels)
     reward_fn = load_learned_reward(cfg.reward_model, env_name, mode, device) if cfg.reward_model else None
-    writer = Mp4Writer(writer_path, *grid([np.zeros((TILE, TILE, 3), np.uint8)] * cfg.num_screens).shape[1::-1],
-                       cfg.fps)
+    writer = Mp4Writer(
+        writer_path, *grid([np.zeros((TILE, TILE, 3), np.uint8)] * cfg.num_screens).shape[1::-1], cfg.fps
+    )
     tiles = [np.zeros((TILE, TILE, 3), np.uint8)] * cfg.num_screens
 
     def on_step(view: StepView) -> None:
@@ -165,13 +168,30 @@ def film_policy(cfg: VideoConfig, writer_path: str, device: torch.device) -> tup
             return
         for i in np.flatnonzero(view.recording):
             frame = view.renders[i] if view.renders is not None else view.obs[i]
-            tiles[i] = tile(frame, overlay_lines(int(view.length[i]), float(view.ret[i]),
-                                                 None if view.learned is None else float(view.learned[i])))
+            tiles[i] = tile(
+                frame,
+                overlay_lines(
+                    int(view.length[i]), float(view.ret[i]), None if view.learned is None else float(view.learned[i])
+                ),
+            )
         writer.add(grid(tiles))
 
-    episodes = run_episodes(policy, env_name, mode, levels, cfg.num_episodes * cfg.num_screens, cfg.num_screens,
-                            cfg.seed, cfg.greedy, device, reward_fn, cfg.max_steps or None,
-                            render=cfg.view == "render", on_step=on_step, **procgen_options(meta["config"]))
+    episodes = run_episodes(
+        policy,
+        env_name,
+        mode,
+        levels,
+        cfg.num_episodes * cfg.num_screens,
+        cfg.num_screens,
+        cfg.seed,
+        cfg.greedy,
+        device,
+        reward_fn,
+        cfg.max_steps or None,
+        render=cfg.view == "render",
+        on_step=on_step,
+        **procgen_options(meta["config"]),
+    )
     writer.close()
     rets = ", ".join(f"{ep['ret']:.2f}" for ep in episodes)
     return writer.frames, f"{env_name} {mode}, {len(episodes)} episode(s), returns {rets}"

@@ -1,6 +1,6 @@
 """Evaluate a saved policy: N complete episodes on unseen levels (by default), with a 95% CI of the return.
 
-    python test_policy.py --load_path runs/ppo/checkpoints/step_0025000000.pt --out eval.json
+python test_policy.py --load_path runs/ppo/checkpoints/step_0025000000.pt --out eval.json
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from trex.learned_reward import load_learned_reward
 class EvalConfig(RuntimeConfig):
     """Which checkpoint, which levels, how many episodes."""
 
-    load_path: str = option("", "checkpoint file to evaluate (step_XXXXXXXXXX.pt), or a checkpoints folder: its "
-                            "newest")
+    load_path: str = option("", "checkpoint file to evaluate (step_XXXXXXXXXX.pt), or a checkpoints folder: its newest")
     env_name: str = option("", "Procgen game (empty = the checkpoint's own)", choices=("", *GAMES))
     distribution_mode: str = option("", "distribution mode (empty = the checkpoint's own)", choices=("", *MODES))
-    start_level: int | None = option(None, "first level seed (none = the levels right after the checkpoint's "
-                                           "training levels, unseen in training)", min=0)
+    start_level: int | None = option(
+        None,
+        "first level seed (none = the levels right after the checkpoint's training levels, unseen in training)",
+        min=0,
+    )
     num_levels: int = option(100_000, "number of levels from start_level (0 = the whole distribution)", min=0)
     num_episodes: int = option(100, "complete episodes to run", min=1)
     num_envs: int = option(32, "parallel environments", min=1)
@@ -42,8 +44,10 @@ class EvalConfig(RuntimeConfig):
 
 def _line(name: str, s: dict) -> str:
     ci = "n/a" if s["ci95_low"] is None else f"[{s['ci95_low']:.3f}, {s['ci95_high']:.3f}]"
-    return (f"{name:<15} mean {s['mean']:.3f}  median {s['median']:.3f}  std {s['std']:.3f}  95% CI {ci}  "
-            f"min {s['min']:.3f}  max {s['max']:.3f}")
+    return (
+        f"{name:<15} mean {s['mean']:.3f}  median {s['median']:.3f}  std {s['std']:.3f}  95% CI {ci}  "
+        f"min {s['min']:.3f}  max {s['max']:.3f}"
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -64,11 +68,21 @@ def evaluate(cfg: EvalConfig) -> None:
     levels: LevelSet = default_levels(run_cfg, cfg.start_level, cfg.num_levels)
     reward_fn = load_learned_reward(cfg.reward_model, env_name, mode, device) if cfg.reward_model else None
 
-    episodes = run_episodes(policy, env_name, mode, levels, cfg.num_episodes, cfg.num_envs, cfg.seed, cfg.greedy,
-                            device, reward_fn, **procgen_options(run_cfg))
+    episodes = run_episodes(
+        policy,
+        env_name,
+        mode,
+        levels,
+        cfg.num_episodes,
+        cfg.num_envs,
+        cfg.seed,
+        cfg.greedy,
+        device,
+        reward_fn,
+        **procgen_options(run_cfg),
+    )
     returns = [ep["ret"] for ep in episodes]
-    summary = {"return": summarize_returns(returns),
-               "length": summarize_returns([ep["length"] for ep in episodes])}
+    summary = {"return": summarize_returns(returns), "length": summarize_returns([ep["length"] for ep in episodes])}
     summary["normalized_score"] = normalized_score(env_name, mode, summary["return"]["mean"])
     if reward_fn is not None:
         learned = [ep["learned_ret"] for ep in episodes]
@@ -77,8 +91,10 @@ def evaluate(cfg: EvalConfig) -> None:
         summary["learned_true_correlation"] = float(np.corrcoef(learned, returns)[0, 1]) if both_vary else None
 
     end = "all" if levels.num_levels == 0 else levels.start_level + levels.num_levels
-    print(f"{meta['path']}: step {meta['step']}, {env_name} {mode}, levels [{levels.start_level}, {end}), "
-          f"{len(episodes)} episodes, {'greedy' if cfg.greedy else 'sampled'} actions, seed {cfg.seed}")
+    print(
+        f"{meta['path']}: step {meta['step']}, {env_name} {mode}, levels [{levels.start_level}, {end}), "
+        f"{len(episodes)} episodes, {'greedy' if cfg.greedy else 'sampled'} actions, seed {cfg.seed}"
+    )
     print(_line("return", summary["return"]))
     score = summary["normalized_score"]
     print(f"{'normalised':<15} {'n/a (no published range)' if score is None else f'{score:.3f}'}")
@@ -88,10 +104,19 @@ def evaluate(cfg: EvalConfig) -> None:
         corr = summary["learned_true_correlation"]
         print(f"{'corr(learned, true)':<15} {'n/a' if corr is None else f'{corr:.3f}'}")
     if cfg.out:
-        write_json(cfg.out, {"checkpoint": meta["path"], "step": meta["step"], "env_name": env_name,
-                             "distribution_mode": mode, "levels": {"start_level": levels.start_level,
-                                                                   "num_levels": levels.num_levels},
-                             "config": config_dict(cfg), "summary": summary, "episodes": episodes})
+        write_json(
+            cfg.out,
+            {
+                "checkpoint": meta["path"],
+                "step": meta["step"],
+                "env_name": env_name,
+                "distribution_mode": mode,
+                "levels": {"start_level": levels.start_level, "num_levels": levels.num_levels},
+                "config": config_dict(cfg),
+                "summary": summary,
+                "episodes": episodes,
+            },
+        )
         print(f"wrote {cfg.out}")
 
 

@@ -70,8 +70,9 @@ def resume_point(run_dir: str | Path, resolved: dict[str, Any], resumable: tuple
     if saved.exists():
         diff = diff_configs(load_yaml(saved), resolved, resumable)
         if diff:
-            raise UserError(f"{run_dir} holds a run with another config (keys differ: {', '.join(diff)}); "
-                            "use a new --run_dir")
+            raise UserError(
+                f"{run_dir} holds a run with another config (keys differ: {', '.join(diff)}); use a new --run_dir"
+            )
     found = list_checkpoints(run_dir / "checkpoints")
     return found[-1] if found else None
 

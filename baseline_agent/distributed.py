@@ -69,7 +69,7 @@ def average_gradients(params: list[torch.nn.Parameter], d: Dist) -> None:
     flat /= d.world_size
     offset = 0
     for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
         offset += g.numel()
 
 
@@ -81,10 +81,12 @@ def broadcast_parameters(module: torch.nn.Module, d: Dist) -> None:
 
 def reduce_moments(d: Dist):
     """Combine (mean, var, count) of per-rank batches into the moments of their union."""
+
     def reduce(mean: float, var: float, count: float) -> tuple[float, float, float]:
         n, s, sq = all_reduce_sum([count, count * mean, count * (var + mean * mean)], d)
         m = s / n
         return m, max(sq / n - m * m, 0.0), n
+
     return reduce
 
 

@@ -18,16 +18,36 @@ with contextlib.redirect_stderr(io.StringIO()):  # gym 0.26 prints an unmaintain
     from procgen import ProcgenGym3Env
 
 GAMES = (
-    "bigfish", "bossfight", "caveflyer", "chaser", "climber", "coinrun", "dodgeball", "fruitbot",
-    "heist", "jumper", "leaper", "maze", "miner", "ninja", "plunder", "starpilot",
+    "bigfish",
+    "bossfight",
+    "caveflyer",
+    "chaser",
+    "climber",
+    "coinrun",
+    "dodgeball",
+    "fruitbot",
+    "heist",
+    "jumper",
+    "leaper",
+    "maze",
+    "miner",
+    "ninja",
+    "plunder",
+    "starpilot",
 )
 MODES = ("easy", "hard", "extreme", "memory", "exploration")
 NUM_ACTIONS = 15
 OBS_SHAPE = (64, 64, 3)
 # Procgen's options beyond game, levels and mode (PPOConfig has a key of each name); a policy is evaluated or
 # rolled out with the values it was trained with, since they change what the agent sees.
-PROCGEN_OPTIONS = ("use_backgrounds", "restrict_themes", "use_monochrome_assets", "paint_vel_info", "center_agent",
-                   "use_sequential_levels")
+PROCGEN_OPTIONS = (
+    "use_backgrounds",
+    "restrict_themes",
+    "use_monochrome_assets",
+    "paint_vel_info",
+    "center_agent",
+    "use_sequential_levels",
+)
 
 
 @dataclass(frozen=True)
@@ -43,8 +63,10 @@ class LevelSet:
     def overlaps(self, other: LevelSet) -> bool:
         if self.num_levels == 0 or other.num_levels == 0:
             return True
-        return self.start_level < other.start_level + other.num_levels and other.start_level < self.start_level + \
-            self.num_levels
+        return (
+            self.start_level < other.start_level + other.num_levels
+            and other.start_level < self.start_level + self.num_levels
+        )
 
     def __str__(self) -> str:
         return "all" if self.num_levels == 0 else f"[{self.start_level:,}, {self.start_level + self.num_levels:,})"
@@ -57,15 +79,30 @@ def held_out_levels(train: LevelSet, num_levels: int) -> LevelSet:
     return LevelSet(train.start_level + train.num_levels, num_levels)
 
 
-def make_procgen(env_name: str, num_envs: int, levels: LevelSet, seed: int, distribution_mode: str = "easy",
-                 render: bool = False, num_threads: int = 4, **options) -> ProcgenGym3Env:
+def make_procgen(
+    env_name: str,
+    num_envs: int,
+    levels: LevelSet,
+    seed: int,
+    distribution_mode: str = "easy",
+    render: bool = False,
+    num_threads: int = 4,
+    **options,
+) -> ProcgenGym3Env:
     """A `ProcgenGym3Env`; `options` are Procgen's own (use_backgrounds, paint_vel_info, ...)."""
     if env_name not in GAMES:
         raise UserError(f"unknown game '{env_name}' (choose one of: {', '.join(GAMES)})")
-    return ProcgenGym3Env(num=num_envs, env_name=env_name, num_levels=levels.num_levels,
-                          start_level=levels.start_level, distribution_mode=distribution_mode,
-                          rand_seed=int(seed) % 2**31, num_threads=num_threads,
-                          render_mode="rgb_array" if render else None, **options)
+    return ProcgenGym3Env(
+        num=num_envs,
+        env_name=env_name,
+        num_levels=levels.num_levels,
+        start_level=levels.start_level,
+        distribution_mode=distribution_mode,
+        rand_seed=int(seed) % 2**31,
+        num_threads=num_threads,
+        render_mode="rgb_array" if render else None,
+        **options,
+    )
 
 
 @dataclass
@@ -108,8 +145,11 @@ class VecEnv:
         """Everything needed to continue exactly where this env is: procgen's own serialised game states (levels,
         positions, random generators) and the running episode tallies."""
         states = self.env.callmethod("get_state")
-        return {"procgen": [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in states],
-                "ep_ret": torch.from_numpy(self.ep_ret.copy()), "ep_len": torch.from_numpy(self.ep_len.copy())}
+        return {
+            "procgen": [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in states],
+            "ep_ret": torch.from_numpy(self.ep_ret.copy()),
+            "ep_len": torch.from_numpy(self.ep_len.copy()),
+        }
 
     def set_state(self, state: dict) -> None:
         self.env.callmethod("set_state", [t.numpy().tobytes() for t in state["procgen"]])
@@ -123,8 +163,9 @@ class VecEnv:
         if first.any():
             infos = self.env.get_info()
             for i in np.flatnonzero(first):
-                finished.append((int(i), Episode(float(self.ep_ret[i]), int(self.ep_len[i]),
-                                                 int(infos[i]["prev_level_seed"]))))
+                finished.append(
+                    (int(i), Episode(float(self.ep_ret[i]), int(self.ep_len[i]), int(infos[i]["prev_level_seed"])))
+                )
             self.ep_ret[first] = 0.0
             self.ep_len[first] = 0
         return obs["rgb"], reward.astype(np.float32), first.copy(), finished
@@ -136,8 +177,13 @@ def group_slices(num_envs: int, groups: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def step_groups(venvs: list[VecEnv], frames: list[np.ndarray], num_steps: int,
-                choose: Callable[[int, int, np.ndarray], np.ndarray], landed: Callable[..., None]) -> None:
+def step_groups(
+    venvs: list[VecEnv],
+    frames: list[np.ndarray],
+    num_steps: int,
+    choose: Callable[[int, int, np.ndarray], np.ndarray],
+    landed: Callable[..., None],
+) -> None:
     """Step every env group `num_steps` times, pipelined: a group's step is started (procgen steps it on its
     own threads) before the next group's actions are chosen, and waited for only when that group is due again.
 
@@ -145,6 +191,7 @@ def step_groups(venvs: list[VecEnv], frames: list[np.ndarray], num_steps: int,
     finished)` receives the result of that step. `frames[g]` is updated in place to each group's newest
     frames. With one group this is the plain loop: choose, step, wait.
     """
+
     def land(t: int, g: int) -> None:
         frames[g], reward, done, finished = venvs[g].step_wait()
         landed(t, g, frames[g], reward, done, finished)
@@ -179,8 +226,12 @@ class EpisodeStats:
             acc[d] = 0.0
 
     def state_dict(self) -> dict:
-        return {"ret": list(self.ret), "len": list(self.len), "learned": list(self.learned),
-                "learned_acc": self.learned_acc.tolist()}
+        return {
+            "ret": list(self.ret),
+            "len": list(self.len),
+            "learned": list(self.learned),
+            "learned_acc": self.learned_acc.tolist(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         for name in ("ret", "len", "learned"):
@@ -208,8 +259,7 @@ class RewardNormalizer:
     `reduce_moments` combines the batch moments across data-parallel ranks (identity on one process).
     """
 
-    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0, epsilon: float = 1e-8,
-                 reduce_moments=None):
+    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0, epsilon: float = 1e-8, reduce_moments=None):
         self.gamma, self.clip, self.epsilon = gamma, clip, epsilon
         self.ret = np.zeros(num_envs, np.float64)
         self.rms = RunningMeanStd()
@@ -218,8 +268,9 @@ class RewardNormalizer:
     def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
         """Normalise one step's rewards; `done` marks the episodes that ended with this reward."""
         self.ret = self.ret * self.gamma + reward
-        self.rms.update_from_moments(*self.reduce_moments(float(self.ret.mean()), float(self.ret.var()),
-                                                          float(len(self.ret))))
+        self.rms.update_from_moments(
+            *self.reduce_moments(float(self.ret.mean()), float(self.ret.var()), float(len(self.ret)))
+        )
         out = np.clip(reward / np.sqrt(self.rms.var + self.epsilon), -self.clip, self.clip)
         self.ret[done] = 0.0
         return out.astype(np.float32)

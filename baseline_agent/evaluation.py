@@ -74,11 +74,23 @@ def _choose_actions(policy: Policy | None, obs: torch.Tensor, greedy: bool, gen:
     return torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(-1).numpy()
 
 
-def run_episodes(policy: Policy | None, env_name: str, distribution_mode: str, levels: LevelSet, num_episodes: int,
-                 num_envs: int, seed: int, greedy: bool = False, device: str | torch.device = "cpu",
-                 reward_fn: RewardFn | None = None, max_steps: int | None = None, render: bool = False,
-                 on_step: Callable[[StepView], None] | None = None, num_threads: int = 4,
-                 **options: Any) -> list[dict[str, Any]]:
+def run_episodes(
+    policy: Policy | None,
+    env_name: str,
+    distribution_mode: str,
+    levels: LevelSet,
+    num_episodes: int,
+    num_envs: int,
+    seed: int,
+    greedy: bool = False,
+    device: str | torch.device = "cpu",
+    reward_fn: RewardFn | None = None,
+    max_steps: int | None = None,
+    render: bool = False,
+    on_step: Callable[[StepView], None] | None = None,
+    num_threads: int = 4,
+    **options: Any,
+) -> list[dict[str, Any]]:
     """Run exactly `num_episodes` complete episodes; one dict per episode, ordered by slot then time.
 
     Each dict has `ret` (true return), `length`, `level_seed`, `truncated` (cut at `max_steps` steps)
@@ -90,8 +102,11 @@ def run_episodes(policy: Policy | None, env_name: str, distribution_mode: str, l
         raise ValueError("num_episodes and num_envs must be positive")
     num_envs = min(num_envs, num_episodes)
     quotas = episode_quotas(num_episodes, num_envs)
-    venv = VecEnv(make_procgen(env_name, num_envs, levels, seed, distribution_mode, render=render,
-                               num_threads=num_threads, **options))
+    venv = VecEnv(
+        make_procgen(
+            env_name, num_envs, levels, seed, distribution_mode, render=render, num_threads=num_threads, **options
+        )
+    )
     gen = torch.Generator().manual_seed(int(seed))
     done_count = np.zeros(num_envs, np.int64)
     waiting = np.zeros(num_envs, bool)  # truncated at max_steps: skip until the env starts its next episode
@@ -121,8 +136,17 @@ def run_episodes(policy: Policy | None, env_name: str, distribution_mode: str, l
         ret += reward
         length += 1
         if on_step is not None:
-            on_step(StepView(obs, renders, reward, ret.copy(), None if learned is None else learned.copy(),
-                             length.copy(), recording))
+            on_step(
+                StepView(
+                    obs,
+                    renders,
+                    reward,
+                    ret.copy(),
+                    None if learned is None else learned.copy(),
+                    length.copy(),
+                    recording,
+                )
+            )
         for i, ep in finished:
             if recording[i]:
                 close(i, ep.level_seed, truncated=False)
@@ -151,6 +175,13 @@ def summarize_returns(returns: Sequence[float]) -> dict[str, float | int | None]
     n, mean = int(x.size), float(x.mean())
     std = float(x.std(ddof=1)) if n > 1 else 0.0
     half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else None
-    return {"n": n, "mean": mean, "median": float(np.median(x)), "std": std, "min": float(x.min()),
-            "max": float(x.max()), "ci95_low": None if half is None else mean - half,
-            "ci95_high": None if half is None else mean + half}
+    return {
+        "n": n,
+        "mean": mean,
+        "median": float(np.median(x)),
+        "std": std,
+        "min": float(x.min()),
+        "max": float(x.max()),
+        "ci95_low": None if half is None else mean - half,
+        "ci95_high": None if half is None else mean + half,
+    }

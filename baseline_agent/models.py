@@ -37,8 +37,12 @@ class ConvSequence(nn.Module):
 class ImpalaCNN(nn.Module):
     """uint8 frames [B, 64, 64, 3] -> features [B, hidden_size]; scaling to [0, 1] happens inside."""
 
-    def __init__(self, channels: list[int] | tuple[int, ...] = (16, 32, 32), hidden_size: int = 256,
-                 obs_shape: tuple[int, int, int] = (64, 64, 3)):
+    def __init__(
+        self,
+        channels: list[int] | tuple[int, ...] = (16, 32, 32),
+        hidden_size: int = 256,
+        obs_shape: tuple[int, int, int] = (64, 64, 3),
+    ):
         super().__init__()
         h, w, c = obs_shape
         seqs = []
@@ -62,8 +66,13 @@ class ImpalaCNN(nn.Module):
 class Policy(nn.Module):
     """Categorical policy and value function on a shared IMPALA trunk."""
 
-    def __init__(self, num_actions: int, channels=(16, 32, 32), hidden_size: int = 256,
-                 obs_shape: tuple[int, int, int] = (64, 64, 3)):
+    def __init__(
+        self,
+        num_actions: int,
+        channels=(16, 32, 32),
+        hidden_size: int = 256,
+        obs_shape: tuple[int, int, int] = (64, 64, 3),
+    ):
         super().__init__()
         self.trunk = ImpalaCNN(channels, hidden_size, obs_shape)
         self.pi = nn.Linear(hidden_size, num_actions)

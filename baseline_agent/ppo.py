@@ -76,19 +76,25 @@ class PPOConfig(RuntimeConfig):
     paint_vel_info: bool = option(False, "Procgen: paint the agent's velocity in the frame")
     center_agent: bool = option(True, "Procgen: centre the view on the agent")
     use_sequential_levels: bool = option(False, "Procgen: go to the next level instead of ending the episode")
-    num_threads: int = option(0, "Procgen worker threads per process (0 = this process's share of the cores)",
-                              min=0)
+    num_threads: int = option(0, "Procgen worker threads per process (0 = this process's share of the cores)", min=0)
     num_envs: int = option(64, "parallel environments per process", min=1)
-    env_groups: int = option(1, "split the envs into groups stepped in turn: with 2, one half steps on procgen's "
-                             "threads while the other half's actions are inferred (same PPO; each group has its "
-                             "own env seed)", min=1)
+    env_groups: int = option(
+        1,
+        "split the envs into groups stepped in turn: with 2, one half steps on procgen's "
+        "threads while the other half's actions are inferred (same PPO; each group has its "
+        "own env seed)",
+        min=1,
+    )
     num_steps: int = option(256, "steps per environment per update", min=1)
     num_minibatches: int = option(8, "minibatches per epoch", min=1)
     update_epochs: int = option(3, "epochs over each batch", min=1)
-    update_chunk_size: int = option(-1, "samples per forward/backward pass within a minibatch, the same gradient "
-                                    "in cache-sized pieces (0 = one pass; -1 = auto: 64 on CPU, 256 with bf16, "
-                                    "one pass on GPU)",
-                                    min=-1)
+    update_chunk_size: int = option(
+        -1,
+        "samples per forward/backward pass within a minibatch, the same gradient "
+        "in cache-sized pieces (0 = one pass; -1 = auto: 64 on CPU, 256 with bf16, "
+        "one pass on GPU)",
+        min=-1,
+    )
     learning_rate: float = option(5e-4, "Adam learning rate (constant)", min=0.0)
     gamma: float = option(0.999, "discount of PPO's returns and advantages", min=0.0, max=1.0)
     gae_lambda: float = option(0.95, "GAE lambda", min=0.0, max=1.0)
@@ -97,9 +103,14 @@ class PPOConfig(RuntimeConfig):
     vf_coef: float = option(0.5, "value loss coefficient", min=0.0)
     max_grad_norm: float = option(0.5, "global gradient-norm clip", min=0.0)
     normalize_reward: bool = option(True, "divide rewards by the running std of the discounted return")
-    reward_norm_gamma: float = option(0.99, "discount of the return whose running std scales rewards: 0.99 as the "
-                                      "reference's VecNormalize(ob=False) default; set it to gamma to scale by the "
-                                      "return PPO optimises", min=0.0, max=1.0)
+    reward_norm_gamma: float = option(
+        0.99,
+        "discount of the return whose running std scales rewards: 0.99 as the "
+        "reference's VecNormalize(ob=False) default; set it to gamma to scale by the "
+        "return PPO optimises",
+        min=0.0,
+        max=1.0,
+    )
     channels: list[int] = option([16, 32, 32], "IMPALA CNN channels per stage", min=1)
     hidden_size: int = option(256, "IMPALA CNN dense layer width", min=1)
     total_timesteps: int = option(25_000_000, "environment steps to train for (all processes together)", min=1)
@@ -107,20 +118,29 @@ class PPOConfig(RuntimeConfig):
     eval_interval: int = option(1, "updates between held-out evaluations (0 = never)", min=0)
     log_interval: int = option(1, "updates between progress lines", min=1)
     seed: int = option(0, "random seed (envs, network, sampling)", min=0)
-    compile: bool = option(False, "torch.compile the rollout's forward pass (CUDA graphs on a GPU: mode "
-                           "reduce-overhead); the update stays eager")
-    precision: str = option("fp32", "policy arithmetic: fp32, or bf16 (autocast for the policy's CNN trunk; its "
-                            "heads, losses, gradients, Adam and a learned reward stay float32)",
-                            choices=("fp32", "bf16"))
+    compile: bool = option(
+        False,
+        "torch.compile the rollout's forward pass (CUDA graphs on a GPU: mode reduce-overhead); the update stays eager",
+    )
+    precision: str = option(
+        "fp32",
+        "policy arithmetic: fp32, or bf16 (autocast for the policy's CNN trunk; its "
+        "heads, losses, gradients, Adam and a learned reward stay float32)",
+        choices=("fp32", "bf16"),
+    )
     run_dir: str = option("runs/ppo", "folder for config, checkpoints, logs and summary")
 
     def check(self) -> None:
         if (self.num_envs * self.num_steps) % self.num_minibatches:
-            raise UserError(f"config key 'num_minibatches': {self.num_minibatches} does not divide the batch "
-                            f"num_envs * num_steps = {self.num_envs * self.num_steps}")
+            raise UserError(
+                f"config key 'num_minibatches': {self.num_minibatches} does not divide the batch "
+                f"num_envs * num_steps = {self.num_envs * self.num_steps}"
+            )
         if self.env_groups > self.num_envs:
-            raise UserError(f"config key 'env_groups': {self.env_groups} groups need at least as many envs "
-                            f"(num_envs = {self.num_envs})")
+            raise UserError(
+                f"config key 'env_groups': {self.env_groups} groups need at least as many envs "
+                f"(num_envs = {self.num_envs})"
+            )
         super().check()
 
 
@@ -132,8 +152,17 @@ CPU_CHUNK_SIZE = {"fp32": 64, "bf16": 256}
 GROUP_SEED_STRIDE = 1_000_003
 
 # Keys that may change when a run is resumed: they change speed, not the algorithm (bf16 changes rounding only).
-RESUMABLE_KEYS = ("total_timesteps", "device", "log_interval", "torch_threads", "num_threads", "update_chunk_size",
-                  "env_groups", "precision", "compile")
+RESUMABLE_KEYS = (
+    "total_timesteps",
+    "device",
+    "log_interval",
+    "torch_threads",
+    "num_threads",
+    "update_chunk_size",
+    "env_groups",
+    "precision",
+    "compile",
+)
 
 
 class RewardSource(Protocol):
@@ -145,8 +174,9 @@ class RewardSource(Protocol):
         """uint8 frames [B, 64, 64, 3] on the training device -> rewards [B] (float), no gradient."""
 
 
-def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,
-                gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+def compute_gae(
+    rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Advantages and returns [T, N]; `dones[t]` marks an episode that ended with reward t."""
     advantages = torch.zeros_like(rewards)
     last_gae = torch.zeros_like(last_value)
@@ -164,9 +194,19 @@ def normalize(advantages: torch.Tensor) -> torch.Tensor:
     return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
 
-def ppo_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor,
-             old_values: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor, clip_range: float,
-             ent_coef: float, vf_coef: float, normalize_advantages: bool = True) -> dict[str, torch.Tensor]:
+def ppo_loss(
+    logits: torch.Tensor,
+    values: torch.Tensor,
+    actions: torch.Tensor,
+    old_logp: torch.Tensor,
+    old_values: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    clip_range: float,
+    ent_coef: float,
+    vf_coef: float,
+    normalize_advantages: bool = True,
+) -> dict[str, torch.Tensor]:
     """ppo2's loss on one minibatch; advantages are normalised here, per minibatch, as ppo2 did, unless
     the caller already normalised them over the whole minibatch (see `ppo_gradient`)."""
     adv = normalize(advantages) if normalize_advantages else advantages
@@ -181,12 +221,25 @@ def ppo_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor, 
         approxkl = 0.5 * ((logp - old_logp) ** 2).mean()
         clipfrac = ((ratio - 1.0).abs() > clip_range).float().mean()
     loss = pg_loss - entropy * ent_coef + vf_loss * vf_coef
-    return {"loss": loss, "policy_loss": pg_loss, "value_loss": vf_loss, "policy_entropy": entropy,
-            "approxkl": approxkl, "clipfrac": clipfrac}
+    return {
+        "loss": loss,
+        "policy_loss": pg_loss,
+        "value_loss": vf_loss,
+        "policy_entropy": entropy,
+        "approxkl": approxkl,
+        "clipfrac": clipfrac,
+    }
 
 
-def ppo_gradient(policy: Policy, mb: dict[str, torch.Tensor], chunk_size: int, clip_range: float,
-                 ent_coef: float, vf_coef: float, autocast=contextlib.nullcontext) -> dict[str, torch.Tensor]:
+def ppo_gradient(
+    policy: Policy,
+    mb: dict[str, torch.Tensor],
+    chunk_size: int,
+    clip_range: float,
+    ent_coef: float,
+    vf_coef: float,
+    autocast=contextlib.nullcontext,
+) -> dict[str, torch.Tensor]:
     """Accumulate the gradient of `ppo_loss` on one minibatch into `policy`'s .grad; return the losses.
 
     With `chunk_size` > 0 the minibatch goes through the network in chunks whose activations stay in cache:
@@ -198,11 +251,22 @@ def ppo_gradient(policy: Policy, mb: dict[str, torch.Tensor], chunk_size: int, c
     mb = {**mb, "advantages": normalize(mb["advantages"])}
     totals: dict[str, torch.Tensor] = {}
     for start in range(0, n, chunk_size or n):
-        c = {k: v[start:start + (chunk_size or n)] for k, v in mb.items()}
+        c = {k: v[start : start + (chunk_size or n)] for k, v in mb.items()}
         with autocast():
             logits, values = policy(c["obs"])
-        losses = ppo_loss(logits, values, c["actions"], c["logps"], c["values"], c["advantages"], c["returns"],
-                          clip_range, ent_coef, vf_coef, normalize_advantages=False)
+        losses = ppo_loss(
+            logits,
+            values,
+            c["actions"],
+            c["logps"],
+            c["values"],
+            c["advantages"],
+            c["returns"],
+            clip_range,
+            ent_coef,
+            vf_coef,
+            normalize_advantages=False,
+        )
         weight = len(c["actions"]) / n
         (losses["loss"] * weight).backward()
         for k, v in losses.items():
@@ -219,9 +283,16 @@ def env_threads() -> int:
 
 def make_env(cfg: PPOConfig, levels: LevelSet, seed: int, num_envs: int, render: bool = False):
     """The Procgen env a PPOConfig describes, on the given level set."""
-    return make_procgen(cfg.env_name, num_envs, levels, seed, cfg.distribution_mode, render=render,
-                         num_threads=cfg.num_threads or env_threads(),
-                         **{k: getattr(cfg, k) for k in PROCGEN_OPTIONS})
+    return make_procgen(
+        cfg.env_name,
+        num_envs,
+        levels,
+        seed,
+        cfg.distribution_mode,
+        render=render,
+        num_threads=cfg.num_threads or env_threads(),
+        **{k: getattr(cfg, k) for k in PROCGEN_OPTIONS},
+    )
 
 
 def train_levels(cfg: PPOConfig) -> LevelSet:
@@ -268,11 +339,16 @@ class PPOTrainer:
         torch.manual_seed(cfg.seed)  # same initial network on every rank
         self.policy = Policy(NUM_ACTIONS, cfg.channels, cfg.hidden_size, OBS_SHAPE).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
-        self.compiled = (torch.compile(self.policy, dynamic=False,
-                                       mode="reduce-overhead" if self.device.type == "cuda" else "default")
-                         if cfg.compile else None)
-        self.normalizer = RewardNormalizer(cfg.num_envs, cfg.reward_norm_gamma,
-                                           reduce_moments=reduce_moments(self.dist))
+        self.compiled = (
+            torch.compile(
+                self.policy, dynamic=False, mode="reduce-overhead" if self.device.type == "cuda" else "default"
+            )
+            if cfg.compile
+            else None
+        )
+        self.normalizer = RewardNormalizer(
+            cfg.num_envs, cfg.reward_norm_gamma, reduce_moments=reduce_moments(self.dist)
+        )
         self.shuffle_gen = torch.Generator()
         self.slices = group_slices(cfg.num_envs, cfg.env_groups)
         self.stats, self.eval_stats = EpisodeStats(cfg.num_envs), EpisodeStats(cfg.num_envs)
@@ -280,16 +356,19 @@ class PPOTrainer:
         exact = self._resume()
         broadcast_parameters(self.policy, self.dist)
         self._start_envs(exact)
-        self.pinned_obs = torch.empty((cfg.num_envs, *OBS_SHAPE), dtype=torch.uint8,
-                                      pin_memory=self.device.type == "cuda")
+        self.pinned_obs = torch.empty(
+            (cfg.num_envs, *OBS_SHAPE), dtype=torch.uint8, pin_memory=self.device.type == "cuda"
+        )
         self.timings = dict.fromkeys(("env", "inference", "update"), 0.0)  # seconds per phase, this update
         self.logger = RunLogger(self.run_dir, self.step if self.resumed else None, enabled=self.dist.is_main)
         self.wall_start, self.start_step = time.time(), self.step
 
     def _make_groups(self, levels: LevelSet, seed: int) -> list[VecEnv]:
         """One procgen env per env group; group g is seeded `seed + GROUP_SEED_STRIDE * g`."""
-        return [VecEnv(make_env(self.cfg, levels, seed + GROUP_SEED_STRIDE * g, sl.stop - sl.start))
-                for g, sl in enumerate(self.slices)]
+        return [
+            VecEnv(make_env(self.cfg, levels, seed + GROUP_SEED_STRIDE * g, sl.stop - sl.start))
+            for g, sl in enumerate(self.slices)
+        ]
 
     def autocast(self):
         """The context every forward pass of the policy runs in: bf16 autocast with precision bf16."""
@@ -305,8 +384,12 @@ class PPOTrainer:
     # ----------------------------------------------------------------- checkpoints and resume
     def _layout(self) -> dict:
         """What an exact resume needs to match: the envs' shape across processes."""
-        return {"world_size": self.dist.world_size, "num_envs": self.cfg.num_envs, "env_groups": self.cfg.env_groups,
-                "eval": bool(self.cfg.eval_interval)}
+        return {
+            "world_size": self.dist.world_size,
+            "num_envs": self.cfg.num_envs,
+            "env_groups": self.cfg.env_groups,
+            "eval": bool(self.cfg.eval_interval),
+        }
 
     def _resume(self) -> dict | None:
         """Continue from the newest checkpoint of the same config (a different config is refused); return this
@@ -324,8 +407,14 @@ class PPOTrainer:
         sidecar = load_resume_state(path, self.step)
         exact = sidecar["ranks"][self.dist.rank] if sidecar and sidecar["layout"] == self._layout() else None
         if self.dist.is_main:
-            note = "" if exact else ("; its envs restart (no saved env state for this layout), so from here the run "
-                                     "differs from an uninterrupted one")
+            note = (
+                ""
+                if exact
+                else (
+                    "; its envs restart (no saved env state for this layout), so from here the run "
+                    "differs from an uninterrupted one"
+                )
+            )
             print(f"resuming {self.run_dir} from step {self.step:,} ({path.name}){note}", flush=True)
         return exact
 
@@ -354,27 +443,41 @@ class PPOTrainer:
 
     def save(self) -> None:
         """A checkpoint (written by rank 0) and its exact-resume sidecar, with every process's part gathered."""
-        mine = {"torch_rng": torch.get_rng_state(), "shuffle_rng": self.shuffle_gen.get_state(),
-                "normalizer_ret": torch.from_numpy(self.normalizer.ret.copy()),
-                "envs": [v.get_state() for v in self.venvs], "eval_envs": [v.get_state() for v in self.eval_venvs],
-                "stats": self.stats.state_dict(), "eval_stats": self.eval_stats.state_dict()}
+        mine = {
+            "torch_rng": torch.get_rng_state(),
+            "shuffle_rng": self.shuffle_gen.get_state(),
+            "normalizer_ret": torch.from_numpy(self.normalizer.ret.copy()),
+            "envs": [v.get_state() for v in self.venvs],
+            "eval_envs": [v.get_state() for v in self.eval_venvs],
+            "stats": self.stats.state_dict(),
+            "eval_stats": self.eval_stats.state_dict(),
+        }
         if self.device.type == "cuda":
             mine["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         ranks = gather_to_main(mine, self.dist)
         if not self.dist.is_main:
             return
         cfg = self.cfg
-        save_checkpoint(checkpoint_path(self.run_dir, self.step), {
-            "model": self.policy.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "normalizer": self.normalizer.state_dict(),
-            "step": self.step,
-            "update": self.update,
-            "config": self.resolved,
-            "model_spec": {"env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode,
-                           "num_actions": NUM_ACTIONS, "channels": list(cfg.channels),
-                           "hidden_size": cfg.hidden_size, "obs_shape": list(OBS_SHAPE)},
-        }, resume={"layout": self._layout(), "ranks": ranks})
+        save_checkpoint(
+            checkpoint_path(self.run_dir, self.step),
+            {
+                "model": self.policy.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "normalizer": self.normalizer.state_dict(),
+                "step": self.step,
+                "update": self.update,
+                "config": self.resolved,
+                "model_spec": {
+                    "env_name": cfg.env_name,
+                    "distribution_mode": cfg.distribution_mode,
+                    "num_actions": NUM_ACTIONS,
+                    "channels": list(cfg.channels),
+                    "hidden_size": cfg.hidden_size,
+                    "obs_shape": list(OBS_SHAPE),
+                },
+            },
+            resume={"layout": self._layout(), "ranks": ranks},
+        )
 
     # ----------------------------------------------------------------- rollout
     def collect_rollout(self) -> dict[str, torch.Tensor]:
@@ -405,8 +508,15 @@ class PPOTrainer:
         step_groups(self.venvs, self.obs, T, choose, landed)
         self.timings["env"] += time.perf_counter() - clock
         last_value = self.act(self.upload(np.concatenate(self.obs), torch.empty_like(obs[0]), slice(0, N)))[2]
-        return {"obs": obs, "actions": actions, "logps": logps, "values": values, "rewards": rewards,
-                "dones": dones, "last_value": last_value}
+        return {
+            "obs": obs,
+            "actions": actions,
+            "logps": logps,
+            "values": values,
+            "rewards": rewards,
+            "dones": dones,
+            "last_value": last_value,
+        }
 
     def upload(self, frames: np.ndarray, out: torch.Tensor, envs: slice) -> torch.Tensor:
         """Copy uint8 frames of the envs `envs` into `out` on the device once; on CUDA through their rows of a
@@ -437,9 +547,14 @@ class PPOTrainer:
     # ----------------------------------------------------------------- update
     def update_policy(self, batch: dict, advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
-        flat = {"obs": batch["obs"].reshape(-1, *OBS_SHAPE), "actions": batch["actions"].reshape(-1),
-                "logps": batch["logps"].reshape(-1), "values": batch["values"].reshape(-1),
-                "advantages": advantages.reshape(-1), "returns": returns.reshape(-1)}
+        flat = {
+            "obs": batch["obs"].reshape(-1, *OBS_SHAPE),
+            "actions": batch["actions"].reshape(-1),
+            "logps": batch["logps"].reshape(-1),
+            "values": batch["values"].reshape(-1),
+            "advantages": advantages.reshape(-1),
+            "returns": returns.reshape(-1),
+        }
         mb_size = self.batch_size // cfg.num_minibatches
         params = list(self.policy.parameters())
         totals: dict[str, torch.Tensor] = {}
@@ -448,8 +563,15 @@ class PPOTrainer:
             perm = torch.randperm(self.batch_size, generator=self.shuffle_gen).to(self.device)
             for mb in perm.split(mb_size):
                 self.optimizer.zero_grad(set_to_none=True)
-                losses = ppo_gradient(self.policy, {k: v[mb] for k, v in flat.items()}, self.chunk_size,
-                                      cfg.clip_range, cfg.ent_coef, cfg.vf_coef, self.autocast)
+                losses = ppo_gradient(
+                    self.policy,
+                    {k: v[mb] for k, v in flat.items()},
+                    self.chunk_size,
+                    cfg.clip_range,
+                    cfg.ent_coef,
+                    cfg.vf_coef,
+                    self.autocast,
+                )
                 average_gradients(params, self.dist)
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 self.optimizer.step()
@@ -489,17 +611,21 @@ class PPOTrainer:
             return json.loads(summary_path.read_text())
         progress = ProgressLine(self.num_updates * self.global_batch, self.step)
         if d.is_main:
-            print(f"training {cfg.env_name} ({cfg.distribution_mode}, levels {cfg.start_level}+{cfg.num_levels})"
-                  f" on {self.device} x{d.world_size}: {self.num_updates} updates of {self.global_batch:,} "
-                  f"steps -> {self.run_dir}", flush=True)
+            print(
+                f"training {cfg.env_name} ({cfg.distribution_mode}, levels {cfg.start_level}+{cfg.num_levels})"
+                f" on {self.device} x{d.world_size}: {self.num_updates} updates of {self.global_batch:,} "
+                f"steps -> {self.run_dir}",
+                flush=True,
+            )
         while self.update < self.num_updates:
             t0 = time.time()
             self.timings = dict.fromkeys(self.timings, 0.0)
             batch = self.collect_rollout()
             rewards = self.training_rewards(batch)
             dones = torch.from_numpy(batch["dones"]).to(self.device)
-            advantages, returns = compute_gae(rewards, batch["values"], dones, batch["last_value"],
-                                              cfg.gamma, cfg.gae_lambda)
+            advantages, returns = compute_gae(
+                rewards, batch["values"], dones, batch["last_value"], cfg.gamma, cfg.gae_lambda
+            )
             start = time.perf_counter()
             losses = self.update_policy(batch, advantages, returns)
             self.timings["update"] = time.perf_counter() - start
@@ -522,14 +648,27 @@ class PPOTrainer:
     def log_row(self, batch: dict, returns: torch.Tensor, losses: dict, seconds: float) -> dict:
         means = self.episode_means()
         explained = explained_variance(batch["values"].reshape(-1), returns.reshape(-1))
-        return progress_row(self.update, self.step, self.cfg.num_steps, int(self.global_batch / seconds), explained,
-                            means, losses, self.timings, time.time() - self.wall_start)
+        return progress_row(
+            self.update,
+            self.step,
+            self.cfg.num_steps,
+            int(self.global_batch / seconds),
+            explained,
+            means,
+            losses,
+            self.timings,
+            time.time() - self.wall_start,
+        )
 
     def episode_means(self) -> dict[str, float | None]:
         """Mean return and length of the last 100 episodes on each level set, over every process."""
         d = self.dist
-        means = {"eprewmean": _mean(self.stats.ret, d), "eplenmean": _mean(self.stats.len, d),
-                 "eval_eprewmean": _mean(self.eval_stats.ret, d), "eval_eplenmean": _mean(self.eval_stats.len, d)}
+        means = {
+            "eprewmean": _mean(self.stats.ret, d),
+            "eplenmean": _mean(self.stats.len, d),
+            "eval_eprewmean": _mean(self.eval_stats.ret, d),
+            "eval_eplenmean": _mean(self.eval_stats.len, d),
+        }
         if self.reward_source is not None:
             means["learned_eprewmean"] = _mean(self.stats.learned, d)
             means["eval_learned_eprewmean"] = _mean(self.eval_stats.learned, d)
@@ -539,8 +678,16 @@ class PPOTrainer:
         """Write summary.json and the learning-curve PNG; return the summary."""
         wall = time.time() - self.wall_start
         episodes = {"train": len(self.stats.ret), "held_out": len(self.eval_stats.ret)}
-        summary = run_summary(self.cfg.env_name, self.cfg.distribution_mode, self.step, self.dist.world_size,
-                              self.episode_means(), episodes, wall, (self.step - self.start_step) / max(wall, 1e-9))
+        summary = run_summary(
+            self.cfg.env_name,
+            self.cfg.distribution_mode,
+            self.step,
+            self.dist.world_size,
+            self.episode_means(),
+            episodes,
+            wall,
+            (self.step - self.start_step) / max(wall, 1e-9),
+        )
         if self.dist.is_main:
             write_summary(self.run_dir, summary)
         self.logger.close()

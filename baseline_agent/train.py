@@ -1,7 +1,7 @@
 """Step 1 of T-REX: train a PPO demonstrator on a Procgen game, saving checkpoints along the way.
 
-    python baseline_agent/train.py -c configs/ppo/coinrun.yaml --run_dir runs/coinrun
-    torchrun --nproc_per_node 4 baseline_agent/train.py -c configs/ppo/coinrun.yaml
+python baseline_agent/train.py -c configs/ppo/coinrun.yaml --run_dir runs/coinrun
+torchrun --nproc_per_node 4 baseline_agent/train.py -c configs/ppo/coinrun.yaml
 """
 
 from __future__ import annotations

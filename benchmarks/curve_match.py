@@ -29,10 +29,24 @@ from toolkit.logger import STEP_KEY, read_progress
 PLAIN = {"precision": "fp32", "env_groups": 1, "compile": False, "update_chunk_size": 0}
 
 # The CPU default: test_ppo_learns' single coinrun level, where a small net learns within 16k steps.
-SMALL = {"env_name": "coinrun", "start_level": 3, "num_levels": 1, "num_envs": 16, "num_steps": 64,
-         "num_minibatches": 4, "update_epochs": 3, "channels": [8, 16, 16], "hidden_size": 64,
-         "learning_rate": 1e-3, "gamma": 0.99, "total_timesteps": 16384, "eval_interval": 0, "save_interval": 100,
-         "log_interval": 1000, "num_threads": 1}
+SMALL = {
+    "env_name": "coinrun",
+    "start_level": 3,
+    "num_levels": 1,
+    "num_envs": 16,
+    "num_steps": 64,
+    "num_minibatches": 4,
+    "update_epochs": 3,
+    "channels": [8, 16, 16],
+    "hidden_size": 64,
+    "learning_rate": 1e-3,
+    "gamma": 0.99,
+    "total_timesteps": 16384,
+    "eval_interval": 0,
+    "save_interval": 100,
+    "log_interval": 1000,
+    "num_threads": 1,
+}
 
 
 @dataclass
@@ -41,8 +55,10 @@ class CurveConfig:
     total_timesteps: int = option(0, "steps per run (0 = the PPO config's)", min=0)
     ppo_overrides: dict = option({}, "PPO keys set for both variants, over the PPO config (e.g. {eval_interval: 4})")
     seeds: list[int] = option([0, 1, 2], "seeds; each trains both variants", min=0)
-    changes: dict = option({"precision": "bf16", "env_groups": 2, "update_chunk_size": -1},
-                           "the speed options compared with the plain path")
+    changes: dict = option(
+        {"precision": "bf16", "env_groups": 2, "update_chunk_size": -1},
+        "the speed options compared with the plain path",
+    )
     early: float = option(0.25, "fraction of the updates, from the start, in the early window", min=0.0, max=1.0)
     late: float = option(0.25, "fraction of the updates, at the end, in the late window", min=0.0, max=1.0)
     device: str = option("auto", "auto (cuda when present), cpu, cuda or cuda:N")
@@ -52,8 +68,11 @@ class CurveConfig:
 def window_mean(rows: list[dict], key: str, lo: float, hi: float) -> float | None:
     """The mean of `key` over the rows in [lo, hi) of the run, as fractions of its updates."""
     n = len(rows)
-    vals = [float(r[key]) for r in rows[int(lo * n):max(int(hi * n), int(lo * n) + 1)]
-            if r.get(key) not in (None, "", "nan")]
+    vals = [
+        float(r[key])
+        for r in rows[int(lo * n) : max(int(hi * n), int(lo * n) + 1)]
+        if r.get(key) not in (None, "", "nan")
+    ]
     return float(np.mean(vals)) if vals else None
 
 
@@ -64,8 +83,10 @@ def compare(per_seed: dict[str, list[float | None]]) -> dict:
     out = {f"{k}_mean": (float(np.mean(v)) if v else None) for k, v in means.items()}
     if va and vb:
         out["gap"] = out[f"{b}_mean"] - out[f"{a}_mean"]
-        se = math.sqrt((np.var(va, ddof=1) / len(va) if len(va) > 1 else 0.0)
-                       + (np.var(vb, ddof=1) / len(vb) if len(vb) > 1 else 0.0))
+        se = math.sqrt(
+            (np.var(va, ddof=1) / len(va) if len(va) > 1 else 0.0)
+            + (np.var(vb, ddof=1) / len(vb) if len(vb) > 1 else 0.0)
+        )
         out["gap_standard_error"] = se
         out["within_noise"] = bool(abs(out["gap"]) <= 2 * se) if se > 0 else None
     return out
@@ -82,8 +103,12 @@ def plot(runs: dict, path: Path, title: str) -> None:
     for (variant, seed), rows in runs.items():
         pts = [(float(r[STEP_KEY]), float(r["eprewmean"])) for r in rows if r.get("eprewmean") not in ("", None)]
         if pts:
-            ax.plot(*zip(*pts, strict=True), color=colours[variant], alpha=0.7,
-                    label=variant if seed == min(s for _, s in runs) else None)
+            ax.plot(
+                *zip(*pts, strict=True),
+                color=colours[variant],
+                alpha=0.7,
+                label=variant if seed == min(s for _, s in runs) else None,
+            )
     ax.set_xlabel("environment steps")
     ax.set_ylabel("mean episode return (training levels)")
     ax.set_title(title, fontsize=9)
@@ -98,15 +123,22 @@ def plot(runs: dict, path: Path, title: str) -> None:
 def summarize(cc: CurveConfig, runs: dict, summaries: dict) -> dict:
     """Windows, SPS and curves of the runs done so far (the seeds with both variants finished count)."""
     seeds = [s for s in cc.seeds if ("plain", s) in runs and ("changed", s) in runs]
-    result = {"config": dataclasses.asdict(cc), "plain": PLAIN, "changes": cc.changes, "seeds_done": seeds,
-              "windows": {}}
+    result = {
+        "config": dataclasses.asdict(cc),
+        "plain": PLAIN,
+        "changes": cc.changes,
+        "seeds_done": seeds,
+        "windows": {},
+    }
     for window, (lo, hi) in {"early": (0.0, cc.early), "late": (1.0 - cc.late, 1.0)}.items():
         for key in ("eprewmean", "eval_eprewmean"):
             per_seed = {v: [window_mean(runs[v, s], key, lo, hi) for s in seeds] for v in ("plain", "changed")}
             result["windows"][f"{window}_{key}"] = {"per_seed": per_seed, **compare(per_seed)}
     result["sps"] = {v: [summaries[v, s]["sps"] for s in seeds] for v in ("plain", "changed")}
-    result["runs"] = {f"{v}_seed{s}": [{k: r.get(k) for k in (STEP_KEY, "eprewmean", "eval_eprewmean")}
-                                       for r in rows] for (v, s), rows in runs.items()}
+    result["runs"] = {
+        f"{v}_seed{s}": [{k: r.get(k) for k in (STEP_KEY, "eprewmean", "eval_eprewmean")} for r in rows]
+        for (v, s), rows in runs.items()
+    }
     return result
 
 
@@ -140,8 +172,10 @@ def main(argv: list[str]) -> dict:
     for name, w in result["windows"].items():
         if w.get("plain_mean") is None:
             continue
-        print(f"{name:26s} {w['plain_mean']:8.2f} {w['changed_mean']:8.2f} {w.get('gap', float('nan')):8.2f} "
-              f"{2 * w.get('gap_standard_error', float('nan')):8.2f}  {w.get('within_noise')}")
+        print(
+            f"{name:26s} {w['plain_mean']:8.2f} {w['changed_mean']:8.2f} {w.get('gap', float('nan')):8.2f} "
+            f"{2 * w.get('gap_standard_error', float('nan')):8.2f}  {w.get('within_noise')}"
+        )
     print("SPS: " + ", ".join(f"{v} {np.mean(x):.0f}" for v, x in result["sps"].items() if x) + f" -> {out}")
     return result
 

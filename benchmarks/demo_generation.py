@@ -60,8 +60,9 @@ def timed_rollouts(envs, policy: Policy, num_demos: int, bc: BenchConfig, seed: 
         venv = envs()
         build += time.perf_counter() - t
         jobs = [Source(0)] * venv.num_envs
-        frames += sum(len(r.actions) for r in play_round(venv, [policy], jobs, bc.max_episode_steps, False, rng,
-                                                         device))
+        frames += sum(
+            len(r.actions) for r in play_round(venv, [policy], jobs, bc.max_episode_steps, False, rng, device)
+        )
         left -= len(jobs)
     wall += time.perf_counter()
     cpu += time.process_time()
@@ -109,19 +110,34 @@ def main(argv: list[str]) -> dict:
     torch.manual_seed(bc.seed)
     single = timed_rollouts(one_env, policy, bc.num_demos, bc, bc.seed, device)
     floor = {f"batch_{b}": forward_fps(policy, b, device) for b in (1, bc.num_demos)}
-    result = {"game": game, "network": net, "num_demos": bc.num_demos, "max_episode_steps": bc.max_episode_steps,
-              "device": str(device), "torch_threads": torch.get_num_threads(),
-              "forward_only_fps": floor, "vectorised": vec, "one_env_per_demo": single,
-              "vectorised_sps": vec["sps"], "one_env_per_demo_sps": single["sps"],
-              "speedup": vec["sps"] / single["sps"]}
+    result = {
+        "game": game,
+        "network": net,
+        "num_demos": bc.num_demos,
+        "max_episode_steps": bc.max_episode_steps,
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "forward_only_fps": floor,
+        "vectorised": vec,
+        "one_env_per_demo": single,
+        "vectorised_sps": vec["sps"],
+        "one_env_per_demo_sps": single["sps"],
+        "speedup": vec["sps"] / single["sps"],
+    }
     print(f"{'':<18}{'demo frames':>12}{'wall s':>9}{'cpu s':>9}{'env build s':>13}{'frames/s':>10}")
     for name, r in (("vectorised", vec), ("one env per demo", single)):
-        print(f"{name:<18}{r['demo_frames']:>12,}{r['wall_s']:>9.1f}{r['cpu_s']:>9.1f}{r['env_build_s']:>13.1f}"
-              f"{r['sps']:>10,.0f}")
-    print(f"forward pass alone: {floor['batch_1']:,.0f} frames/s at batch 1, "
-          f"{floor[f'batch_{bc.num_demos}']:,.0f} at batch {bc.num_demos}")
-    print(f"speedup {result['speedup']:.1f}x ({game}, {bc.num_demos} demos, cap {bc.max_episode_steps}, "
-          f"net {net['channels']}/{net['hidden_size']}, {device}, {result['torch_threads']} torch threads)")
+        print(
+            f"{name:<18}{r['demo_frames']:>12,}{r['wall_s']:>9.1f}{r['cpu_s']:>9.1f}{r['env_build_s']:>13.1f}"
+            f"{r['sps']:>10,.0f}"
+        )
+    print(
+        f"forward pass alone: {floor['batch_1']:,.0f} frames/s at batch 1, "
+        f"{floor[f'batch_{bc.num_demos}']:,.0f} at batch {bc.num_demos}"
+    )
+    print(
+        f"speedup {result['speedup']:.1f}x ({game}, {bc.num_demos} demos, cap {bc.max_episode_steps}, "
+        f"net {net['channels']}/{net['hidden_size']}, {device}, {result['torch_threads']} torch threads)"
+    )
     if bc.out:
         write_json(bc.out, result)
     return result

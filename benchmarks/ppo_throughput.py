@@ -48,17 +48,22 @@ class BenchConfig:
     update_chunk_size: int = option(-1, "the trainer's update_chunk_size (0 = one pass, -1 = auto)", min=-1)
     chunk_sizes: list[int] = option([0, 32, 64, 128, 256], "update_chunk_size candidates for the update floor", min=0)
     env_threads: list[int] = option([1, 2, 4], "procgen num_threads candidates for the env floor", min=1)
-    eval_interval: int = option(0, "the trainers' held-out evaluation interval (0 = none, as in the floors; 1 = "
-                                "the reference, which adds num_steps of held-out env steps and inference per update)",
-                                min=0)
+    eval_interval: int = option(
+        0,
+        "the trainers' held-out evaluation interval (0 = none, as in the floors; 1 = "
+        "the reference, which adds num_steps of held-out env steps and inference per update)",
+        min=0,
+    )
     warmup_updates: int = option(1, "end-to-end updates run before timing", min=0)
-    floor_repeats: int = option(2, "times each floor is measured; the fastest counts (a floor is a best case)",
-                                min=1)
+    floor_repeats: int = option(2, "times each floor is measured; the fastest counts (a floor is a best case)", min=1)
     updates: int = option(1, "end-to-end updates timed per trainer variant", min=1)
     compare_plain: bool = option(True, "also time the trainer with update_chunk_size 0 (one pass)")
     speed_options: bool = option(True, "also time precision bf16, env_groups 2, and both (with bf16 floors)")
-    compile_variants: bool = option(False, "also time compile: true alone and with bf16 + env_groups 2 (the "
-                                    "compilation itself falls in the warm-up update)")
+    compile_variants: bool = option(
+        False,
+        "also time compile: true alone and with bf16 + env_groups 2 (the "
+        "compilation itself falls in the warm-up update)",
+    )
     learned_reward: bool = option(True, "also time the trainer with a default trex RewardNet, if it exists")
     torch_threads: int = option(0, "CPU threads for torch (0 = torch's default)", min=0)
     device: str = option("cpu", "where the network runs: cpu, cuda or cuda:N")
@@ -95,12 +100,25 @@ class TimedTrainer(PPOTrainer):
 
 
 def ppo_config(bc: BenchConfig, run_dir: str, num_threads: int, **changes) -> PPOConfig:
-    cfg = PPOConfig(env_name=bc.env_name, num_envs=bc.num_envs, num_steps=bc.num_steps,
-                    num_minibatches=bc.num_minibatches, update_epochs=bc.update_epochs, channels=bc.channels,
-                    hidden_size=bc.hidden_size, update_chunk_size=bc.update_chunk_size, eval_interval=bc.eval_interval,
-                    save_interval=10**6, log_interval=10**6, num_threads=num_threads, seed=bc.seed,
-                    device=bc.device, torch_threads=bc.torch_threads, run_dir=run_dir,
-                    total_timesteps=bc.num_envs * bc.num_steps * (bc.warmup_updates + bc.updates))
+    cfg = PPOConfig(
+        env_name=bc.env_name,
+        num_envs=bc.num_envs,
+        num_steps=bc.num_steps,
+        num_minibatches=bc.num_minibatches,
+        update_epochs=bc.update_epochs,
+        channels=bc.channels,
+        hidden_size=bc.hidden_size,
+        update_chunk_size=bc.update_chunk_size,
+        eval_interval=bc.eval_interval,
+        save_interval=10**6,
+        log_interval=10**6,
+        num_threads=num_threads,
+        seed=bc.seed,
+        device=bc.device,
+        torch_threads=bc.torch_threads,
+        run_dir=run_dir,
+        total_timesteps=bc.num_envs * bc.num_steps * (bc.warmup_updates + bc.updates),
+    )
     cfg = dataclasses.replace(cfg, **changes)
     cfg.check()
     return cfg
@@ -140,8 +158,9 @@ def minibatch_seconds(trainer: PPOTrainer, batch: dict, chunk: int) -> Clock:
     mb.update({k: batch[k].reshape(-1)[:mb_size] for k in ("actions", "logps", "values")})
     mb["advantages"], mb["returns"] = torch.randn_like(mb["logps"]), torch.randn_like(mb["logps"])
     trainer.policy.train()
-    ppo_gradient(trainer.policy, {k: v[:chunk or mb_size] for k, v in mb.items()}, chunk, 0.2, 0.01, 0.5,
-                 trainer.autocast)  # warm-up
+    ppo_gradient(
+        trainer.policy, {k: v[: chunk or mb_size] for k, v in mb.items()}, chunk, 0.2, 0.01, 0.5, trainer.autocast
+    )  # warm-up
     with Clock() as c:
         trainer.optimizer.zero_grad(set_to_none=True)
         ppo_gradient(trainer.policy, mb, chunk, 0.2, 0.01, 0.5, trainer.autocast)
@@ -165,11 +184,16 @@ def end_to_end(bc: BenchConfig, root: Path, name: str, threads: int, reward_sour
     trainer.marks = [(time.perf_counter(), time.process_time(), None)]
     trainer.train()
     (w0, c0, _), (w1, c1, _) = trainer.marks[bc.warmup_updates], trainer.marks[-1]
-    rows = [row for _, _, row in trainer.marks[bc.warmup_updates + 1:]]
+    rows = [row for _, _, row in trainer.marks[bc.warmup_updates + 1 :]]
     wall, cpu = (w1 - w0) / bc.updates, (c1 - c0) / bc.updates
     phases = {k: sum(r[f"time/{k}"] for r in rows) / bc.updates for k in ("env", "inference", "update")}
-    return {"wall_s": wall, "cpu_s": cpu, "sps": trainer.batch_size / wall, "phases_s": phases,
-            "update_chunk_size": trainer.chunk_size}
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "sps": trainer.batch_size / wall,
+        "phases_s": phases,
+        "update_chunk_size": trainer.chunk_size,
+    }
 
 
 def main(argv: list[str]) -> dict:
@@ -177,9 +201,12 @@ def main(argv: list[str]) -> dict:
     if bc.torch_threads:
         torch.set_num_threads(bc.torch_threads)
     batch_size = bc.num_envs * bc.num_steps
-    print(f"{bc.env_name}: {bc.num_envs} envs x {bc.num_steps} steps, {bc.num_minibatches} minibatches of "
-          f"{batch_size // bc.num_minibatches}, {bc.update_epochs} epochs, IMPALA {bc.channels}/{bc.hidden_size}; "
-          f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"{bc.env_name}: {bc.num_envs} envs x {bc.num_steps} steps, {bc.num_minibatches} minibatches of "
+        f"{batch_size // bc.num_minibatches}, {bc.update_epochs} epochs, IMPALA {bc.channels}/{bc.hidden_size}; "
+        f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     res: dict = {"config": dataclasses.asdict(bc), "load_avg_start": os.getloadavg()}
 
     envs = {n: fastest(lambda n=n: env_floor(bc, n), bc.floor_repeats) for n in bc.env_threads}
@@ -205,12 +232,17 @@ def main(argv: list[str]) -> dict:
             minibatch = {c: minibatch_seconds(floor_trainer, batch, c) for c in bc.chunk_sizes}
             best_chunk = min(minibatch, key=lambda c: minibatch[c].cpu)
             update = fastest(lambda c=best_chunk: update_floor(floor_trainer, batch, c), bc.floor_repeats)
-            floors_by_precision[precision] = {"inference": inference, "minibatch": minibatch, "chunk": best_chunk,
-                                              "update": update}
+            floors_by_precision[precision] = {
+                "inference": inference,
+                "minibatch": minibatch,
+                "chunk": best_chunk,
+                "update": update,
+            }
             res[f"floors_{precision}"] = {
                 "inference": {"wall_s": inference.wall, "cpu_s": inference.cpu},
                 "minibatch_by_chunk": {str(c): {"wall_s": m.wall, "cpu_s": m.cpu} for c, m in minibatch.items()},
-                "update": {"chunk": best_chunk, "wall_s": update.wall, "cpu_s": update.cpu}}
+                "update": {"chunk": best_chunk, "wall_s": update.wall, "cpu_s": update.cpu},
+            }
 
         first = end_to_end(bc, root, "default", best_threads)
         runs = {f"trainer (update_chunk_size {first['update_chunk_size']})": first}
@@ -220,13 +252,15 @@ def main(argv: list[str]) -> dict:
             runs["trainer, env_groups 2"] = end_to_end(bc, root, "groups", best_threads, env_groups=2)
             if bf16:
                 runs["trainer, precision bf16"] = end_to_end(bc, root, "bf16", best_threads, precision="bf16")
-                runs["trainer, bf16 + env_groups 2"] = end_to_end(bc, root, "bf16_groups", best_threads,
-                                                                 precision="bf16", env_groups=2)
+                runs["trainer, bf16 + env_groups 2"] = end_to_end(
+                    bc, root, "bf16_groups", best_threads, precision="bf16", env_groups=2
+                )
         if bc.compile_variants:
             runs["trainer, compile"] = end_to_end(bc, root, "compile", best_threads, compile=True)
             if bf16:
                 runs["trainer, bf16 + env_groups 2 + compile"] = end_to_end(
-                    bc, root, "bf16_groups_compile", best_threads, precision="bf16", env_groups=2, compile=True)
+                    bc, root, "bf16_groups_compile", best_threads, precision="bf16", env_groups=2, compile=True
+                )
         if bc.learned_reward:
             try:
                 from trex.reward_net import RewardNet
@@ -235,7 +269,8 @@ def main(argv: list[str]) -> dict:
             else:
                 net = RewardNet().eval().to(floor_trainer.device)
                 runs["trainer, learned reward (RewardNet)"] = end_to_end(
-                    bc, root, "learned", best_threads, reward_source=lambda obs: net(obs))
+                    bc, root, "learned", best_threads, reward_source=lambda obs: net(obs)
+                )
     res["end_to_end"] = runs
     res["load_avg_end"] = os.getloadavg()
 
@@ -243,16 +278,33 @@ def main(argv: list[str]) -> dict:
         f = floors_by_precision[precision]
         env_s, inf_s, upd_s = envs[best_threads], f["inference"], f["update"]
         floor_wall, floor_cpu = env_s.wall + inf_s.wall + upd_s.wall, env_s.cpu + inf_s.cpu + upd_s.cpu
-        return {"overhead_ratio": run["wall_s"] / floor_wall, "overhead_ratio_cpu": run["cpu_s"] / floor_cpu,
-                "overlap_ratio": run["wall_s"] / (max(env_s.wall, inf_s.wall) + upd_s.wall),
-                "floors_sum_wall_s": floor_wall, "floors_sum_cpu_s": floor_cpu}
+        return {
+            "overhead_ratio": run["wall_s"] / floor_wall,
+            "overhead_ratio_cpu": run["cpu_s"] / floor_cpu,
+            "overlap_ratio": run["wall_s"] / (max(env_s.wall, inf_s.wall) + upd_s.wall),
+            "floors_sum_wall_s": floor_wall,
+            "floors_sum_cpu_s": floor_cpu,
+        }
 
     for name, run in runs.items():
         run.update(ratios(run, "bf16" if "bf16" in name else "fp32"))
     main_run = next(iter(runs.values()))
-    res.update({"sps": main_run["sps"], "env_threads": best_threads,
-                **{k: main_run[k] for k in ("overhead_ratio", "overhead_ratio_cpu", "overlap_ratio",
-                                            "floors_sum_wall_s", "floors_sum_cpu_s")}})
+    res.update(
+        {
+            "sps": main_run["sps"],
+            "env_threads": best_threads,
+            **{
+                k: main_run[k]
+                for k in (
+                    "overhead_ratio",
+                    "overhead_ratio_cpu",
+                    "overlap_ratio",
+                    "floors_sum_wall_s",
+                    "floors_sum_cpu_s",
+                )
+            },
+        }
+    )
     res["speedup_vs_default"] = {name: main_run["wall_s"] / run["wall_s"] for name, run in runs.items()}
     if "trainer, plain one-pass update" in runs:
         plain = runs["trainer, plain one-pass update"]
@@ -264,22 +316,32 @@ def main(argv: list[str]) -> dict:
         print(f"{f'floor: env stepping, num_threads {n}':52s} {c.wall:9.2f} {c.cpu:9.2f} {batch_size / c.wall:8.0f}")
     mbs = bc.num_minibatches * bc.update_epochs
     for precision, f in floors_by_precision.items():
-        print(f"{f'floor: forward pass, no autograd, {precision}':52s} {f['inference'].wall:9.2f} "
-              f"{f['inference'].cpu:9.2f}")
+        print(
+            f"{f'floor: forward pass, no autograd, {precision}':52s} {f['inference'].wall:9.2f} "
+            f"{f['inference'].cpu:9.2f}"
+        )
         for c, m in f["minibatch"].items():
-            print(f"{f'  update {precision}, chunk {c}: one minibatch x {mbs}':52s} {m.wall * mbs:9.2f} "
-                  f"{m.cpu * mbs:9.2f}")
+            print(
+                f"{f'  update {precision}, chunk {c}: one minibatch x {mbs}':52s} {m.wall * mbs:9.2f} "
+                f"{m.cpu * mbs:9.2f}"
+            )
         label = f"floor: one PPO update, {precision}, chunk {f['chunk']}"
         print(f"{label:52s} {f['update'].wall:9.2f} {f['update'].cpu:9.2f}")
-    print(f"{'sum of floors (fp32)':52s} {res['floors_sum_wall_s']:9.2f} {res['floors_sum_cpu_s']:9.2f} "
-          f"{batch_size / res['floors_sum_wall_s']:8.0f}")
+    print(
+        f"{'sum of floors (fp32)':52s} {res['floors_sum_wall_s']:9.2f} {res['floors_sum_cpu_s']:9.2f} "
+        f"{batch_size / res['floors_sum_wall_s']:8.0f}"
+    )
     for name, r in runs.items():
         shares = ", ".join(f"{k} {v / r['wall_s']:.0%}" for k, v in r["phases_s"].items())
-        print(f"{'end-to-end: ' + name:52s} {r['wall_s']:9.2f} {r['cpu_s']:9.2f} {r['sps']:8.0f}   ({shares}; "
-              f"overhead {r['overhead_ratio']:.2f}, x{res['speedup_vs_default'][name]:.2f} vs defaults)")
+        print(
+            f"{'end-to-end: ' + name:52s} {r['wall_s']:9.2f} {r['cpu_s']:9.2f} {r['sps']:8.0f}   ({shares}; "
+            f"overhead {r['overhead_ratio']:.2f}, x{res['speedup_vs_default'][name]:.2f} vs defaults)"
+        )
     print(f"rollout storage: {storage / 2**20:.1f} MiB here, {reference / 2**20:.1f} MiB at 64 envs x 256 steps")
-    line = (f"overhead_ratio {res['overhead_ratio']:.2f} (CPU {res['overhead_ratio_cpu']:.2f}), "
-            f"overlap_ratio {res['overlap_ratio']:.2f}")
+    line = (
+        f"overhead_ratio {res['overhead_ratio']:.2f} (CPU {res['overhead_ratio_cpu']:.2f}), "
+        f"overlap_ratio {res['overlap_ratio']:.2f}"
+    )
     if "speedup_vs_plain" in res:
         line += f", speedup vs plain {res['speedup_vs_plain']:.2f}x (CPU {res['speedup_vs_plain_cpu']:.2f}x)"
     print(f"sps {res['sps']:.0f}; {line}; load {res['load_avg_start'][0]:.1f} -> {res['load_avg_end'][0]:.1f}")

@@ -50,7 +50,7 @@ def loop_2020(frames, offsets, pairs, seconds: float) -> dict:
         r0 = net.member_rewards(torch.from_numpy(frames[flat[segment == 0]]))[0]
         r1 = net.member_rewards(torch.from_numpy(frames[flat[segment == 1]]))[0]
         logits = torch.stack([r0.sum(), r1.sum()])[None]
-        loss = F.cross_entropy(logits, torch.from_numpy(pairs.label[done:done + 1]))
+        loss = F.cross_entropy(logits, torch.from_numpy(pairs.label[done : done + 1]))
         loss = loss + STUDY_2020["l1"] * (r0.abs().sum() + r1.abs().sum())
         opt.zero_grad()
         loss.backward()
@@ -78,14 +78,19 @@ def floor(architecture: str, seconds: float) -> dict:
 def trainer_run(cfg: TrexConfig, train, test, num_pairs: int, seed: int = 0) -> tuple[dict, dict]:
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    pairs = create_training_data(train, num_pairs, cfg.min_snippet_length, cfg.max_snippet_length, cfg.frame_stride,
-                                 True, rng)
+    pairs = create_training_data(
+        train, num_pairs, cfg.min_snippet_length, cfg.max_snippet_length, cfg.frame_stride, True, rng
+    )
     frames, offsets = concat_obs(train)
     net = RewardNet(cfg.reward_net)
     result = RewardTrainer(net, cfg, torch.device("cpu"), verbose=False).fit(frames, offsets, pairs, None, rng)
     quality = evaluate_demos(net, test, "cpu")[0] if test else {}
-    return {"pairs_per_s": result.pairs_per_s, "frames_per_s": result.frames_per_s, "pairs": result.pairs_seen,
-            "frames_per_pair": pairs.frames_per_pair()}, quality
+    return {
+        "pairs_per_s": result.pairs_per_s,
+        "frames_per_s": result.frames_per_s,
+        "pairs": result.pairs_seen,
+        "frames_per_pair": pairs.frames_per_pair(),
+    }, quality
 
 
 def main() -> None:
@@ -103,8 +108,9 @@ def main() -> None:
         train, test = marker_demos(24, rng, min_len=100, max_len=300), marker_demos(16, rng, "test", 100, 300)
     frames, offsets = concat_obs(train)
 
-    study_pairs = create_training_data(train, 10_000, STUDY_2020["min_len"], STUDY_2020["max_len"], 1, True,
-                                       np.random.default_rng(0))
+    study_pairs = create_training_data(
+        train, 10_000, STUDY_2020["min_len"], STUDY_2020["max_len"], 1, True, np.random.default_rng(0)
+    )
     a = loop_2020(frames, offsets, study_pairs, args.seconds)
     print(f"(a) 2020 loop: {a['pairs_per_s']:.1f} pairs/s, {a['frames_per_s']:.0f} frames/s", flush=True)
 
@@ -115,25 +121,43 @@ def main() -> None:
 
     c = floor(cfg.reward_net, args.seconds)
     c_2020 = floor("study2020", args.seconds)
-    print(f"(c) floor {cfg.reward_net}: {c['frames_per_s']:.0f} frames/s; study2020: {c_2020['frames_per_s']:.0f}",
-          flush=True)
-    out = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-                      f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
-           "data": args.demo_dir or "synthetic marker demos (24 train, 16 test, 100-300 frames)",
-           "floor_ratio": b["frames_per_s"] / c["frames_per_s"], "speedup": b["pairs_per_s"] / a["pairs_per_s"],
-           "loop_2020": a, "reward_trainer": b, "floor": c, "floor_study2020": c_2020}
+    print(
+        f"(c) floor {cfg.reward_net}: {c['frames_per_s']:.0f} frames/s; study2020: {c_2020['frames_per_s']:.0f}",
+        flush=True,
+    )
+    out = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
+        "data": args.demo_dir or "synthetic marker demos (24 train, 16 test, 100-300 frames)",
+        "floor_ratio": b["frames_per_s"] / c["frames_per_s"],
+        "speedup": b["pairs_per_s"] / a["pairs_per_s"],
+        "loop_2020": a,
+        "reward_trainer": b,
+        "floor": c,
+        "floor_study2020": c_2020,
+    }
 
     if args.quality_pairs:
-        old = dataclasses.replace(cfg, reward_net="study2020", frame_stride=1, min_snippet_length=STUDY_2020["min_len"],
-                                  max_snippet_length=STUDY_2020["max_len"])
+        old = dataclasses.replace(
+            cfg,
+            reward_net="study2020",
+            frame_stride=1,
+            min_snippet_length=STUDY_2020["min_len"],
+            max_snippet_length=STUDY_2020["max_len"],
+        )
         out["quality"] = {"pairs": args.quality_pairs, "seeds": args.quality_seeds}
         for name, qcfg in (("fast_default", cfg), ("study2020_2020_snippets", old)):
             runs = [trainer_run(qcfg, train, test, args.quality_pairs, seed) for seed in range(args.quality_seeds)]
             spearman = [q["spearman"] for _, q in runs]
-            out["quality"][name] = {"held_out": [q for _, q in runs], "spearman_mean": float(np.mean(spearman)),
-                                    "pairs_per_s": float(np.mean([speed["pairs_per_s"] for speed, _ in runs]))}
-            print(f"quality {name}: held-out spearman {np.round(spearman, 3).tolist()}, mean "
-                  f"{np.mean(spearman):.3f}", flush=True)
+            out["quality"][name] = {
+                "held_out": [q for _, q in runs],
+                "spearman_mean": float(np.mean(spearman)),
+                "pairs_per_s": float(np.mean([speed["pairs_per_s"] for speed, _ in runs])),
+            }
+            print(
+                f"quality {name}: held-out spearman {np.round(spearman, 3).tolist()}, mean {np.mean(spearman):.3f}",
+                flush=True,
+            )
     write_json(args.out, out)
     print(json.dumps({k: out[k] for k in ("floor_ratio", "speedup")}), flush=True)
 

@@ -19,20 +19,30 @@ torch.set_num_threads(1)
 TINY_NET = {"channels": [4, 8, 8], "hidden_size": 32}
 
 
-def make_tiny_checkpoints(run_dir: Path, game: str = "coinrun", steps: tuple[int, ...] = (100, 200),
-                          distribution_mode: str = "easy") -> list[Path]:
+def make_tiny_checkpoints(
+    run_dir: Path, game: str = "coinrun", steps: tuple[int, ...] = (100, 200), distribution_mode: str = "easy"
+) -> list[Path]:
     """Random tiny IMPALA policies saved as step-1 checkpoints of `game` in run_dir/checkpoints."""
     paths = []
     for step in steps:
         torch.manual_seed(step)
         policy = Policy(NUM_ACTIONS, TINY_NET["channels"], TINY_NET["hidden_size"], OBS_SHAPE)
         path = checkpoint_path(run_dir, step)
-        save_checkpoint(path, {
-            "model": policy.state_dict(), "step": step,
-            "config": {"env_name": game, "distribution_mode": distribution_mode, **TINY_NET},
-            "model_spec": {"env_name": game, "distribution_mode": distribution_mode, "num_actions": NUM_ACTIONS,
-                           **TINY_NET, "obs_shape": list(OBS_SHAPE)},
-        })
+        save_checkpoint(
+            path,
+            {
+                "model": policy.state_dict(),
+                "step": step,
+                "config": {"env_name": game, "distribution_mode": distribution_mode, **TINY_NET},
+                "model_spec": {
+                    "env_name": game,
+                    "distribution_mode": distribution_mode,
+                    "num_actions": NUM_ACTIONS,
+                    **TINY_NET,
+                    "obs_shape": list(OBS_SHAPE),
+                },
+            },
+        )
         paths.append(path)
     return paths
 

@@ -8,8 +8,14 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"num_envs": 4, "num_steps": 8, "num_minibatches": 2, "update_epochs": 1, "channels": [4, 8, 8],
-        "hidden_size": 16}
+TINY = {
+    "num_envs": 4,
+    "num_steps": 8,
+    "num_minibatches": 2,
+    "update_epochs": 1,
+    "channels": [4, 8, 8],
+    "hidden_size": 16,
+}
 
 
 def _script(name: str):
@@ -23,13 +29,33 @@ def _script(name: str):
 def test_ppo_throughput_times_every_speed_option(tmp_path, bf16_allowed):
     bench = _script("ppo_throughput")
     args = [f"--{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in TINY.items()]
-    res = bench.main([*args, "--chunk_sizes", "0,4", "--env_threads", "1", "--floor_repeats", "1",
-                      "--updates", "1", "--torch_threads", "1", "--out", str(tmp_path / "b.json")])
+    res = bench.main(
+        [
+            *args,
+            "--chunk_sizes",
+            "0,4",
+            "--env_threads",
+            "1",
+            "--floor_repeats",
+            "1",
+            "--updates",
+            "1",
+            "--torch_threads",
+            "1",
+            "--out",
+            str(tmp_path / "b.json"),
+        ]
+    )
     saved = json.loads((tmp_path / "b.json").read_text())
     assert saved["sps"] == res["sps"] > 0 and saved["overhead_ratio"] > 0
-    assert set(saved["end_to_end"]) == {"trainer (update_chunk_size 64)", "trainer, plain one-pass update",
-                                        "trainer, precision bf16", "trainer, env_groups 2",
-                                        "trainer, bf16 + env_groups 2", "trainer, learned reward (RewardNet)"}
+    assert set(saved["end_to_end"]) == {
+        "trainer (update_chunk_size 64)",
+        "trainer, plain one-pass update",
+        "trainer, precision bf16",
+        "trainer, env_groups 2",
+        "trainer, bf16 + env_groups 2",
+        "trainer, learned reward (RewardNet)",
+    }
     assert saved["end_to_end"]["trainer, precision bf16"]["update_chunk_size"] == 256
     assert {"floors_fp32", "floors_bf16"} <= set(saved)
     assert saved["rollout_storage_bytes"] == 4 * 8 * (64 * 64 * 3 + 8 + 4 + 4 + 4 + 1)
@@ -37,10 +63,21 @@ def test_ppo_throughput_times_every_speed_option(tmp_path, bf16_allowed):
 
 def test_curve_match_compares_the_plain_path_with_the_options(tmp_path, bf16_allowed):
     cfg = tmp_path / "ppo.yaml"
-    cfg.write_text(yaml.safe_dump({**TINY, "env_name": "coinrun", "num_levels": 2, "num_threads": 1,
-                                   "eval_interval": 1, "total_timesteps": 96}))
-    res = _script("curve_match").main(["--ppo_config", str(cfg), "--seeds", "0,1", "--out_dir", str(tmp_path / "out"),
-                                       "--device", "cpu"])
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                **TINY,
+                "env_name": "coinrun",
+                "num_levels": 2,
+                "num_threads": 1,
+                "eval_interval": 1,
+                "total_timesteps": 96,
+            }
+        )
+    )
+    res = _script("curve_match").main(
+        ["--ppo_config", str(cfg), "--seeds", "0,1", "--out_dir", str(tmp_path / "out"), "--device", "cpu"]
+    )
     assert (tmp_path / "out" / "curves.png").stat().st_size > 0
     saved = json.loads((tmp_path / "out" / "curve_match.json").read_text())
     assert set(saved["runs"]) == {"plain_seed0", "changed_seed0", "plain_seed1", "changed_seed1"}
@@ -49,5 +86,4 @@ def test_curve_match_compares_the_plain_path_with_the_options(tmp_path, bf16_all
     changed_cfg = yaml.safe_load((tmp_path / "out" / "changed_seed1" / "config.yaml").read_text())
     assert (plain_cfg["precision"], plain_cfg["env_groups"], plain_cfg["update_chunk_size"]) == ("fp32", 1, 0)
     assert (changed_cfg["precision"], changed_cfg["env_groups"], changed_cfg["seed"]) == ("bf16", 2, 1)
-    assert set(res["windows"]) == {"early_eprewmean", "early_eval_eprewmean", "late_eprewmean",
-                                   "late_eval_eprewmean"}
+    assert set(res["windows"]) == {"early_eprewmean", "early_eval_eprewmean", "late_eprewmean", "late_eval_eprewmean"}

@@ -22,15 +22,18 @@ def test_command_line_wins_over_file_over_defaults(tmp_path):
     assert cfg.gamma == 0.999 and cfg.num_steps == 256  # defaults: the reference protocol
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--num_envz", "4"], "unknown config key or argument '--num_envz'"),
-    (["--num_envs", "four"], "config key 'num_envs': expected an integer"),
-    (["--num_envs", "0"], "config key 'num_envs': 0 is below the minimum 1"),
-    (["--env_name", "pong"], "config key 'env_name': 'pong' is not one of"),
-    (["--gamma", "1.5"], "config key 'gamma': 1.5 is above the maximum"),
-    (["--use_backgrounds", "maybe"], "config key 'use_backgrounds': expected true or false"),
-    (["--num_envs", "3", "--num_steps", "3", "--num_minibatches", "2"], "config key 'num_minibatches'"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--num_envz", "4"], "unknown config key or argument '--num_envz'"),
+        (["--num_envs", "four"], "config key 'num_envs': expected an integer"),
+        (["--num_envs", "0"], "config key 'num_envs': 0 is below the minimum 1"),
+        (["--env_name", "pong"], "config key 'env_name': 'pong' is not one of"),
+        (["--gamma", "1.5"], "config key 'gamma': 1.5 is above the maximum"),
+        (["--use_backgrounds", "maybe"], "config key 'use_backgrounds': expected true or false"),
+        (["--num_envs", "3", "--num_steps", "3", "--num_minibatches", "2"], "config key 'num_minibatches'"),
+    ],
+)
 def test_bad_values_name_the_key(argv, words):
     with pytest.raises(UserError, match=words.replace("(", r"\(").replace(")", r"\)")):
         parse_config(PPOConfig, argv, "t", "t")
@@ -44,8 +47,13 @@ def test_unknown_key_in_file_is_refused(tmp_path):
 
 
 def run_train(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, str(ROOT / "baseline_agent/train.py"), *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "baseline_agent/train.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_cli_error_is_one_line_and_exit_2(tmp_path):
@@ -62,10 +70,29 @@ def test_help_lists_every_key_with_default_and_meaning():
     proc = run_train("--help")
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
-    for key in ("env_name", "distribution_mode", "num_levels", "start_level", "num_envs", "num_steps",
-                "num_minibatches", "update_epochs", "learning_rate", "gamma", "gae_lambda", "ent_coef",
-                "clip_range", "vf_coef", "max_grad_norm", "total_timesteps", "save_interval", "eval_interval",
-                "seed", "device", "run_dir"):
+    for key in (
+        "env_name",
+        "distribution_mode",
+        "num_levels",
+        "start_level",
+        "num_envs",
+        "num_steps",
+        "num_minibatches",
+        "update_epochs",
+        "learning_rate",
+        "gamma",
+        "gae_lambda",
+        "ent_coef",
+        "clip_range",
+        "vf_coef",
+        "max_grad_norm",
+        "total_timesteps",
+        "save_interval",
+        "eval_interval",
+        "seed",
+        "device",
+        "run_dir",
+    ):
         assert f"--{key}" in text
     assert "[default: 0.999]" in text and "[default: 25000000]" in text
 
@@ -73,8 +100,13 @@ def test_help_lists_every_key_with_default_and_meaning():
 @pytest.mark.parametrize("script", ["baseline_agent/train.py", "test_policy.py", "rec_video.py"])
 def test_every_entry_point_refuses_an_unknown_device_in_one_line(script):
     needed = [] if script == "baseline_agent/train.py" else ["--load_path", "x.pt"]
-    proc = subprocess.run([sys.executable, str(ROOT / script), "--device", "gpu", *needed], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / script), "--device", "gpu", *needed],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: config key 'device': 'gpu' is not one of: auto, cpu, cuda, cuda:N"
 
@@ -103,12 +135,21 @@ def test_the_study2020_preset_holds_the_2020_studys_values():
     from trex.config import TrexConfig, demo_levels, held_out
 
     cfg = build_config(TrexConfig, load_yaml(ROOT / "configs/trex/study2020.yaml"))
-    assert (cfg.env_name, cfg.train_num_levels, cfg.demo_num_levels, cfg.checkpoint_sampling) == \
-        ("starpilot", 0, 0, "uniform")
+    assert (cfg.env_name, cfg.train_num_levels, cfg.demo_num_levels, cfg.checkpoint_sampling) == (
+        "starpilot",
+        0,
+        0,
+        "uniform",
+    )
     assert held_out(cfg).start_level == 1_000_000_000 and not demo_levels(cfg).overlaps(held_out(cfg))
     assert (cfg.demo_selection, cfg.return_bins, cfg.max_return, cfg.val_fraction) == ("return_bins", 4, 1.0, 0.2)
     assert (cfg.num_pairs, cfg.min_snippet_length, cfg.max_snippet_length, cfg.frame_stride) == (50_000, 20, 99, 1)
-    assert (cfg.reward_net, cfg.batch_size, cfg.learning_rate, cfg.weight_decay, cfg.l1_reg) == \
-        ("study2020", 1, 5e-5, 0.005, 0.001)
+    assert (cfg.reward_net, cfg.batch_size, cfg.learning_rate, cfg.weight_decay, cfg.l1_reg) == (
+        "study2020",
+        1,
+        5e-5,
+        0.005,
+        0.001,
+    )
     assert (cfg.epochs, cfg.eval_interval, cfg.patience, cfg.progress_constraint) == (1, 1000, 10, True)
     assert cfg.sweep_num_demos == [12, 25, 50, 100, 200, 300, 1000] and cfg.sweep_seeds == 5

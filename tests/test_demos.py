@@ -28,9 +28,18 @@ GAME = "starpilot"  # random play both ends episodes and scores within 60 steps
 
 
 def make_cfg(tmp_path: Path, **kw) -> TrexConfig:
-    values = {"env_name": GAME, "checkpoint_dir": str(tmp_path / "ppo" / "checkpoints"),
-              "demo_dir": str(tmp_path / "demos"), "num_demos": 6, "num_test_demos": 3, "num_envs": 3,
-              "max_episode_steps": 60, "train_num_levels": 20, "device": "cpu", **kw}
+    values = {
+        "env_name": GAME,
+        "checkpoint_dir": str(tmp_path / "ppo" / "checkpoints"),
+        "demo_dir": str(tmp_path / "demos"),
+        "num_demos": 6,
+        "num_test_demos": 3,
+        "num_envs": 3,
+        "max_episode_steps": 60,
+        "train_num_levels": 20,
+        "device": "cpu",
+        **kw,
+    }
     return build_config(TrexConfig, values)
 
 
@@ -150,8 +159,10 @@ def test_resume_adds_only_missing_demos(tmp_path, tiny_checkpoints):
 
 def test_same_seed_reproduces(tmp_path, tiny_checkpoints):
     tiny_checkpoints(tmp_path / "ppo", GAME, (100, 200))
-    runs = [generate_procgen_demonstrations(make_cfg(tmp_path, demo_dir=str(tmp_path / d), num_demos=3,
-                                                     num_test_demos=0)) for d in ("a", "b")]
+    runs = [
+        generate_procgen_demonstrations(make_cfg(tmp_path, demo_dir=str(tmp_path / d), num_demos=3, num_test_demos=0))
+        for d in ("a", "b")
+    ]
     assert runs[0] == runs[1]
     for ra, rb in zip(*runs, strict=True):
         np.testing.assert_array_equal(load_demo(tmp_path / "a", ra).obs, load_demo(tmp_path / "b", rb).obs)
@@ -159,18 +170,32 @@ def test_same_seed_reproduces(tmp_path, tiny_checkpoints):
 
 def test_noise_injection_records_levels(tmp_path, tiny_checkpoints):
     tiny_checkpoints(tmp_path / "ppo", GAME, (100, 200))
-    new = generate_procgen_demonstrations(make_cfg(tmp_path, noise_levels=[0.0, 0.5, 1.0], num_test_demos=0,
-                                                   checkpoint_sampling="uniform"))
+    new = generate_procgen_demonstrations(
+        make_cfg(tmp_path, noise_levels=[0.0, 0.5, 1.0], num_test_demos=0, checkpoint_sampling="uniform")
+    )
     assert Counter(r.noise for r in new) == {0.0: 2, 0.5: 2, 1.0: 2}
     assert {r.checkpoint_step for r in new} == {200}  # the newest checkpoint only
 
 
 def test_checkpoint_of_another_game_refused_by_cli(tmp_path, tiny_checkpoints):
     tiny_checkpoints(tmp_path / "ppo", "coinrun", (100,))
-    proc = subprocess.run([sys.executable, "trex/reward_model.py", "demos", "--env_name", GAME,
-                           "--checkpoint_dir", str(tmp_path / "ppo" / "checkpoints"),
-                           "--demo_dir", str(tmp_path / "demos")],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "trex/reward_model.py",
+            "demos",
+            "--env_name",
+            GAME,
+            "--checkpoint_dir",
+            str(tmp_path / "ppo" / "checkpoints"),
+            "--demo_dir",
+            str(tmp_path / "demos"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = proc.stderr.splitlines()
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in proc.stderr
@@ -200,15 +225,29 @@ def test_checkpoint_trained_on_other_levels_refused(tmp_path, tiny_checkpoints):
 
 def test_demos_of_another_game_or_mode_are_refused_in_one_line():
     def record(game: str, mode: str) -> DemoRecord:
-        return DemoRecord(id="train_000000", game=game, distribution_mode=mode, level_seed=0, level_set="train",
-                          level_range="0+1", checkpoint="c.pt", checkpoint_step=1, noise=0.0, length=3, ret=1.0,
-                          file="demos/x.npz")
+        return DemoRecord(
+            id="train_000000",
+            game=game,
+            distribution_mode=mode,
+            level_seed=0,
+            level_set="train",
+            level_range="0+1",
+            checkpoint="c.pt",
+            checkpoint_step=1,
+            noise=0.0,
+            length=3,
+            ret=1.0,
+            file="demos/x.npz",
+        )
 
     check_game([record("coinrun", "easy")] * 2, "d", "coinrun", "easy", "fix it")
     check_game([], "d", "coinrun", "easy", "fix it")
     for game, mode in (("starpilot", "easy"), ("coinrun", "hard")):
-        with pytest.raises(UserError, match=rf"^d holds demos of coinrun \(easy\), {game} \({mode}\), not "
-                                            r"coinrun \(easy\); fix it$"):
+        with pytest.raises(
+            UserError,
+            match=rf"^d holds demos of coinrun \(easy\), {game} \({mode}\), not "
+            r"coinrun \(easy\); fix it$",
+        ):
             check_game([record("coinrun", "easy"), record(game, mode)], "d", "coinrun", "easy", "fix it")
 
 
@@ -221,8 +260,11 @@ def test_training_demos_from_n_levels_or_a_fresh_level_each(tmp_path, tiny_check
     assert len(set(fresh)) == len(fresh) == 8 and min(fresh) >= 20 + 100_000  # fresh: beyond the held-out levels
     assert Counter(r.level_set for r in two) == {"train": 6, "train_eval": 2}  # the held-out demos are shared
     assert {r.level_seed for r in two} <= {0, 1} and {r.level_range for r in two} == {"0+2"}
-    with pytest.raises(UserError, match="training demos on levels \\[0, 50\\) would meet the held-out levels "
-                                        "\\[20, 100,020\\); set test_start_level beyond them"):
+    with pytest.raises(
+        UserError,
+        match="training demos on levels \\[0, 50\\) would meet the held-out levels "
+        "\\[20, 100,020\\); set test_start_level beyond them",
+    ):
         make_cfg(tmp_path, demo_num_levels=50)
     with pytest.raises(UserError, match="holds train demos from levels 100020\\+1000000000, not 0\\+20"):
         generate_procgen_demonstrations(make_cfg(tmp_path, num_demos=7, num_test_demos=2))
@@ -230,17 +272,36 @@ def test_training_demos_from_n_levels_or_a_fresh_level_each(tmp_path, tiny_check
 
 def test_killed_generation_rerun_ends_as_an_uninterrupted_run(tmp_path, tiny_checkpoints):
     tiny_checkpoints(tmp_path / "ppo", GAME, (100, 200))
-    args = ["--env_name", GAME, "--checkpoint_dir", str(tmp_path / "ppo" / "checkpoints"), "--num_demos", "12",
-            "--num_test_demos", "3", "--num_envs", "3", "--max_episode_steps", "60", "--train_num_levels", "20",
-            "--device", "cpu"]
-    whole = generate_procgen_demonstrations(make_cfg(tmp_path, num_demos=12, num_test_demos=3,
-                                                     demo_dir=str(tmp_path / "whole")))
+    args = [
+        "--env_name",
+        GAME,
+        "--checkpoint_dir",
+        str(tmp_path / "ppo" / "checkpoints"),
+        "--num_demos",
+        "12",
+        "--num_test_demos",
+        "3",
+        "--num_envs",
+        "3",
+        "--max_episode_steps",
+        "60",
+        "--train_num_levels",
+        "20",
+        "--device",
+        "cpu",
+    ]
+    whole = generate_procgen_demonstrations(
+        make_cfg(tmp_path, num_demos=12, num_test_demos=3, demo_dir=str(tmp_path / "whole"))
+    )
     cmd = [sys.executable, "trex/reward_model.py", "demos", *args, "--demo_dir", str(tmp_path / "killed")]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     index = tmp_path / "killed" / "index.csv"
     deadline = time.time() + 120
-    while (not index.is_file() or len(index.read_text().splitlines()) < 4) and proc.poll() is None \
-            and time.time() < deadline:
+    while (
+        (not index.is_file() or len(index.read_text().splitlines()) < 4)
+        and proc.poll() is None
+        and time.time() < deadline
+    ):
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

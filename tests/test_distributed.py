@@ -18,7 +18,7 @@ from baseline_agent.checkpoint import list_checkpoints, load_checkpoint
 from toolkit.logger import read_progress
 
 # Runs on every rank: train, then save what this rank ends with (test-only, into the test's folder).
-WORKER = '''
+WORKER = """
 import sys
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ trainer.train()
 torch.save({"start": start, "end": [p.detach() for p in trainer.policy.parameters()],
             "obs": torch.from_numpy(np.concatenate(trainer.obs)), "step": trainer.step, "update": trainer.update},
            f"{out}/rank{trainer.dist.rank}.pt")
-'''
+"""
 
 NUM_ENVS, NUM_STEPS = 2, 16  # 32 steps per rank per update, 64 for the run
 
@@ -42,12 +42,48 @@ def _launch(tmp: Path, run_dir: Path, total_timesteps: int) -> list[dict]:
     worker.write_text(WORKER)
     for old in tmp.glob("rank*.pt"):
         old.unlink()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker),
-           str(tmp), "--env_name", "coinrun", "--num_envs", str(NUM_ENVS), "--num_steps", str(NUM_STEPS),
-           "--num_minibatches", "2", "--update_epochs", "2", "--update_chunk_size", "8", "--channels", "4,8,8",
-           "--hidden_size", "16", "--env_groups", "2", "--eval_interval", "1", "--save_interval", "1",
-           "--num_threads", "1", "--torch_threads", "1", "--device", "cpu", "--total_timesteps", str(total_timesteps),
-           "--run_dir", str(run_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(worker),
+        str(tmp),
+        "--env_name",
+        "coinrun",
+        "--num_envs",
+        str(NUM_ENVS),
+        "--num_steps",
+        str(NUM_STEPS),
+        "--num_minibatches",
+        "2",
+        "--update_epochs",
+        "2",
+        "--update_chunk_size",
+        "8",
+        "--channels",
+        "4,8,8",
+        "--hidden_size",
+        "16",
+        "--env_groups",
+        "2",
+        "--eval_interval",
+        "1",
+        "--save_interval",
+        "1",
+        "--num_threads",
+        "1",
+        "--torch_threads",
+        "1",
+        "--device",
+        "cpu",
+        "--total_timesteps",
+        str(total_timesteps),
+        "--run_dir",
+        str(run_dir),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -71,9 +107,13 @@ def test_two_ranks_stay_identical_sum_their_batches_and_resume(tmp_path):
     assert [r["update"] for r in ranks] == [2, 2]
     assert [r["step"] for r in ranks] == [2 * global_batch] * 2
     assert [p.name for p in list_checkpoints(run_dir / "checkpoints")] == [
-        f"step_{global_batch:010d}.pt", f"step_{2 * global_batch:010d}.pt"]
+        f"step_{global_batch:010d}.pt",
+        f"step_{2 * global_batch:010d}.pt",
+    ]
     assert [int(row["misc/total_timesteps"]) for row in read_progress(run_dir / "progress.csv")] == [
-        global_batch, 2 * global_batch]
+        global_batch,
+        2 * global_batch,
+    ]
     ckpt = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])
     assert _same(list(ckpt["model"].values()), ranks[0]["end"])
     assert len(list((run_dir / "tb").glob("events.*"))) == 1, "a rank other than 0 wrote TensorBoard logs"
@@ -86,4 +126,7 @@ def test_two_ranks_stay_identical_sum_their_batches_and_resume(tmp_path):
     assert _same(resumed[0]["end"], resumed[1]["end"])
     assert not _same(resumed[0]["end"], ranks[0]["end"])
     assert [int(row["misc/total_timesteps"]) for row in read_progress(run_dir / "progress.csv")] == [
-        global_batch, 2 * global_batch, 3 * global_batch]
+        global_batch,
+        2 * global_batch,
+        3 * global_batch,
+    ]

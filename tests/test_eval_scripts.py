@@ -24,8 +24,13 @@ TRAIN = {"start_level": 0, "num_levels": 50}
 
 
 def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / script), *args, "--torch_threads", "1", "--device", "cpu"],
-                          cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args, "--torch_threads", "1", "--device", "cpu"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +38,23 @@ def ckpt(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     policy = Policy(NUM_ACTIONS, [4, 8, 8], 32, OBS_SHAPE)
     path = tmp_path_factory.mktemp("run") / "step_0000000512.pt"
-    spec = {"env_name": GAME, "distribution_mode": "easy", "num_actions": NUM_ACTIONS, "channels": [4, 8, 8],
-            "hidden_size": 32, "obs_shape": list(OBS_SHAPE)}
-    save_checkpoint(path, {"model": policy.state_dict(), "step": 512, "model_spec": spec,
-                           "config": {"env_name": GAME, "distribution_mode": "easy", **TRAIN}})
+    spec = {
+        "env_name": GAME,
+        "distribution_mode": "easy",
+        "num_actions": NUM_ACTIONS,
+        "channels": [4, 8, 8],
+        "hidden_size": 32,
+        "obs_shape": list(OBS_SHAPE),
+    }
+    save_checkpoint(
+        path,
+        {
+            "model": policy.state_dict(),
+            "step": 512,
+            "model_spec": spec,
+            "config": {"env_name": GAME, "distribution_mode": "easy", **TRAIN},
+        },
+    )
     return path
 
 
@@ -76,14 +94,27 @@ def test_same_seed_reproduces_the_mean_on_unseen_levels(ckpt, tmp_path):
 
 def test_learned_return_per_episode_matches_the_reward_model(ckpt, tmp_path):
     model_path = reward_model(tmp_path / "reward_model.pt", GAME)
-    proc = run("test_policy.py", "--load_path", str(ckpt), "--num_episodes", "3", "--num_envs", "3",
-               "--reward_model", str(model_path), "--out", "r.json", cwd=tmp_path)
+    proc = run(
+        "test_policy.py",
+        "--load_path",
+        str(ckpt),
+        "--num_episodes",
+        "3",
+        "--num_envs",
+        "3",
+        "--reward_model",
+        str(model_path),
+        "--out",
+        "r.json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     episodes = json.loads((tmp_path / "r.json").read_text())["episodes"]
     policy = Policy(NUM_ACTIONS, [4, 8, 8], 32, OBS_SHAPE)
     policy.load_state_dict(torch.load(ckpt, weights_only=True)["model"])
-    expected = run_episodes(policy.eval(), GAME, "easy", LevelSet(50, 100_000), 3, 3, seed=0,
-                            reward_fn=load_reward_model(model_path)[0])
+    expected = run_episodes(
+        policy.eval(), GAME, "easy", LevelSet(50, 100_000), 3, 3, seed=0, reward_fn=load_reward_model(model_path)[0]
+    )
     assert [ep["ret"] for ep in episodes] == [ep["ret"] for ep in expected]
     assert [ep["learned_ret"] for ep in episodes] == pytest.approx([ep["learned_ret"] for ep in expected], rel=1e-4)
 
@@ -93,8 +124,9 @@ def test_bad_inputs_give_one_error_line(ckpt, tmp_path):
     (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
     assert_one_error_line(run("test_policy.py", "--load_path", str(tmp_path / "corrupt.pt"), cwd=tmp_path))
     other = reward_model(tmp_path / "coinrun_model.pt", "coinrun")
-    proc = run("test_policy.py", "--load_path", str(ckpt), "--num_episodes", "1", "--reward_model", str(other),
-               cwd=tmp_path)
+    proc = run(
+        "test_policy.py", "--load_path", str(ckpt), "--num_episodes", "1", "--reward_model", str(other), cwd=tmp_path
+    )
     assert_one_error_line(proc)
     assert "coinrun" in proc.stderr
     assert_one_error_line(run("rec_video.py", "--load_path", str(tmp_path / "missing.pt"), cwd=tmp_path))
@@ -103,8 +135,7 @@ def test_bad_inputs_give_one_error_line(ckpt, tmp_path):
 
 def test_demo_video_has_one_frame_per_step(tmp_path):
     obs = np.random.default_rng(0).integers(0, 256, (37, 64, 64, 3), dtype=np.uint8)
-    np.savez_compressed(tmp_path / "demo.npz", obs=obs, actions=np.zeros(37, np.int64),
-                        rewards=np.ones(37, np.float32))
+    np.savez_compressed(tmp_path / "demo.npz", obs=obs, actions=np.zeros(37, np.int64), rewards=np.ones(37, np.float32))
     proc = run("rec_video.py", "--demo", "demo.npz", "--out", "demo.mp4", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     frames = decoded_frames(tmp_path / "demo.mp4")
@@ -114,11 +145,22 @@ def test_demo_video_has_one_frame_per_step(tmp_path):
 
 def test_demo_video_overlays_the_learned_return_of_its_frames(tmp_path):
     obs = np.random.default_rng(1).integers(0, 256, (21, 64, 64, 3), dtype=np.uint8)
-    np.savez_compressed(tmp_path / "demo.npz", obs=obs, actions=np.zeros(21, np.int64),
-                        rewards=np.zeros(21, np.float32))
+    np.savez_compressed(
+        tmp_path / "demo.npz", obs=obs, actions=np.zeros(21, np.int64), rewards=np.zeros(21, np.float32)
+    )
     model_path = reward_model(tmp_path / "reward_model.pt", GAME)
-    proc = run("rec_video.py", "--demo", "demo.npz", "--out", "demo.mp4", "--reward_model", str(model_path),
-               "--env_name", GAME, cwd=tmp_path)
+    proc = run(
+        "rec_video.py",
+        "--demo",
+        "demo.npz",
+        "--out",
+        "demo.mp4",
+        "--reward_model",
+        str(model_path),
+        "--env_name",
+        GAME,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     model, _ = load_reward_model(model_path)
     with torch.no_grad():
@@ -127,8 +169,22 @@ def test_demo_video_overlays_the_learned_return_of_its_frames(tmp_path):
 
 
 def test_policy_video_grid_is_capped_at_max_steps(ckpt, tmp_path):
-    proc = run("rec_video.py", "--load_path", str(ckpt), "--out", "v.mp4", "--num_screens", "2", "--view", "obs",
-               "--max_steps", "60", "--seed", "3", cwd=tmp_path)
+    proc = run(
+        "rec_video.py",
+        "--load_path",
+        str(ckpt),
+        "--out",
+        "v.mp4",
+        "--num_screens",
+        "2",
+        "--view",
+        "obs",
+        "--max_steps",
+        "60",
+        "--seed",
+        "3",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     policy = Policy(NUM_ACTIONS, [4, 8, 8], 32, OBS_SHAPE)
     policy.load_state_dict(torch.load(ckpt, weights_only=True)["model"])

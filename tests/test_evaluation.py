@@ -58,8 +58,9 @@ def test_returns_and_learned_returns_are_sums_over_the_episode_frames():
         return mean_pixel(obs)
 
     steps: list[StepView] = []
-    episodes = run_episodes(tiny_policy(), GAME, "easy", LEVELS, 5, 2, seed=1, reward_fn=reward_fn,
-                            on_step=steps.append)
+    episodes = run_episodes(
+        tiny_policy(), GAME, "easy", LEVELS, 5, 2, seed=1, reward_fn=reward_fn, on_step=steps.append
+    )
     assert len(steps) == len(seen_by_reward)
     # Learned reward t is scored on obs_t, the frame action t was chosen on.
     assert all(np.array_equal(v.obs, o) for v, o in zip(steps, seen_by_reward, strict=True))

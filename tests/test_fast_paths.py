@@ -38,10 +38,20 @@ def test_step_groups_starts_each_group_before_choosing_for_the_next():
         return np.array([10 * t + g])
 
     step_groups(venvs, frames, 2, choose, lambda t, g, obs, *_: landed.append((t, g, int(obs[0]))))
-    assert log == [("choose", "a", 0), ("start", "a", 0), ("choose", "b", 0), ("start", "b", 1),
-                   ("wait", "a"), ("choose", "a", 1), ("start", "a", 10),
-                   ("wait", "b"), ("choose", "b", 1), ("start", "b", 11),
-                   ("wait", "a"), ("wait", "b")]
+    assert log == [
+        ("choose", "a", 0),
+        ("start", "a", 0),
+        ("choose", "b", 0),
+        ("start", "b", 1),
+        ("wait", "a"),
+        ("choose", "a", 1),
+        ("start", "a", 10),
+        ("wait", "b"),
+        ("choose", "b", 1),
+        ("start", "b", 11),
+        ("wait", "a"),
+        ("wait", "b"),
+    ]
     assert landed == [(0, 0, 1), (0, 1, 1), (1, 0, 2), (1, 1, 2)]
     assert [int(f[0]) for f in frames] == [2, 2]
 
@@ -58,9 +68,20 @@ DEVICE = os.environ.get("TEST_DEVICE", "cpu")
 
 def _trainer(tmp_path, **changes) -> PPOTrainer:
     # leaper: an untrained policy ends episodes within these 48 steps, so the replay below crosses resets.
-    values = {"env_name": "leaper", "num_levels": 5, "num_envs": 5, "num_steps": 48, "num_minibatches": 1,
-              "channels": [4, 8, 8], "hidden_size": 32, "eval_interval": 0, "num_threads": 1, "total_timesteps": 240,
-              "device": DEVICE, "run_dir": str(tmp_path / "run")}
+    values = {
+        "env_name": "leaper",
+        "num_levels": 5,
+        "num_envs": 5,
+        "num_steps": 48,
+        "num_minibatches": 1,
+        "channels": [4, 8, 8],
+        "hidden_size": 32,
+        "eval_interval": 0,
+        "num_threads": 1,
+        "total_timesteps": 240,
+        "device": DEVICE,
+        "run_dir": str(tmp_path / "run"),
+    }
     cfg = PPOConfig(**{**values, **changes})
     cfg.check()
     return PPOTrainer(cfg)
@@ -107,11 +128,19 @@ def test_bf16_autocast_keeps_outputs_and_gradient_close_to_float32():
     torch.testing.assert_close(logits16, logits, atol=2e-3, rtol=0)
     torch.testing.assert_close(values16, values, atol=0.05, rtol=0)
 
-    mb = {"obs": obs, "actions": torch.randint(0, NUM_ACTIONS, (64,)), "logps": logits.log_softmax(-1)[:, 0],
-          "values": values, "advantages": torch.randn(64), "returns": values + torch.randn(64)}
+    mb = {
+        "obs": obs,
+        "actions": torch.randint(0, NUM_ACTIONS, (64,)),
+        "logps": logits.log_softmax(-1)[:, 0],
+        "values": values,
+        "advantages": torch.randn(64),
+        "returns": values + torch.randn(64),
+    }
     grads = {}
-    for name, autocast in (("fp32", torch.autocast("cpu", enabled=False)),
-                           ("bf16", torch.autocast("cpu", dtype=torch.bfloat16))):
+    for name, autocast in (
+        ("fp32", torch.autocast("cpu", enabled=False)),
+        ("bf16", torch.autocast("cpu", dtype=torch.bfloat16)),
+    ):
         policy.zero_grad()
         ppo_gradient(policy, mb, 16, 0.2, 0.01, 0.5, lambda ac=autocast: ac)
         grads[name] = torch.cat([p.grad.flatten() for p in policy.parameters()])
@@ -137,8 +166,11 @@ def test_bf16_on_a_cpu_that_emulates_it_is_refused_in_one_line(tmp_path, monkeyp
     from toolkit.cli import UserError
 
     monkeypatch.setattr(toolkit.runtime, "native_bf16", lambda: False)
-    with pytest.raises(UserError, match=r"^config key 'precision': bf16 on this CPU is emulated \(torch reports "
-                                        r"\w+, no AVX512-BF16 or AMX\) and runs about 10x slower") as err:
+    with pytest.raises(
+        UserError,
+        match=r"^config key 'precision': bf16 on this CPU is emulated \(torch reports "
+        r"\w+, no AVX512-BF16 or AMX\) and runs about 10x slower",
+    ) as err:
         _trainer(tmp_path, precision="bf16", device="cpu")
     assert "\n" not in str(err.value) and not (tmp_path / "run").exists()  # refused before writing anything
 

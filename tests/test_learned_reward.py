@@ -9,8 +9,19 @@ from toolkit.config import build_config
 from toolkit.logger import read_progress
 from trex.train_policy import PolicyConfig
 
-TINY = dict(env_name="starpilot", num_envs=4, num_steps=64, num_minibatches=2, update_epochs=1, channels=[4, 8, 8],
-            hidden_size=32, num_threads=1, save_interval=100, eval_interval=1, reward_model="unused.pt")
+TINY = dict(
+    env_name="starpilot",
+    num_envs=4,
+    num_steps=64,
+    num_minibatches=2,
+    update_epochs=1,
+    channels=[4, 8, 8],
+    hidden_size=32,
+    num_threads=1,
+    save_interval=100,
+    eval_interval=1,
+    reward_model="unused.pt",
+)
 
 
 def brightness(obs: torch.Tensor) -> torch.Tensor:

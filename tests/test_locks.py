@@ -15,22 +15,54 @@ from toolkit.cli import UserError
 from toolkit.files import exclusive, exclusive_file
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--env_name", "coinrun", "--num_envs", "4", "--num_steps", "16", "--num_minibatches", "2", "--update_epochs",
-        "1", "--channels", "4,8,8", "--hidden_size", "16", "--eval_interval", "0", "--num_threads", "1"]
+TINY = [
+    "--env_name",
+    "coinrun",
+    "--num_envs",
+    "4",
+    "--num_steps",
+    "16",
+    "--num_minibatches",
+    "2",
+    "--update_epochs",
+    "1",
+    "--channels",
+    "4,8,8",
+    "--hidden_size",
+    "16",
+    "--eval_interval",
+    "0",
+    "--num_threads",
+    "1",
+]
 
 
 def snapshot(folder: Path) -> dict:
     """Every file below `folder` with its bytes and modification time."""
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_a_second_run_is_refused_untouched_and_a_killed_holder_leaves_no_stale_lock(tmp_path):
     run = tmp_path / "run"
-    train = [sys.executable, str(ROOT / "baseline_agent/train.py"), *TINY, "--save_interval", "1",
-             "--run_dir", str(run)]
-    holder = subprocess.Popen([*train, "--total_timesteps", "1000000"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, start_new_session=True)
+    train = [
+        sys.executable,
+        str(ROOT / "baseline_agent/train.py"),
+        *TINY,
+        "--save_interval",
+        "1",
+        "--run_dir",
+        str(run),
+    ]
+    holder = subprocess.Popen(
+        [*train, "--total_timesteps", "1000000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while not list_checkpoints(run / "checkpoints") and time.time() < deadline and holder.poll() is None:
         time.sleep(0.05)
@@ -39,8 +71,10 @@ def test_a_second_run_is_refused_untouched_and_a_killed_holder_leaves_no_stale_l
         before = snapshot(run)
         second = subprocess.run([*train, "--total_timesteps", "1000000"], capture_output=True, text=True, timeout=120)
         assert second.returncode == 2
-        assert second.stderr == (f"error: {run} is in use by another process (pid {holder.pid}); wait for it to end "
-                                 "or choose another output folder\n")
+        assert second.stderr == (
+            f"error: {run} is in use by another process (pid {holder.pid}); wait for it to end "
+            "or choose another output folder\n"
+        )
         assert snapshot(run) == before
     finally:
         os.killpg(holder.pid, signal.SIGKILL)
@@ -80,8 +114,19 @@ def _entry_points(folder: Path, tiny_checkpoints) -> dict:
     }
 
 
-@pytest.mark.parametrize("name", ["train.py", "train_policy.py", "reward_model.py demos", "reward_model.py train",
-                                  "reward_model.py sweep", "trex.study", "test_policy.py --out", "rec_video.py --out"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "train.py",
+        "train_policy.py",
+        "reward_model.py demos",
+        "reward_model.py train",
+        "reward_model.py sweep",
+        "trex.study",
+        "test_policy.py --out",
+        "rec_video.py --out",
+    ],
+)
 def test_every_entry_point_refuses_a_folder_in_use_before_writing(tmp_path, tiny_checkpoints, name):
     folder = tmp_path / "busy"
     main, argv, locked = _entry_points(folder, tiny_checkpoints)[name]

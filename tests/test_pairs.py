@@ -21,8 +21,12 @@ def demo(k: int, rewards: list[float]) -> Demo:
 def sides(pairs):
     """(better demo, worse demo, better start, worse start) of every pair."""
     rows = np.arange(len(pairs))
-    return (pairs.demo[rows, pairs.label], pairs.demo[rows, 1 - pairs.label],
-            pairs.start[rows, pairs.label], pairs.start[rows, 1 - pairs.label])
+    return (
+        pairs.demo[rows, pairs.label],
+        pairs.demo[rows, 1 - pairs.label],
+        pairs.start[rows, pairs.label],
+        pairs.start[rows, 1 - pairs.label],
+    )
 
 
 DEMOS = [demo(0, [0.0] * 9), demo(1, [1.0] * 7), demo(2, [1.0, 1.0] * 4), demo(3, [0.5] * 14)]  # returns 0, 7, 8, 7

@@ -13,12 +13,14 @@ B = 24
 
 def _batch() -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(3)
-    return {"obs": torch.randint(0, 256, (B, 64, 64, 3), dtype=torch.uint8, generator=g),
-            "actions": torch.randint(0, 15, (B,), generator=g),
-            "logps": -2.7 + 0.3 * torch.randn(B, generator=g),
-            "values": torch.randn(B, generator=g),
-            "advantages": 3.0 + 2.0 * torch.randn(B, generator=g),  # far from normalised, so a per-chunk
-            "returns": torch.randn(B, generator=g)}                  # normalisation would show
+    return {
+        "obs": torch.randint(0, 256, (B, 64, 64, 3), dtype=torch.uint8, generator=g),
+        "actions": torch.randint(0, 15, (B,), generator=g),
+        "logps": -2.7 + 0.3 * torch.randn(B, generator=g),
+        "values": torch.randn(B, generator=g),
+        "advantages": 3.0 + 2.0 * torch.randn(B, generator=g),  # far from normalised, so a per-chunk
+        "returns": torch.randn(B, generator=g),
+    }  # normalisation would show
 
 
 def _policy() -> Policy:
@@ -34,8 +36,9 @@ def test_one_pass_gradient_is_ppo_loss_backward():
     mb = _batch()
     reference, policy = _policy(), _policy()
     logits, values = reference(mb["obs"])
-    ppo_loss(logits, values, mb["actions"], mb["logps"], mb["values"], mb["advantages"], mb["returns"],
-             0.2, 0.01, 0.5)["loss"].backward()
+    ppo_loss(logits, values, mb["actions"], mb["logps"], mb["values"], mb["advantages"], mb["returns"], 0.2, 0.01, 0.5)[
+        "loss"
+    ].backward()
     ppo_gradient(policy, mb, 0, 0.2, 0.01, 0.5)
     for a, b in zip(_grads(reference), _grads(policy), strict=True):
         assert torch.equal(a, b)
@@ -67,10 +70,21 @@ def test_chunks_normalise_advantages_over_the_whole_minibatch():
     whole, per_chunk = _policy(), _policy()
     ppo_gradient(whole, mb, 0, 0.2, 0.01, 0.5)
     for part in range(0, B, 8):
-        sub = {k: v[part:part + 8] for k, v in mb.items()}
+        sub = {k: v[part : part + 8] for k, v in mb.items()}
         logits, values = per_chunk(sub["obs"])
-        loss = ppo_loss(logits, values, sub["actions"], sub["logps"], sub["values"], sub["advantages"],
-                        sub["returns"], 0.2, 0.01, 0.5)["loss"]
+        loss = ppo_loss(
+            logits,
+            values,
+            sub["actions"],
+            sub["logps"],
+            sub["values"],
+            sub["advantages"],
+            sub["returns"],
+            0.2,
+            0.01,
+            0.5,
+        )["loss"]
         (loss * 8 / B).backward()
-    assert not all(torch.allclose(a, b, rtol=1e-4, atol=1e-7)
-                   for a, b in zip(_grads(whole), _grads(per_chunk), strict=True))
+    assert not all(
+        torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(_grads(whole), _grads(per_chunk), strict=True)
+    )

@@ -17,8 +17,11 @@ LEVEL = LevelSet(start_level=3, num_levels=1)  # a random policy reaches the coi
 NO_BF16 = "this CPU emulates bf16 (no AVX512-BF16 or AMX): 10x slower; its bf16 path is checked in test_fast_paths"
 SPEED_OPTIONS = [
     pytest.param([], id="plain"),
-    pytest.param(["--precision", "bf16", "--env_groups", "2"], id="bf16+env_groups",
-                 marks=pytest.mark.skipif(not native_bf16(), reason=NO_BF16)),
+    pytest.param(
+        ["--precision", "bf16", "--env_groups", "2"],
+        id="bf16+env_groups",
+        marks=pytest.mark.skipif(not native_bf16(), reason=NO_BF16),
+    ),
     *([] if native_bf16() else [pytest.param(["--env_groups", "2"], id="env_groups")]),
 ]
 
@@ -26,14 +29,48 @@ SPEED_OPTIONS = [
 @pytest.mark.parametrize("speed_options", SPEED_OPTIONS)
 def test_ppo_beats_a_random_policy_on_its_training_level(tmp_path, speed_options):
     run = tmp_path / "run"
-    train_main(["--env_name", "coinrun", "--start_level", str(LEVEL.start_level), "--num_levels", "1",
-                "--num_envs", "16", "--num_steps", "64", "--num_minibatches", "4", "--update_epochs", "3",
-                "--channels", "8,16,16", "--hidden_size", "64", "--learning_rate", "1e-3", "--gamma", "0.99",
-                "--total_timesteps", "16384", "--eval_interval", "0", "--save_interval", "100",
-                "--num_threads", "1", "--run_dir", str(run), *speed_options])
+    train_main(
+        [
+            "--env_name",
+            "coinrun",
+            "--start_level",
+            str(LEVEL.start_level),
+            "--num_levels",
+            "1",
+            "--num_envs",
+            "16",
+            "--num_steps",
+            "64",
+            "--num_minibatches",
+            "4",
+            "--update_epochs",
+            "3",
+            "--channels",
+            "8,16,16",
+            "--hidden_size",
+            "64",
+            "--learning_rate",
+            "1e-3",
+            "--gamma",
+            "0.99",
+            "--total_timesteps",
+            "16384",
+            "--eval_interval",
+            "0",
+            "--save_interval",
+            "100",
+            "--num_threads",
+            "1",
+            "--run_dir",
+            str(run),
+            *speed_options,
+        ]
+    )
     policy, _ = load_policy(list_checkpoints(run / "checkpoints")[-1])
-    episodes = {name: run_episodes(net, "coinrun", "easy", LEVEL, 32, 16, seed=123)
-                for name, net in (("trained", policy), ("random", None))}
+    episodes = {
+        name: run_episodes(net, "coinrun", "easy", LEVEL, 32, 16, seed=123)
+        for name, net in (("trained", policy), ("random", None))
+    }
     ret = {k: np.mean([e["ret"] for e in v]) for k, v in episodes.items()}
     length = {k: np.mean([e["length"] for e in v]) for k, v in episodes.items()}
     assert ret["random"] < 7.0, "the level became easy for a random policy; pick another"

@@ -41,8 +41,9 @@ def test_ppo_losses_match_hand_computation():
     old_values = torch.tensor([0.5, 0.0])
     returns = torch.tensor([2.0, 1.0])
     advantages = torch.tensor([1.0, -1.0])
-    out = ppo_loss(logits, values, actions, old_logp, old_values, advantages, returns, clip_range=0.2,
-                   ent_coef=0.01, vf_coef=0.5)
+    out = ppo_loss(
+        logits, values, actions, old_logp, old_values, advantages, returns, clip_range=0.2, ent_coef=0.01, vf_coef=0.5
+    )
     adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)  # [0.7071, -0.7071]
     a = adv[0].item()
     # sample 0: ratio 2 -> max(-a*2, -a*1.2) = -1.2a ; sample 1: ratio 1 -> a*1 (adv=-a): max(a, a) = a

@@ -90,8 +90,9 @@ def test_choose_demos_drops_returns_above_max_return_and_validates_across_the_ra
 def _fit(cfg: TrexConfig, train, seed: int) -> RewardNet:
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    pairs = create_training_data(train, cfg.num_pairs, cfg.min_snippet_length, cfg.max_snippet_length,
-                                 cfg.frame_stride, True, rng)
+    pairs = create_training_data(
+        train, cfg.num_pairs, cfg.min_snippet_length, cfg.max_snippet_length, cfg.frame_stride, True, rng
+    )
     frames, offsets = concat_obs(train)
     net = RewardNet(cfg.reward_net, cfg.ensemble_size)
     RewardTrainer(net, cfg, torch.device("cpu"), verbose=False).fit(frames, offsets, pairs, None, rng)
@@ -102,8 +103,16 @@ def test_reward_net_learns_to_rank_held_out_marker_demos():
     """Return = number of frames with a bright marker; a trained net must rank unseen demos by it."""
     rng = np.random.default_rng(0)
     train, test = marker_demos(16, rng), marker_demos(16, rng, "test")
-    cfg = TrexConfig(num_pairs=800, min_snippet_length=8, max_snippet_length=20, frame_stride=2, batch_size=32,
-                     learning_rate=3e-3, l1_reg=0.05, epochs=1)
+    cfg = TrexConfig(
+        num_pairs=800,
+        min_snippet_length=8,
+        max_snippet_length=20,
+        frame_stride=2,
+        batch_size=32,
+        learning_rate=3e-3,
+        l1_reg=0.05,
+        epochs=1,
+    )
     metrics = evaluate_demos(_fit(cfg, train, 0), test, "cpu")[0]
     assert metrics["spearman"] > 0.8 or metrics["pair_accuracy"] > 0.8, metrics
     assert metrics["length_baseline"]["spearman"] < 0.5  # length alone does not explain these returns
@@ -119,19 +128,43 @@ def test_training_is_deterministic_on_cpu():
 def _demo_dir(path: Path, train: int, test: int, seed: int = 2) -> Path:
     """Synthetic demos: `train` to train on, and `test` each of new training-level episodes and held-out ones."""
     rng = np.random.default_rng(seed)
-    write_demos(path, as_written(marker_demos(train, rng, min_len=12, max_len=30)
-                                 + marker_demos(test, rng, "train_eval", min_len=12, max_len=30)
-                                 + marker_demos(test, rng, "test", min_len=12, max_len=30)))
+    write_demos(
+        path,
+        as_written(
+            marker_demos(train, rng, min_len=12, max_len=30)
+            + marker_demos(test, rng, "train_eval", min_len=12, max_len=30)
+            + marker_demos(test, rng, "test", min_len=12, max_len=30)
+        ),
+    )
     return path
 
 
-TINY = ["--num_pairs", "64", "--batch_size", "16", "--epochs", "1", "--min_snippet_length", "4",
-        "--max_snippet_length", "8", "--eval_interval", "32", "--num_demos", "10"]
+TINY = [
+    "--num_pairs",
+    "64",
+    "--batch_size",
+    "16",
+    "--epochs",
+    "1",
+    "--min_snippet_length",
+    "4",
+    "--max_snippet_length",
+    "8",
+    "--eval_interval",
+    "32",
+    "--num_demos",
+    "10",
+]
 
 
 def _train_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "trex/reward_model.py", "train", *TINY, *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "trex/reward_model.py", "train", *TINY, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_train_command_writes_metrics_and_never_overwrites_another_config(tmp_path):
@@ -146,8 +179,16 @@ def test_train_command_writes_metrics_and_never_overwrites_another_config(tmp_pa
         assert low <= metrics[key]["spearman"] <= high
     assert metrics["test_levels"]["n_demos"] == metrics["train_levels"]["n_demos"] == 5  # equal counts
     assert 0.0 <= metrics["label_noise"] <= 1.0
-    for name in ("reward_model.pt", "train_log.csv", "config.yaml", "versions.json", "summary.json",
-                 "predicted_vs_true.png", "cumulative_reward.png", "reward_by_time.png"):
+    for name in (
+        "reward_model.pt",
+        "train_log.csv",
+        "config.yaml",
+        "versions.json",
+        "summary.json",
+        "predicted_vs_true.png",
+        "cumulative_reward.png",
+        "reward_by_time.png",
+    ):
         assert (run / name).is_file(), name
     assert list((run / "tb").iterdir())
     model_bytes = (run / "reward_model.pt").read_bytes()
@@ -173,12 +214,31 @@ def test_train_command_refuses_a_corrupt_demo(tmp_path):
 def test_sweep_crosses_demo_counts_with_level_counts_and_resumes(tmp_path):
     demos = _demo_dir(tmp_path / "demos", 8, 4)
     _demo_dir(tmp_path / "demos" / "levels_3", 8, 4, seed=5)  # training demos drawn from 3 levels
-    cfg = TrexConfig(demo_dir=str(demos), run_dir=str(tmp_path / "sweep"), num_pairs=32, batch_size=16, epochs=1,
-                     min_snippet_length=4, max_snippet_length=8, sweep_num_demos=[5, 8], sweep_demo_levels=[3],
-                     sweep_seeds=2, seed=3, name="tiny")
+    cfg = TrexConfig(
+        demo_dir=str(demos),
+        run_dir=str(tmp_path / "sweep"),
+        num_pairs=32,
+        batch_size=16,
+        epochs=1,
+        min_snippet_length=4,
+        max_snippet_length=8,
+        sweep_num_demos=[5, 8],
+        sweep_demo_levels=[3],
+        sweep_seeds=2,
+        seed=3,
+        name="tiny",
+    )
     result = run_sweep(cfg)
     assert [(p["demo_levels"], p["num_demos"], p["seed"]) for p in result["points"]] == [
-        (200, 5, 3), (200, 5, 4), (200, 8, 3), (200, 8, 4), (3, 5, 3), (3, 5, 4), (3, 8, 3), (3, 8, 4)]
+        (200, 5, 3),
+        (200, 5, 4),
+        (200, 8, 3),
+        (200, 8, 4),
+        (3, 5, 3),
+        (3, 5, 4),
+        (3, 8, 3),
+        (3, 8, 4),
+    ]
     first = result["summary"][0]
     values = [p["test_levels_spearman"] for p in result["points"][:2]]
     assert first["test_levels_spearman"]["mean"] == pytest.approx(np.mean(values)) and first["seeds"] == 2
@@ -199,8 +259,9 @@ def test_killed_training_rerun_gives_the_uninterrupted_model(tmp_path):
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     log = tmp_path / "run" / "train_log.csv"
     deadline = time.time() + 120
-    while (not log.is_file() or len(log.read_text().splitlines()) < 3) and proc.poll() is None \
-            and time.time() < deadline:
+    while (
+        (not log.is_file() or len(log.read_text().splitlines()) < 3) and proc.poll() is None and time.time() < deadline
+    ):
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -213,8 +274,9 @@ def test_killed_training_rerun_gives_the_uninterrupted_model(tmp_path):
     assert strip(got) == strip(want)
     a, b = (torch.load(tmp_path / d / "reward_model.pt", weights_only=True)["state_dict"] for d in ("run", "whole"))
     assert all(torch.equal(a[k], b[k]) for k in a)
-    read_log = lambda d: [{k: v for k, v in r.items() if k not in timing}
-                          for r in csv.DictReader((tmp_path / d / "train_log.csv").open())]
+    read_log = lambda d: [
+        {k: v for k, v in r.items() if k not in timing} for r in csv.DictReader((tmp_path / d / "train_log.csv").open())
+    ]
     logs = [read_log("run"), read_log("whole")]
     assert logs[0] == logs[1]  # no duplicated rows from the killed attempt
     assert len(list((tmp_path / "run" / "tb").iterdir())) == 1  # one events file: the killed run's is gone

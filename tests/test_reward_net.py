@@ -36,9 +36,17 @@ def test_study2020_is_the_2020_studys_network():
     """conv 3x3/32, max-pool 4/2, leaky ReLU (twice), conv 3x3/32, leaky ReLU, fc 3872 -> 64 -> 1."""
     trunk, fc1, _, fc2 = RewardNet("study2020").members[0]
     kinds = [(type(m).__name__, getattr(m, "kernel_size", None), getattr(m, "stride", None)) for m in trunk]
-    assert kinds == [("Conv2d", (3, 3), (1, 1)), ("MaxPool2d", 4, 2), ("LeakyReLU", None, None),
-                     ("Conv2d", (3, 3), (1, 1)), ("MaxPool2d", 4, 2), ("LeakyReLU", None, None),
-                     ("Conv2d", (3, 3), (1, 1)), ("LeakyReLU", None, None), ("Flatten", None, None)]
+    assert kinds == [
+        ("Conv2d", (3, 3), (1, 1)),
+        ("MaxPool2d", 4, 2),
+        ("LeakyReLU", None, None),
+        ("Conv2d", (3, 3), (1, 1)),
+        ("MaxPool2d", 4, 2),
+        ("LeakyReLU", None, None),
+        ("Conv2d", (3, 3), (1, 1)),
+        ("LeakyReLU", None, None),
+        ("Flatten", None, None),
+    ]
     assert [m.out_channels for m in trunk if hasattr(m, "out_channels")] == [32, 32, 32]
     assert (fc1.in_features, fc1.out_features, fc2.out_features) == (3872, 64, 1)
 

@@ -24,12 +24,34 @@ from trex.study import main as study_main
 
 ROOT = Path(__file__).resolve().parents[1]
 MICRO = {
-    "env_name": "starpilot", "num_levels": 50, "torch_threads": 1, "eval_episodes": 4, "video_steps": 30,
+    "env_name": "starpilot",
+    "num_levels": 50,
+    "torch_threads": 1,
+    "eval_episodes": 4,
+    "video_steps": 30,
     "reward_seeds": 2,
-    "ppo": {"num_envs": 8, "num_steps": 32, "num_minibatches": 2, "update_epochs": 1, "channels": [4, 8, 8],
-            "hidden_size": 32, "total_timesteps": 768, "save_interval": 1, "eval_interval": 1, "num_threads": 1},
-    "trex": {"num_demos": 10, "num_test_demos": 6, "max_episode_steps": 60, "num_envs": 8, "num_pairs": 100,
-             "min_snippet_length": 10, "max_snippet_length": 20, "epochs": 1},
+    "ppo": {
+        "num_envs": 8,
+        "num_steps": 32,
+        "num_minibatches": 2,
+        "update_epochs": 1,
+        "channels": [4, 8, 8],
+        "hidden_size": 32,
+        "total_timesteps": 768,
+        "save_interval": 1,
+        "eval_interval": 1,
+        "num_threads": 1,
+    },
+    "trex": {
+        "num_demos": 10,
+        "num_test_demos": 6,
+        "max_episode_steps": 60,
+        "num_envs": 8,
+        "num_pairs": 100,
+        "min_snippet_length": 10,
+        "max_snippet_length": 20,
+        "epochs": 1,
+    },
     "policy": {"total_timesteps": 512},
 }
 TIMING = ("pairs_per_s", "frames_per_s", "train_time_s", "wall_time_s")
@@ -57,8 +79,11 @@ def study(tmp_path_factory):
 
 def _rows(text: str, first_cell: str) -> list[list[str]]:
     """The cells of every markdown table row whose first cell is `first_cell`."""
-    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
-            if line.startswith(f"| {first_cell} |")]
+    return [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith(f"| {first_cell} |")
+    ]
 
 
 def test_report_figures_are_those_of_the_runs_json(study):
@@ -77,20 +102,30 @@ def test_report_figures_are_those_of_the_runs_json(study):
         assert (row[1], row[2], row[6]) == (str(metrics[0][key]["n_demos"]), *want)
         assert f"**{want[0]}** (episode-length baseline {want[1]}" in text  # the headline
     evaluation = json.loads((run / "evaluation.json").read_text())
-    for agent, label in (("trex_policy", "T-REX policy (learned reward only)"),
-                         ("demonstrator", "final demonstrator (true reward)"), ("random", "uniform random actions")):
+    for agent, label in (
+        ("trex_policy", "T-REX policy (learned reward only)"),
+        ("demonstrator", "final demonstrator (true reward)"),
+        ("random", "uniform random actions"),
+    ):
         rows = _rows(text, label)
         assert [(r[1], r[2], r[6]) for r in rows] == [
             (s.replace("_", " "), fmt(evaluation[agent][s]["mean"]), str(evaluation[agent][s]["n"]))
-            for s in ("train_levels", "test_levels")]
+            for s in ("train_levels", "test_levels")
+        ]
     demos = json.loads((run / "demos" / "summary.json").read_text())
     for level_set in ("train", "train_eval", "test"):
         (row,) = _rows(text, level_set)
-        assert row[2] == str(demos["level_sets"][level_set]["count"]) and row[5] == fmt(demos["level_sets"][level_set]
-                                                                                          ["max"])
+        assert row[2] == str(demos["level_sets"][level_set]["count"]) and row[5] == fmt(
+            demos["level_sets"][level_set]["max"]
+        )
     assert evaluation["levels"]["test_levels"][0] == 50  # held-out levels start after the training ones
-    for image in ("ppo/learning_curve.png", "reward/seed_0/predicted_vs_true.png", "reward/seed_0/reward_by_time.png",
-                  "reward/seed_0/cumulative_reward.png", "policy/learning_curve.png"):
+    for image in (
+        "ppo/learning_curve.png",
+        "reward/seed_0/predicted_vs_true.png",
+        "reward/seed_0/reward_by_time.png",
+        "reward/seed_0/cumulative_reward.png",
+        "policy/learning_curve.png",
+    ):
         assert f"]({image})" in text and (run / image).is_file()
     with av.open(str(run / "policy.mp4")) as video:
         assert sum(1 for _ in video.decode(video=0)) == 30
@@ -127,8 +162,9 @@ def test_a_study_killed_at_any_moment_ends_as_an_uninterrupted_one(study, tmp_pa
     assert done.returncode == 0, done.stderr
     same = lambda name: _json(run / name, run) == _json(whole / name, whole)  # folders' own paths aside
     assert same("evaluation.json") and same("demos/summary.json")
-    index = lambda root: [dataclasses.replace(r, checkpoint=r.checkpoint.replace(str(root), ""))
-                          for r in read_index(root / "demos")]
+    index = lambda root: [
+        dataclasses.replace(r, checkpoint=r.checkpoint.replace(str(root), "")) for r in read_index(root / "demos")
+    ]
     assert index(run) == index(whole)
     for seed in (0, 1):
         got, want = (_json(r / "reward" / f"seed_{seed}" / "metrics.json", r) for r in (run, whole))

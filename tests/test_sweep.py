@@ -21,12 +21,36 @@ from trex.sweep import main as sweep_main
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = {
-    "name": "tiny", "games": ["starpilot"], "num_levels": 20, "torch_threads": 1, "num_demos": [4, 6],
-    "seeds": [0, 1], "max_parallel": 2,
-    "ppo": {"num_envs": 8, "num_steps": 32, "num_minibatches": 2, "update_epochs": 1, "channels": [4, 8, 8],
-            "hidden_size": 16, "total_timesteps": 512, "save_interval": 1, "eval_interval": 0, "num_threads": 1},
-    "trex": {"num_test_demos": 4, "max_episode_steps": 50, "num_envs": 8, "num_pairs": 64, "batch_size": 16,
-             "min_snippet_length": 5, "max_snippet_length": 10, "epochs": 1, "eval_interval": 32},
+    "name": "tiny",
+    "games": ["starpilot"],
+    "num_levels": 20,
+    "torch_threads": 1,
+    "num_demos": [4, 6],
+    "seeds": [0, 1],
+    "max_parallel": 2,
+    "ppo": {
+        "num_envs": 8,
+        "num_steps": 32,
+        "num_minibatches": 2,
+        "update_epochs": 1,
+        "channels": [4, 8, 8],
+        "hidden_size": 16,
+        "total_timesteps": 512,
+        "save_interval": 1,
+        "eval_interval": 0,
+        "num_threads": 1,
+    },
+    "trex": {
+        "num_test_demos": 4,
+        "max_episode_steps": 50,
+        "num_envs": 8,
+        "num_pairs": 64,
+        "batch_size": 16,
+        "min_snippet_length": 5,
+        "max_snippet_length": 10,
+        "epochs": 1,
+        "eval_interval": 32,
+    },
 }
 
 
@@ -44,8 +68,9 @@ def local_sweep(tmp_path_factory):
     cfg = _config(folder)
     cmd = [sys.executable, "-m", "trex.sweep", "-c", str(cfg)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     demos = folder / "run" / "demos" / "starpilot_d0_Lown" / "index.csv"
     deadline = time.time() + 300
     while not demos.is_file() and proc.poll() is None and time.time() < deadline:
@@ -64,16 +89,20 @@ def test_local_grid_runs_every_step_command_and_resumes_after_a_kill(local_sweep
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 done before" in done.stdout and "5 to run" in done.stdout  # PPO had finished; demos resumed
     status = json.loads((folder / "run" / "status.json").read_text())
-    assert status == {"ppo_starpilot_d0": "done", "demos_starpilot_d0_Lown": "ok",
-                      **{f"reward_starpilot_d0_Lown_default_n{n}_s{s}": "ok" for n in (4, 6) for s in (0, 1)}}
+    assert status == {
+        "ppo_starpilot_d0": "done",
+        "demos_starpilot_d0_Lown": "ok",
+        **{f"reward_starpilot_d0_Lown_default_n{n}_s{s}": "ok" for n in (4, 6) for s in (0, 1)},
+    }
     for n in (4, 6):
         for s in (0, 1):
             run = folder / "run" / "reward" / f"starpilot_d0_Lown_default_n{n}_s{s}"
             metrics = json.loads((run / "metrics.json").read_text())
             assert metrics["num_train_demos"] + metrics["num_val_demos"] == n and metrics["seed"] == s
             assert (folder / "run" / "logs" / f"reward_starpilot_d0_Lown_default_n{n}_s{s}.log").is_file()
-    again = subprocess.run([sys.executable, "-m", "trex.sweep", "-c", str(cfg)], cwd=ROOT, capture_output=True,
-                           text=True, timeout=300)
+    again = subprocess.run(
+        [sys.executable, "-m", "trex.sweep", "-c", str(cfg)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0 and "6 done before, 0 to run" in again.stdout
 
 
@@ -97,8 +126,9 @@ class FakeJob(Job):
 
 
 def test_a_failed_job_is_reported_and_the_others_go_on(tmp_path, capsys):
-    job = lambda name, code, needs=(): FakeJob(name, "reward", ["python", "-c", f"raise SystemExit({code})"], None,
-                                               list(needs))
+    job = lambda name, code, needs=(): FakeJob(
+        name, "reward", ["python", "-c", f"raise SystemExit({code})"], None, list(needs)
+    )
     jobs = [job("a", 3), job("b", 0), job("c", 0, ["a"]), job("d", 0, ["b"])]
     status = run_local(jobs, 2, tmp_path / "logs", poll=0.02)
     assert status == {"a": "failed", "b": "ok", "c": "not run", "d": "ok"}
@@ -110,9 +140,15 @@ def test_a_failed_job_is_reported_and_the_others_go_on(tmp_path, capsys):
 def test_the_grid_expands_in_dependency_order_and_refuses_bad_keys(tmp_path):
     preset = tmp_path / "p.yaml"
     preset.write_text("l1_reg: 0.05\nnum_envs: 99\n")  # a preset's demo keys are its demos job's
-    cfg = SweepConfig(run_dir=str(tmp_path / "run"), games=["coinrun", "starpilot"], demo_levels=[8, 0],
-                      presets={"default": "", "l1": str(preset)}, num_demos=[12], seeds=[0, 1],
-                      steps=["ppo", "demos", "reward", "policy"])
+    cfg = SweepConfig(
+        run_dir=str(tmp_path / "run"),
+        games=["coinrun", "starpilot"],
+        demo_levels=[8, 0],
+        presets={"default": "", "l1": str(preset)},
+        num_demos=[12],
+        seeds=[0, 1],
+        steps=["ppo", "demos", "reward", "policy"],
+    )
     jobs = expand(cfg)
     count = {s: sum(j.stage == s for j in jobs) for s in ("ppo", "demos", "reward", "policy")}
     assert count == {"ppo": 2, "demos": 4, "reward": 16, "policy": 16}
@@ -131,8 +167,9 @@ def test_the_grid_expands_in_dependency_order_and_refuses_bad_keys(tmp_path):
 def slurm_cluster(tmp_path_factory):
     """A single-node Slurm cluster on localhost, started for these tests (installed on first use, as root)."""
     folder = tmp_path_factory.mktemp("slurm")
-    start = subprocess.run(["bash", str(ROOT / "tests/slurm/start_slurm.sh"), str(folder)], capture_output=True,
-                           text=True, timeout=600)
+    start = subprocess.run(
+        ["bash", str(ROOT / "tests/slurm/start_slurm.sh"), str(folder)], capture_output=True, text=True, timeout=600
+    )
     if start.returncode == 3:
         pytest.skip(f"no Slurm here: {start.stderr.strip()}")
     assert start.returncode == 0, start.stderr
@@ -146,15 +183,21 @@ def slurm_cluster(tmp_path_factory):
 def test_slurm_launcher_submits_arrays_with_dependencies_and_collects(local_sweep, slurm_cluster, tmp_path):
     folder, *_ = local_sweep
     shutil.copytree(folder / "run" / "ppo", tmp_path / "run" / "ppo")  # the demonstrator: step 1 is not submitted
-    cfg = _config(tmp_path, steps=["demos", "reward"], launcher="slurm",
-                  slurm={"default": {"timeout_min": 10, "cpus_per_task": 1}, "array_parallelism": 2})
+    cfg = _config(
+        tmp_path,
+        steps=["demos", "reward"],
+        launcher="slurm",
+        slurm={"default": {"timeout_min": 10, "cpus_per_task": 1}, "array_parallelism": 2},
+    )
     status = sweep_main(["-c", str(cfg)])
-    assert status == {"demos_starpilot_d0_Lown": "ok",
-                      **{f"reward_starpilot_d0_Lown_default_n{n}_s{s}": "ok" for n in (4, 6) for s in (0, 1)}}
+    assert status == {
+        "demos_starpilot_d0_Lown": "ok",
+        **{f"reward_starpilot_d0_Lown_default_n{n}_s{s}": "ok" for n in (4, 6) for s in (0, 1)},
+    }
     jobs = sorted((tmp_path / "run" / "slurm").glob("*_submission.sh"))
     text = "\n".join(p.read_text() for p in jobs)
     assert "#SBATCH --dependency=afterany:" in text and "#SBATCH --array=0-3%2" in text
-    for name, original in (("reward_starpilot_d0_Lown_default_n6_s1", folder / "run"), ):
+    for name, original in (("reward_starpilot_d0_Lown_default_n6_s1", folder / "run"),):
         got = json.loads((tmp_path / "run" / "reward" / name.removeprefix("reward_") / "metrics.json").read_text())
         want = json.loads((original / "reward" / name.removeprefix("reward_") / "metrics.json").read_text())
         assert got["test_levels"] == want["test_levels"]  # the same command gives the same model there as here

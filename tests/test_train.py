@@ -17,9 +17,28 @@ from toolkit.cli import UserError
 from toolkit.logger import read_progress
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--env_name", "coinrun", "--num_envs", "4", "--num_steps", "16", "--num_minibatches", "2",
-        "--update_epochs", "2", "--channels", "4,8,8", "--hidden_size", "32", "--save_interval", "2",
-        "--eval_interval", "2", "--num_threads", "1"]
+TINY = [
+    "--env_name",
+    "coinrun",
+    "--num_envs",
+    "4",
+    "--num_steps",
+    "16",
+    "--num_minibatches",
+    "2",
+    "--update_epochs",
+    "2",
+    "--channels",
+    "4,8,8",
+    "--hidden_size",
+    "32",
+    "--save_interval",
+    "2",
+    "--eval_interval",
+    "2",
+    "--num_threads",
+    "1",
+]
 
 
 def tiny(run_dir, steps=256, *extra):

@@ -21,8 +21,9 @@ from toolkit.cli import UserError
 C = TypeVar("C")
 
 
-def option(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
-           max: float | None = None) -> Any:
+def option(
+    default: Any, help: str, *, choices: tuple | None = None, min: float | None = None, max: float | None = None
+) -> Any:
     """A config field: its default, one line of meaning, and what values are allowed."""
     meta = {"help": help, "choices": choices, "min": min, "max": max}
     if isinstance(default, list | dict):
@@ -150,8 +151,9 @@ def _help_line(f: dataclasses.Field) -> str:
 
 def parse_config(cls: type[C], argv: list[str] | None, prog: str, description: str) -> C:
     """Parse `-c FILE.yaml` and `--key value` flags into a validated `cls` instance."""
-    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False,
-                                     argument_default=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, allow_abbrev=False, argument_default=argparse.SUPPRESS
+    )
     parser.add_argument("-c", "--config", help="YAML file of config keys (the command line wins over it)")
     for f in dataclasses.fields(cls):
         parser.add_argument(f"--{f.name}", metavar=f.name.upper(), help=_help_line(f))

@@ -61,8 +61,10 @@ def exclusive(folder: str | os.PathLike, name: str = ".lock") -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             target = folder if name == ".lock" else folder / name.removeprefix(".").removesuffix(".lock")
-            raise UserError(f"{target} is in use by another process (pid {holder}); wait for it to end or choose "
-                            "another output folder") from None
+            raise UserError(
+                f"{target} is in use by another process (pid {holder}); wait for it to end or choose "
+                "another output folder"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield

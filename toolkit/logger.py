@@ -53,6 +53,7 @@ class RunLogger:
                 w = csv.DictWriter(f, self.fields)
                 w.writeheader()
                 w.writerows(rows)
+
         atomic_write(self.csv_path, write)
 
     def log(self, row: dict[str, float | int | None]) -> None:
@@ -91,8 +92,10 @@ class ProgressLine:
         sps = (step - self.start_step) / max(elapsed, 1e-9)
         eta = (self.total - step) / sps if sps > 0 else float("nan")
         parts = " ".join(f"{k} {fmt(v)}" for k, v in fields.items())
-        return (f"step {step:,}/{self.total:,} ({100 * step / self.total:.0f}%) | sps {sps:,.0f} | {parts} | "
-                f"eta {fmt_duration(eta)}")
+        return (
+            f"step {step:,}/{self.total:,} ({100 * step / self.total:.0f}%) | sps {sps:,.0f} | {parts} | "
+            f"eta {fmt_duration(eta)}"
+        )
 
 
 def fmt_duration(seconds: float) -> str:

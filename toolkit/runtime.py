@@ -45,9 +45,11 @@ def native_bf16() -> bool:
 def check_precision(precision: str, device: torch.device) -> None:
     """Refuse bf16 on a CPU that emulates it, in one line, before minutes are lost."""
     if precision == "bf16" and device.type == "cpu" and not native_bf16():
-        raise UserError("config key 'precision': bf16 on this CPU is emulated (torch reports "
-                        f"{torch.backends.cpu.get_cpu_capability()}, no AVX512-BF16 or AMX) and runs about 10x "
-                        "slower than fp32; use precision fp32 here")
+        raise UserError(
+            "config key 'precision': bf16 on this CPU is emulated (torch reports "
+            f"{torch.backends.cpu.get_cpu_capability()}, no AVX512-BF16 or AMX) and runs about 10x "
+            "slower than fp32; use precision fp32 here"
+        )
 
 
 @dataclass

@@ -21,30 +21,46 @@ class TrexConfig(RuntimeConfig):
     # --- the game and the level sets
     env_name: str = option("coinrun", "Procgen game (checkpoints of another game are refused)", choices=GAMES)
     distribution_mode: str = option("easy", "Procgen distribution mode", choices=MODES)
-    train_start_level: int = option(0, "first of the demonstrators' training levels (checked against checkpoints)",
-                                    min=0)
-    train_num_levels: int = option(200, "number of the demonstrators' training levels (0 = they trained on every "
-                                   "level)", min=0)
-    demo_num_levels: int | None = option(None, "distinct levels the training demos are drawn from: the first N from "
-                                         "train_start_level; none = train_num_levels; 0 = a fresh level per demo "
-                                         f"(drawn from the {FRESH_LEVELS:,} levels after the held-out ones)", min=0)
-    test_start_level: int | None = option(None, "first held-out level (none = right after the training levels)",
-                                          min=0)
-    test_num_levels: int = option(100_000, "number of held-out levels (disjoint from the training demos' levels)",
-                                  min=1)
+    train_start_level: int = option(
+        0, "first of the demonstrators' training levels (checked against checkpoints)", min=0
+    )
+    train_num_levels: int = option(
+        200, "number of the demonstrators' training levels (0 = they trained on every level)", min=0
+    )
+    demo_num_levels: int | None = option(
+        None,
+        "distinct levels the training demos are drawn from: the first N from "
+        "train_start_level; none = train_num_levels; 0 = a fresh level per demo "
+        f"(drawn from the {FRESH_LEVELS:,} levels after the held-out ones)",
+        min=0,
+    )
+    test_start_level: int | None = option(None, "first held-out level (none = right after the training levels)", min=0)
+    test_num_levels: int = option(
+        100_000, "number of held-out levels (disjoint from the training demos' levels)", min=1
+    )
 
     # --- step 2: demonstrations
     checkpoint_dir: str = option("", "folder of step-1 checkpoints to roll out (e.g. runs/ppo/checkpoints)")
     checkpoints: list[str] = option([], "explicit checkpoint files (instead of checkpoint_dir)")
-    num_demos: int = option(100, "demonstrations on the training demos' levels to train on (step 3 picks from them)",
-                            min=0)
-    num_test_demos: int = option(50, "demonstrations on held-out levels; as many again are played on the training "
-                                 "demos' levels as new episodes to evaluate on (level set train_eval)", min=0)
-    checkpoint_sampling: str = option("stratified", "how checkpoints are drawn per demo",
-                                      choices=("uniform", "stratified"))
-    noise_levels: list[float] = option([], "D-REX-style epsilon-greedy noise levels for one checkpoint, to spread "
-                                       "returns; rank_by: noise then ranks by them (D-REX); empty = off",
-                                       min=0.0, max=1.0)
+    num_demos: int = option(
+        100, "demonstrations on the training demos' levels to train on (step 3 picks from them)", min=0
+    )
+    num_test_demos: int = option(
+        50,
+        "demonstrations on held-out levels; as many again are played on the training "
+        "demos' levels as new episodes to evaluate on (level set train_eval)",
+        min=0,
+    )
+    checkpoint_sampling: str = option(
+        "stratified", "how checkpoints are drawn per demo", choices=("uniform", "stratified")
+    )
+    noise_levels: list[float] = option(
+        [],
+        "D-REX-style epsilon-greedy noise levels for one checkpoint, to spread "
+        "returns; rank_by: noise then ranks by them (D-REX); empty = off",
+        min=0.0,
+        max=1.0,
+    )
     greedy: bool = option(False, "greedy actions instead of sampling")
     max_episode_steps: int = option(1000, "cap on a demonstration's length", min=1)
     num_envs: int = option(32, "episodes rolled out at once in one vectorised env", min=1)
@@ -56,26 +72,46 @@ class TrexConfig(RuntimeConfig):
     max_snippet_length: int = option(60, "longest snippet, in frames before subsampling", min=1)
     frame_stride: int = option(2, "keep every k-th frame of a snippet (T-REX's Atari code subsampled)", min=1)
     progress_constraint: bool = option(True, "the better demo's snippet starts no earlier than the worse one's")
-    rank_by: str = option("return", "rank demos by true return (T-REX) or by less epsilon-greedy noise (D-REX, "
-                          "with noise_levels)", choices=("return", "noise"))
-    val_fraction: float = option(0.2, "share of the chosen training demos held out for validation (early stopping)",
-                                 min=0.0, max=0.9)
-    demo_selection: str = option("random", "how num_demos demos are picked from the folder: random, or return_bins "
-                                 "(round-robin over equal-width return bins, the 2020 study's near-uniform spread)",
-                                 choices=("random", "return_bins"))
+    rank_by: str = option(
+        "return",
+        "rank demos by true return (T-REX) or by less epsilon-greedy noise (D-REX, with noise_levels)",
+        choices=("return", "noise"),
+    )
+    val_fraction: float = option(
+        0.2, "share of the chosen training demos held out for validation (early stopping)", min=0.0, max=0.9
+    )
+    demo_selection: str = option(
+        "random",
+        "how num_demos demos are picked from the folder: random, or return_bins "
+        "(round-robin over equal-width return bins, the 2020 study's near-uniform spread)",
+        choices=("random", "return_bins"),
+    )
     return_bins: int = option(4, "number of return bins for demo_selection: return_bins", min=1)
-    max_return: float = option(1.0, "keep only training demos whose return is at most this share of the way from "
-                               "the lowest to the highest (T-REX's extrapolation question; 1 = all)", min=0.0, max=1.0)
+    max_return: float = option(
+        1.0,
+        "keep only training demos whose return is at most this share of the way from "
+        "the lowest to the highest (T-REX's extrapolation question; 1 = all)",
+        min=0.0,
+        max=1.0,
+    )
 
     # --- step 3: RewardNet and RewardTrainer
-    reward_net: str = option("fast", "network: fast (strided, cheap), study2020 (the 2020 study's: 3x3 convs, max "
-                             "pools, raw 0-255 pixels) or trex_atari (T-REX's Atari net)", choices=ARCHITECTURES)
+    reward_net: str = option(
+        "fast",
+        "network: fast (strided, cheap), study2020 (the 2020 study's: 3x3 convs, max "
+        "pools, raw 0-255 pixels) or trex_atari (T-REX's Atari net)",
+        choices=ARCHITECTURES,
+    )
     ensemble_size: int = option(1, "independently initialised reward nets, averaged", min=1)
     batch_size: int = option(32, "pairs per training step", min=1)
     learning_rate: float = option(1e-4, "Adam learning rate", min=0.0)
     weight_decay: float = option(0.0, "Adam weight decay", min=0.0)
-    l1_reg: float = option(0.001, "L1 penalty on per-frame rewards, summed per pair (anchors the reward's offset, "
-                                  "which equal-length snippets leave free; the 2020 study's 0.001)", min=0.0)
+    l1_reg: float = option(
+        0.001,
+        "L1 penalty on per-frame rewards, summed per pair (anchors the reward's offset, "
+        "which equal-length snippets leave free; the 2020 study's 0.001)",
+        min=0.0,
+    )
     epochs: int = option(5, "passes over the training pairs (at most)", min=1)
     eval_interval: int = option(1000, "training pairs between validation checks (the unit of patience)", min=1)
     patience: int = option(3, "validation checks without a better validation accuracy before stopping", min=1)
@@ -83,8 +119,12 @@ class TrexConfig(RuntimeConfig):
 
     # --- step 3: sweep over the number of demonstrations and the number of levels they come from
     sweep_num_demos: list[int] = option([12, 25, 50, 100], "numbers of training demos in the sweep", min=2)
-    sweep_demo_levels: list[int] = option([], "other demo_num_levels values to sweep: the demos step fills one "
-                                          "folder of training demos per value, <demo_dir>/levels_<N>", min=0)
+    sweep_demo_levels: list[int] = option(
+        [],
+        "other demo_num_levels values to sweep: the demos step fills one "
+        "folder of training demos per value, <demo_dir>/levels_<N>",
+        min=0,
+    )
     sweep_seeds: int = option(3, "seeds per sweep point", min=1)
 
     # --- common
@@ -95,8 +135,10 @@ class TrexConfig(RuntimeConfig):
     def check(self) -> None:
         super().check()
         if self.min_snippet_length > self.max_snippet_length:
-            raise UserError("config key 'min_snippet_length': must not exceed max_snippet_length "
-                            f"({self.min_snippet_length} > {self.max_snippet_length})")
+            raise UserError(
+                "config key 'min_snippet_length': must not exceed max_snippet_length "
+                f"({self.min_snippet_length} > {self.max_snippet_length})"
+            )
         for n in (self.demo_num_levels, *self.sweep_demo_levels):
             demo_levels(self, n)  # refuses a layout whose training demos would meet the held-out levels
 
@@ -105,8 +147,10 @@ def held_out(cfg: TrexConfig) -> LevelSet:
     """The held-out levels: from test_start_level, or right after the demonstrators' training levels."""
     if cfg.test_start_level is None:
         if cfg.train_num_levels == 0:
-            raise UserError("config key 'test_start_level': the demonstrators trained on every level "
-                            "(train_num_levels 0), so name where the held-out levels start")
+            raise UserError(
+                "config key 'test_start_level': the demonstrators trained on every level "
+                "(train_num_levels 0), so name where the held-out levels start"
+            )
         return held_out_levels(LevelSet(cfg.train_start_level, cfg.train_num_levels), cfg.test_num_levels)
     return LevelSet(cfg.test_start_level, cfg.test_num_levels)
 
@@ -118,16 +162,20 @@ def demo_levels(cfg: TrexConfig, n: int | None = None) -> LevelSet:
     test = held_out(cfg)
     if n is None:
         if cfg.train_num_levels == 0:
-            raise UserError("config key 'demo_num_levels': the demonstrators trained on every level "
-                            "(train_num_levels 0), so name how many levels the training demos come from (0 = fresh)")
+            raise UserError(
+                "config key 'demo_num_levels': the demonstrators trained on every level "
+                "(train_num_levels 0), so name how many levels the training demos come from (0 = fresh)"
+            )
         n = cfg.train_num_levels
     fresh = LevelSet(test.start_level + test.num_levels, FRESH_LEVELS)
     levels = fresh if n == 0 else LevelSet(cfg.train_start_level, n)
     if levels.start_level + levels.num_levels > MAX_LEVEL or test.start_level + test.num_levels > MAX_LEVEL:
-        raise UserError(f"levels beyond Procgen's range (up to {MAX_LEVEL:,}): lower test_start_level or "
-                        "test_num_levels")
+        raise UserError(
+            f"levels beyond Procgen's range (up to {MAX_LEVEL:,}): lower test_start_level or test_num_levels"
+        )
     if levels.overlaps(test):
-        raise UserError(f"config key 'demo_num_levels': training demos on levels {levels} would meet the held-out "
-                        f"levels {test}; set test_start_level beyond them")
+        raise UserError(
+            f"config key 'demo_num_levels': training demos on levels {levels} would meet the held-out "
+            f"levels {test}; set test_start_level beyond them"
+        )
     return levels
-

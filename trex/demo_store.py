@@ -51,8 +51,9 @@ _TYPES = {f.name: f.type for f in fields(DemoRecord)}
 _CAST = {"int": int, "float": float, "str": str}
 
 
-def check_game(records: list[DemoRecord], demo_dir: str | Path, env_name: str, distribution_mode: str,
-               remedy: str) -> None:
+def check_game(
+    records: list[DemoRecord], demo_dir: str | Path, env_name: str, distribution_mode: str, remedy: str
+) -> None:
     """Refuse, in one line ending with `remedy`, demos of any other game or distribution mode."""
     games = {(r.game, r.distribution_mode) for r in records}
     if games - {(env_name, distribution_mode)}:
@@ -70,9 +71,12 @@ def read_index(demo_dir: str | Path, check_files: bool = True) -> list[DemoRecor
         reader = csv.DictReader(f)
         if reader.fieldnames != list(_TYPES):
             old = set(reader.fieldnames or ()) == set(_TYPES) - {"level_range"}
-            raise UserError(f"{path} was written by an older version (no level_range column); generate the demos "
-                            "anew in another demo_dir" if old else
-                            f"{path} is not a demonstration index (columns {reader.fieldnames})")
+            raise UserError(
+                f"{path} was written by an older version (no level_range column); generate the demos "
+                "anew in another demo_dir"
+                if old
+                else f"{path} is not a demonstration index (columns {reader.fieldnames})"
+            )
         for n, row in enumerate(reader, start=2):
             try:
                 records.append(DemoRecord(**{k: _CAST[_TYPES[k]](v) for k, v in row.items()}))
@@ -91,6 +95,7 @@ def _write_index(demo_dir: Path, records: list[DemoRecord]) -> None:
             w = csv.DictWriter(f, list(_TYPES))
             w.writeheader()
             w.writerows(asdict(r) for r in records)
+
     atomic_write(demo_dir / INDEX, write)
 
 
@@ -111,6 +116,7 @@ def write_demos(demo_dir: str | Path, new: list[tuple[DemoRecord, np.ndarray, np
         def save(tmp: str, obs=obs, actions=actions, rewards=rewards) -> None:
             with open(tmp, "wb") as f:
                 np.savez_compressed(f, obs=obs, actions=actions.astype(np.int64), rewards=rewards.astype(np.float32))
+
         atomic_write(demo_dir / record.file, save)
         records.append(record)
         taken.add(record.id)

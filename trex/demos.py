@@ -99,19 +99,25 @@ def load_demonstrators(cfg: TrexConfig, paths: list[Path], device: torch.device)
         state = load_checkpoint(path)
         spec = state["model_spec"]
         if (spec["env_name"], spec["distribution_mode"]) != (cfg.env_name, cfg.distribution_mode):
-            raise UserError(f"checkpoint {path} is for {spec['env_name']} ({spec['distribution_mode']}), "
-                            f"but env_name is {cfg.env_name} ({cfg.distribution_mode})")
+            raise UserError(
+                f"checkpoint {path} is for {spec['env_name']} ({spec['distribution_mode']}), "
+                f"but env_name is {cfg.env_name} ({cfg.distribution_mode})"
+            )
         run_cfg = state.get("config") or {}
         trained_on = (run_cfg.get("start_level"), run_cfg.get("num_levels"))
         if None not in trained_on and trained_on != (cfg.train_start_level, cfg.train_num_levels):
-            raise UserError(f"checkpoint {path} trained on levels {trained_on[0]}+{trained_on[1]}, but "
-                            f"train_start_level/train_num_levels are {cfg.train_start_level}+{cfg.train_num_levels}:"
-                            " held-out demos would overlap its training levels")
+            raise UserError(
+                f"checkpoint {path} trained on levels {trained_on[0]}+{trained_on[1]}, but "
+                f"train_start_level/train_num_levels are {cfg.train_start_level}+{cfg.train_num_levels}:"
+                " held-out demos would overlap its training levels"
+            )
         options = {k: run_cfg[k] for k in ENV_OPTIONS if k in run_cfg}
         out.append(Demonstrator(str(path), int(state["step"]), policy_from_checkpoint(state, device), options))
     if any(d.env_options != out[0].env_options for d in out):
-        raise UserError("the checkpoints were trained with different Procgen options "
-                        f"({', '.join(ENV_OPTIONS)}); roll them out separately")
+        raise UserError(
+            "the checkpoints were trained with different Procgen options "
+            f"({', '.join(ENV_OPTIONS)}); roll them out separately"
+        )
     return sorted(out, key=lambda d: d.step)
 
 
@@ -140,8 +146,15 @@ def plan_sources(have: np.ndarray, target: int, rng: np.random.Generator, strati
     return np.repeat(np.arange(sources), need).tolist()
 
 
-def play_round(venv: VecEnv, policies: list[Policy], jobs: list[Source], max_steps: int, greedy: bool,
-               rng: np.random.Generator, device: torch.device) -> list[Rollout]:
+def play_round(
+    venv: VecEnv,
+    policies: list[Policy],
+    jobs: list[Source],
+    max_steps: int,
+    greedy: bool,
+    rng: np.random.Generator,
+    device: torch.device,
+) -> list[Rollout]:
     """One episode per slot of `venv` (slot i plays jobs[i]), each recorded until it ends or reaches `max_steps`.
 
     Frame t is the frame action t was chosen on and reward t followed it. A slot whose episode is recorded acts
@@ -171,8 +184,9 @@ def play_round(venv: VecEnv, policies: list[Policy], jobs: list[Source], max_ste
             if done[i] and ended[i].level_seed != seeds[i]:
                 raise RuntimeError(f"slot {i}: level seed {seeds[i]} at start, {ended[i].level_seed} at the end")
             frames, acts, rews = zip(*buffers[i], strict=True)
-            done_rollouts.append(Rollout(int(i), int(seeds[i]), np.stack(frames), np.array(acts, np.int64),
-                                         np.array(rews, np.float32)))
+            done_rollouts.append(
+                Rollout(int(i), int(seeds[i]), np.stack(frames), np.array(acts, np.int64), np.array(rews, np.float32))
+            )
             buffers[i], recording[i] = [], False
         obs = new_obs
     return sorted(done_rollouts, key=lambda r: r.slot)
@@ -180,11 +194,16 @@ def play_round(venv: VecEnv, policies: list[Policy], jobs: list[Source], max_ste
 
 def demo_summary(records: list[DemoRecord]) -> dict:
     """Counts and return ranges per level set and per (checkpoint, noise), over a whole index."""
+
     def stats(rets: list[float]) -> dict:
         if not rets:
             return {"count": 0}
-        return {"count": len(rets), "min": float(np.min(rets)), "mean": float(np.mean(rets)),
-                "max": float(np.max(rets))}
+        return {
+            "count": len(rets),
+            "min": float(np.min(rets)),
+            "mean": float(np.mean(rets)),
+            "max": float(np.max(rets)),
+        }
 
     per_source: dict[tuple, list[DemoRecord]] = {}
     for r in records:
@@ -193,8 +212,12 @@ def demo_summary(records: list[DemoRecord]) -> dict:
         "level_sets": {s: stats([r.ret for r in records if r.level_set == s]) for s in LEVEL_SETS},
         "level_ranges": {s: sorted({r.level_range for r in records if r.level_set == s}) for s in LEVEL_SETS},
         "checkpoints": [
-            {"checkpoint": path, "step": step, "noise": noise,
-             **{s: stats([r.ret for r in rs if r.level_set == s]) for s in LEVEL_SETS}}
+            {
+                "checkpoint": path,
+                "step": step,
+                "noise": noise,
+                **{s: stats([r.ret for r in rs if r.level_set == s]) for s in LEVEL_SETS},
+            }
             for (path, step, noise), rs in sorted(per_source.items(), key=lambda kv: (kv[0][1], kv[0][2]))
         ],
     }
@@ -203,13 +226,17 @@ def demo_summary(records: list[DemoRecord]) -> dict:
 def tasks(cfg: TrexConfig) -> list[Task]:
     """Every folder and level set to fill: the main folder's three, and train/train_eval per swept level count."""
     main, test = Path(cfg.demo_dir), held_out(cfg)
-    out = [Task(main, "train", demo_levels(cfg), cfg.num_demos),
-           Task(main, "train_eval", demo_levels(cfg), cfg.num_test_demos),
-           Task(main, "test", test, cfg.num_test_demos)]
+    out = [
+        Task(main, "train", demo_levels(cfg), cfg.num_demos),
+        Task(main, "train_eval", demo_levels(cfg), cfg.num_test_demos),
+        Task(main, "test", test, cfg.num_test_demos),
+    ]
     for n in cfg.sweep_demo_levels:
         levels = demo_levels(cfg, n)
-        out += [Task(main / f"levels_{n}", "train", levels, cfg.num_demos),
-                Task(main / f"levels_{n}", "train_eval", levels, cfg.num_test_demos)]
+        out += [
+            Task(main / f"levels_{n}", "train", levels, cfg.num_demos),
+            Task(main / f"levels_{n}", "train_eval", levels, cfg.num_test_demos),
+        ]
     return out
 
 
@@ -235,8 +262,10 @@ def _generate(cfg: TrexConfig) -> list[DemoRecord]:
     for t in todo:
         ranges = {r.level_range for r in read_index(t.folder) if r.level_set == t.level_set}
         if ranges - {_range(t.levels)}:
-            raise UserError(f"{t.folder} holds {t.level_set} demos from levels {', '.join(sorted(ranges))}, not "
-                            f"{_range(t.levels)}; use another demo_dir")
+            raise UserError(
+                f"{t.folder} holds {t.level_set} demos from levels {', '.join(sorted(ranges))}, not "
+                f"{_range(t.levels)}; use another demo_dir"
+            )
     device = cfg.setup()
     demonstrators = load_demonstrators(cfg, checkpoint_files(cfg), device)  # sorted by step
     if cfg.noise_levels:
@@ -249,11 +278,25 @@ def _generate(cfg: TrexConfig) -> list[DemoRecord]:
         new += _fill(cfg, t, demonstrators, sources, device)
     for folder in folders:
         summary = demo_summary(read_index(folder))
-        write_json(folder / "summary.json", {"game": cfg.env_name, "distribution_mode": cfg.distribution_mode,
-                                             "new_demos": sum(r.file.startswith("demos/") for r in new), **summary})
-        print(f"{folder}: returns " + " | ".join(
-            f"{s}: min {st['min']:.2f} mean {st['mean']:.2f} max {st['max']:.2f} ({st['count']} demos)"
-            if st["count"] else f"{s}: no demos" for s, st in summary["level_sets"].items()), flush=True)
+        write_json(
+            folder / "summary.json",
+            {
+                "game": cfg.env_name,
+                "distribution_mode": cfg.distribution_mode,
+                "new_demos": sum(r.file.startswith("demos/") for r in new),
+                **summary,
+            },
+        )
+        print(
+            f"{folder}: returns "
+            + " | ".join(
+                f"{s}: min {st['min']:.2f} mean {st['mean']:.2f} max {st['max']:.2f} ({st['count']} demos)"
+                if st["count"]
+                else f"{s}: no demos"
+                for s, st in summary["level_sets"].items()
+            ),
+            flush=True,
+        )
     return new
 
 
@@ -261,47 +304,81 @@ def _range(levels: LevelSet) -> str:
     return f"{levels.start_level}+{levels.num_levels}"
 
 
-def _fill(cfg: TrexConfig, t: Task, demonstrators: list[Demonstrator], sources: list[Source],
-          device: torch.device) -> list[DemoRecord]:
+def _fill(
+    cfg: TrexConfig, t: Task, demonstrators: list[Demonstrator], sources: list[Source], device: torch.device
+) -> list[DemoRecord]:
     """Play the rounds that bring one folder's level set to its count; each round is written atomically."""
     have = [r for r in read_index(t.folder) if r.level_set == t.level_set]
     if len(have) >= t.count:
         return []
     set_index = LEVEL_SETS.index(t.level_set)
-    counts = np.array([sum((r.checkpoint, r.noise) == (demonstrators[s.demonstrator].path, s.noise) for r in have)
-                       for s in sources])
+    counts = np.array(
+        [sum((r.checkpoint, r.noise) == (demonstrators[s.demonstrator].path, s.noise) for r in have) for s in sources]
+    )
     stratified = cfg.checkpoint_sampling == "stratified" or bool(cfg.noise_levels)
     plan = plan_sources(counts, t.count, np.random.default_rng([cfg.seed, set_index]), stratified)
     taken = [int(r.id.rsplit("_", 1)[1]) for r in have if r.id.rsplit("_", 1)[-1].isdigit()]
     next_id = max(taken, default=-1) + 1
-    print(f"{t.folder} {t.level_set}: levels {t.levels}, {len(plan)} demos from "
-          f"{len({sources[k].demonstrator for k in plan})} checkpoint(s), rounds of {cfg.num_envs}", flush=True)
+    print(
+        f"{t.folder} {t.level_set}: levels {t.levels}, {len(plan)} demos from "
+        f"{len({sources[k].demonstrator for k in plan})} checkpoint(s), rounds of {cfg.num_envs}",
+        flush=True,
+    )
     written: list[DemoRecord] = []
     t0 = time.time()
     for start in range(0, len(plan), cfg.num_envs):
-        jobs = [sources[k] for k in plan[start:start + cfg.num_envs]]
+        jobs = [sources[k] for k in plan[start : start + cfg.num_envs]]
         first_id = next_id + start
         seq = np.random.SeedSequence([cfg.seed, set_index, first_id])  # the round's seeds: its place alone
         env_seed, torch_seed = (int(x) for x in seq.generate_state(2))
         torch.manual_seed(torch_seed)
-        venv = VecEnv(make_procgen(cfg.env_name, len(jobs), t.levels, env_seed, cfg.distribution_mode,
-                                   num_threads=1, **demonstrators[0].env_options))
-        rollouts = play_round(venv, [d.policy for d in demonstrators], jobs, cfg.max_episode_steps, cfg.greedy,
-                              np.random.default_rng(seq), device)
+        venv = VecEnv(
+            make_procgen(
+                cfg.env_name,
+                len(jobs),
+                t.levels,
+                env_seed,
+                cfg.distribution_mode,
+                num_threads=1,
+                **demonstrators[0].env_options,
+            )
+        )
+        rollouts = play_round(
+            venv,
+            [d.policy for d in demonstrators],
+            jobs,
+            cfg.max_episode_steps,
+            cfg.greedy,
+            np.random.default_rng(seq),
+            device,
+        )
         batch = []
         for r in rollouts:
             source = jobs[r.slot]
             d = demonstrators[source.demonstrator]
             demo_id = f"{t.level_set}_{first_id + r.slot:06d}"
-            record = DemoRecord(id=demo_id, game=cfg.env_name, distribution_mode=cfg.distribution_mode,
-                                level_seed=r.level_seed, level_set=t.level_set, level_range=_range(t.levels),
-                                checkpoint=d.path, checkpoint_step=d.step, noise=source.noise,
-                                length=len(r.actions), ret=float(r.rewards.sum()), file=f"demos/{demo_id}.npz")
+            record = DemoRecord(
+                id=demo_id,
+                game=cfg.env_name,
+                distribution_mode=cfg.distribution_mode,
+                level_seed=r.level_seed,
+                level_set=t.level_set,
+                level_range=_range(t.levels),
+                checkpoint=d.path,
+                checkpoint_step=d.step,
+                noise=source.noise,
+                length=len(r.actions),
+                ret=float(r.rewards.sum()),
+                file=f"demos/{demo_id}.npz",
+            )
             batch.append((record, r.obs, r.actions, r.rewards))
         write_demos(t.folder, batch)
         written += [b[0] for b in batch]
         done = len(have) + start + len(jobs)
         rate = (start + len(jobs)) / max(time.time() - t0, 1e-9)
-        print(f"{t.level_set} demos {done}/{t.count} | return mean {np.mean([r.ret for r in written]):.2f} | "
-              f"eta {fmt_duration((t.count - done) / rate)}", flush=True)
+        print(
+            f"{t.level_set} demos {done}/{t.count} | return mean {np.mean([r.ret for r in written]):.2f} | "
+            f"eta {fmt_duration((t.count - done) / rate)}",
+            flush=True,
+        )
     return written

@@ -27,8 +27,10 @@ BOOTSTRAP = 1000  # resamples of the demos for each interval
 def frame_rewards(model, frames: np.ndarray, device: torch.device | str) -> np.ndarray:
     """Per-frame predicted rewards [T] (float64) of uint8 frames [T, 64, 64, 3], in no-grad batches; `model` is a
     RewardNet or anything called like one (a `LearnedReward`)."""
-    parts = [model(torch.from_numpy(frames[s:s + PREDICT_BATCH]).to(device)).float().cpu().numpy()
-             for s in range(0, len(frames), PREDICT_BATCH)]
+    parts = [
+        model(torch.from_numpy(frames[s : s + PREDICT_BATCH]).to(device)).float().cpu().numpy()
+        for s in range(0, len(frames), PREDICT_BATCH)
+    ]
     return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
 
 
@@ -47,9 +49,11 @@ def correlations(true: np.ndarray, pred: np.ndarray) -> dict[str, float | None]:
     true, pred = np.asarray(true, dtype=np.float64), np.asarray(pred, dtype=np.float64)
     if len(true) < 2 or np.ptp(true) == 0 or np.ptp(pred) == 0:
         return {"pearson": None, "spearman": None, "kendall": None}
-    return {"pearson": _none_if_nan(stats.pearsonr(true, pred)[0]),
-            "spearman": _none_if_nan(stats.spearmanr(true, pred)[0]),
-            "kendall": _none_if_nan(stats.kendalltau(true, pred)[0])}
+    return {
+        "pearson": _none_if_nan(stats.pearsonr(true, pred)[0]),
+        "spearman": _none_if_nan(stats.spearmanr(true, pred)[0]),
+        "kendall": _none_if_nan(stats.kendalltau(true, pred)[0]),
+    }
 
 
 def pair_accuracy(true: np.ndarray, pred: np.ndarray) -> float | None:
@@ -76,15 +80,16 @@ def _kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     out = np.empty(len(x))
     step = max(1, 20_000_000 // max(len(i), 1))  # rows per chunk: bounded memory for large demo sets
     for a in range(0, len(x), step):
-        dx, dy = np.sign(x[a:a + step, i] - x[a:a + step, j]), np.sign(y[a:a + step, i] - y[a:a + step, j])
+        dx, dy = np.sign(x[a : a + step, i] - x[a : a + step, j]), np.sign(y[a : a + step, i] - y[a : a + step, j])
         untied_x, untied_y = (dx != 0).sum(1), (dy != 0).sum(1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[a:a + step] = (dx * dy).sum(1) / np.sqrt(untied_x * untied_y)
+            out[a : a + step] = (dx * dy).sum(1) / np.sqrt(untied_x * untied_y)
     return out
 
 
-def bootstrap_ci(true: np.ndarray, pred: np.ndarray, rng: np.random.Generator,
-                 resamples: int = BOOTSTRAP) -> dict[str, list[float] | None]:
+def bootstrap_ci(
+    true: np.ndarray, pred: np.ndarray, rng: np.random.Generator, resamples: int = BOOTSTRAP
+) -> dict[str, list[float] | None]:
     """95% percentile interval of each correlation over `resamples` resamplings of the demos (with replacement).
 
     `pred` is [n] predicted returns, or [S, n] of S reward models (seeds) on the same demos: then the interval is
@@ -117,8 +122,12 @@ def seed_interval(values: list[float | None]) -> dict[str, float | int | None]:
         return {"mean": None, "ci95_low": None, "ci95_high": None, "n": 0}
     half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else None
     mean = float(x.mean())
-    return {"mean": mean, "ci95_low": None if half is None else mean - half,
-            "ci95_high": None if half is None else mean + half, "n": int(len(x))}
+    return {
+        "mean": mean,
+        "ci95_low": None if half is None else mean - half,
+        "ci95_high": None if half is None else mean + half,
+        "n": int(len(x)),
+    }
 
 
 def evaluate_returns(true: np.ndarray, pred: np.ndarray, lengths: np.ndarray, seed: int = 0) -> dict:
@@ -126,15 +135,23 @@ def evaluate_returns(true: np.ndarray, pred: np.ndarray, lengths: np.ndarray, se
     and for the episode-length baseline, and every demo's true and predicted return and length (in demo-index
     order: reward models evaluated on the same folder list the same demos alike)."""
     rng = np.random.default_rng(seed)
-    return {**correlations(true, pred), "ci95": bootstrap_ci(true, pred, rng),
-            "pair_accuracy": pair_accuracy(true, pred), "n_demos": int(len(true)),
-            "length_baseline": {**correlations(true, lengths), "ci95": bootstrap_ci(true, lengths, rng)},
-            "returns": {"true": [float(x) for x in true], "predicted": [float(x) for x in pred],
-                        "length": [int(x) for x in lengths]}}
+    return {
+        **correlations(true, pred),
+        "ci95": bootstrap_ci(true, pred, rng),
+        "pair_accuracy": pair_accuracy(true, pred),
+        "n_demos": int(len(true)),
+        "length_baseline": {**correlations(true, lengths), "ci95": bootstrap_ci(true, lengths, rng)},
+        "returns": {
+            "true": [float(x) for x in true],
+            "predicted": [float(x) for x in pred],
+            "length": [int(x) for x in lengths],
+        },
+    }
 
 
-def evaluate_demos(model: RewardNet, demos: list[Demo], device: torch.device | str,
-                   seed: int = 0) -> tuple[dict, list[np.ndarray]]:
+def evaluate_demos(
+    model: RewardNet, demos: list[Demo], device: torch.device | str, seed: int = 0
+) -> tuple[dict, list[np.ndarray]]:
     """(metrics of `evaluate_returns`, per-frame predicted rewards of each demo); `seed` seeds the bootstrap."""
     rewards = predict_rewards(model, demos, device)
     true = np.array([d.record.ret for d in demos], dtype=np.float64)
@@ -171,11 +188,19 @@ def plot_predicted_vs_true(level_sets: dict[str, tuple[list[Demo], list[np.ndarr
     for ax, (name, (demos, rewards, metrics)) in zip(axes, level_sets.items(), strict=True):
         true = np.array([d.record.ret for d in demos])
         ax.scatter(true, _z([r.sum() for r in rewards]), s=18, label="predicted return (z-score)")
-        ax.scatter(true, _z([len(d.obs) for d in demos]), s=18, marker="x", alpha=0.6,
-                   label="episode length, baseline (z-score)")
+        ax.scatter(
+            true,
+            _z([len(d.obs) for d in demos]),
+            s=18,
+            marker="x",
+            alpha=0.6,
+            label="episode length, baseline (z-score)",
+        )
         base = metrics["length_baseline"]
-        ax.set_title(f"{name}: n={metrics['n_demos']}  spearman {fmt(metrics['spearman'])} "
-                     f"(length {fmt(base['spearman'])})", fontsize=9)
+        ax.set_title(
+            f"{name}: n={metrics['n_demos']}  spearman {fmt(metrics['spearman'])} (length {fmt(base['spearman'])})",
+            fontsize=9,
+        )
         ax.set_xlabel("true return")
         ax.set_ylabel("z-score")
         ax.grid(alpha=0.3)
@@ -207,8 +232,8 @@ def plot_reward_by_time(level_sets: dict[str, list[np.ndarray]], path: str | Pat
         horizon = max((len(r) for r in rewards), default=0)
         total, count = np.zeros(horizon), np.zeros(horizon)
         for r in rewards:
-            total[:len(r)] += r
-            count[:len(r)] += 1
+            total[: len(r)] += r
+            count[: len(r)] += 1
         keep = count >= max(1, 0.1 * len(rewards))  # steps most episodes reach; the tail is a few long ones
         ax.plot(np.arange(horizon)[keep], total[keep] / count[keep], label=f"{name} ({len(rewards)} demos)")
     ax.set_xlabel("time step in episode")
@@ -225,14 +250,17 @@ def plot_sweep(summary: list[dict], path: str | Path, title: str) -> None:
     episode-length baseline dashed."""
     plt, fig, axes = _figure(2)
     levels = sorted({p["demo_levels"] for p in summary}, key=lambda n: (n == 0, n))
-    for ax, key, where in zip(axes, ("train_levels", "test_levels"), ("training levels, new episodes",
-                                                                      "held-out levels"), strict=True):
+    for ax, key, where in zip(
+        axes, ("train_levels", "test_levels"), ("training levels, new episodes", "held-out levels"), strict=True
+    ):
         for i, n_levels in enumerate(levels):
             pts = sorted((p for p in summary if p["demo_levels"] == n_levels), key=lambda p: p["num_demos"])
             x = np.array([p["num_demos"] for p in pts])
             label = "fresh level per demo" if n_levels == 0 else f"{n_levels} levels"
-            for column, style, name in ((f"{key}_spearman", "-o", "T-REX"),
-                                        (f"{key}_length_baseline_spearman", "--", "length baseline")):
+            for column, style, name in (
+                (f"{key}_spearman", "-o", "T-REX"),
+                (f"{key}_length_baseline_spearman", "--", "length baseline"),
+            ):
                 mean = np.array([np.nan if p[column]["mean"] is None else p[column]["mean"] for p in pts])
                 low = np.array([np.nan if p[column]["ci95_low"] is None else p[column]["ci95_low"] for p in pts])
                 high = np.array([np.nan if p[column]["ci95_high"] is None else p[column]["ci95_high"] for p in pts])

@@ -33,8 +33,9 @@ class LearnedReward:
         return torch.sigmoid(reward) if self.transform == "sigmoid" else reward
 
 
-def load_learned_reward(path: str, env_name: str, distribution_mode: str | None,
-                        device: str | torch.device = "cpu") -> torch.nn.Module:
+def load_learned_reward(
+    path: str, env_name: str, distribution_mode: str | None, device: str | torch.device = "cpu"
+) -> torch.nn.Module:
     """A reward model from `trex/reward_model.py train`, refused when trained on another game, distribution
     mode or frame shape."""
     from trex.reward_net import load_reward_model
@@ -43,9 +44,11 @@ def load_learned_reward(path: str, env_name: str, distribution_mode: str | None,
     if meta.get("env_name") != env_name:
         raise UserError(f"reward model {path} was trained on '{meta.get('env_name')}', not '{env_name}'")
     if distribution_mode is not None and meta.get("distribution_mode", distribution_mode) != distribution_mode:
-        raise UserError(f"reward model {path} was trained on {meta['distribution_mode']} levels, not "
-                        f"{distribution_mode}")
+        raise UserError(
+            f"reward model {path} was trained on {meta['distribution_mode']} levels, not {distribution_mode}"
+        )
     if tuple(meta.get("obs_shape", ())) != OBS_SHAPE:
-        raise UserError(f"reward model {path} expects frames of shape {tuple(meta.get('obs_shape', ()))}, "
-                        f"Procgen gives {OBS_SHAPE}")
+        raise UserError(
+            f"reward model {path} expects frames of shape {tuple(meta.get('obs_shape', ()))}, Procgen gives {OBS_SHAPE}"
+        )
     return model

@@ -49,8 +49,16 @@ def concat_obs(demos: list[Demo]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([d.obs for d in demos]), offsets
 
 
-def create_training_data(demos: list[Demo], num_pairs: int, min_len: int, max_len: int, frame_stride: int,
-                         progress_constraint: bool, rng: np.random.Generator, rank_by: str = "return") -> SnippetPairs:
+def create_training_data(
+    demos: list[Demo],
+    num_pairs: int,
+    min_len: int,
+    max_len: int,
+    frame_stride: int,
+    progress_constraint: bool,
+    rng: np.random.Generator,
+    rank_by: str = "return",
+) -> SnippetPairs:
     """Sample `num_pairs` snippet pairs from demos of different rank, labelled by the better demo.
 
     `rank_by="return"` ranks demos by their true return (T-REX); `"noise"` by their epsilon-greedy noise, less
@@ -63,8 +71,10 @@ def create_training_data(demos: list[Demo], num_pairs: int, min_len: int, max_le
     rank = np.array([d.record.ret if rank_by == "return" else -d.record.noise for d in demos], np.float64)
     lengths = np.array([len(d.obs) for d in demos], dtype=np.int64)
     if len(np.unique(rank)) < 2:
-        raise UserError(f"too few demos of distinct {rank_by} to form pairs ({len(demos)} demos, "
-                        f"{len(np.unique(rank))} distinct value(s)); generate more varied demonstrations")
+        raise UserError(
+            f"too few demos of distinct {rank_by} to form pairs ({len(demos)} demos, "
+            f"{len(np.unique(rank))} distinct value(s)); generate more varied demonstrations"
+        )
     first, second = _distinct_rank_pairs(rank, num_pairs, rng)
     better_first = rank[first] > rank[second]
     worse = np.where(better_first, second, first)
@@ -81,15 +91,23 @@ def create_training_data(demos: list[Demo], num_pairs: int, min_len: int, max_le
 
     label = rng.integers(0, 2, size=num_pairs)  # which side holds the better snippet, so order carries no signal
     demo = np.where(label[:, None] == 1, np.stack([worse, better], 1), np.stack([better, worse], 1))
-    start = np.where(label[:, None] == 1, np.stack([worse_start, better_start], 1),
-                     np.stack([better_start, worse_start], 1))
+    start = np.where(
+        label[:, None] == 1, np.stack([worse_start, better_start], 1), np.stack([better_start, worse_start], 1)
+    )
 
     cumulative = [np.concatenate([[0.0], np.cumsum(d.rewards, dtype=np.float64)]) for d in demos]
-    window_return = lambda i, s: np.array([cumulative[d][a + n] - cumulative[d][a]
-                                           for d, a, n in zip(i, s, length, strict=True)])
+    window_return = lambda i, s: np.array(
+        [cumulative[d][a + n] - cumulative[d][a] for d, a, n in zip(i, s, length, strict=True)]
+    )
     noise = float(np.mean(window_return(worse, worse_start) > window_return(better, better_start)))
-    return SnippetPairs(demo.astype(np.int64), start.astype(np.int64), length.astype(np.int64),
-                        label.astype(np.int64), frame_stride, noise)
+    return SnippetPairs(
+        demo.astype(np.int64),
+        start.astype(np.int64),
+        length.astype(np.int64),
+        label.astype(np.int64),
+        frame_stride,
+        noise,
+    )
 
 
 def _distinct_rank_pairs(rank: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

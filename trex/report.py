@@ -21,8 +21,11 @@ from trex.evaluation import bootstrap_ci, seed_interval
 
 SETS = {"train_levels": "training levels, new episodes", "test_levels": "held-out levels"}
 FIGURES = ("spearman", "kendall", "pearson", "pair_accuracy")
-AGENTS = {"trex_policy": "T-REX policy (learned reward only)", "demonstrator": "final demonstrator (true reward)",
-          "random": "uniform random actions"}
+AGENTS = {
+    "trex_policy": "T-REX policy (learned reward only)",
+    "demonstrator": "final demonstrator (true reward)",
+    "random": "uniform random actions",
+}
 
 
 def _load(path: Path) -> dict:
@@ -70,37 +73,51 @@ def cell(x: dict) -> str:
 
 
 def _reward_table(figures: dict) -> list[str]:
-    rows = ["| level set | demos | Spearman | Kendall | Pearson | pair accuracy | length baseline Spearman | "
-            "length baseline Kendall | length baseline Pearson |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| level set | demos | Spearman | Kendall | Pearson | pair accuracy | length baseline Spearman | "
+        "length baseline Kendall | length baseline Pearson |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for key, name in SETS.items():
         f = figures[key]
-        rows.append(f"| {name} | {f['n_demos']} | " + " | ".join(
-            cell(f[x]) for x in (*FIGURES, "length_spearman", "length_kendall", "length_pearson")) + " |")
+        rows.append(
+            f"| {name} | {f['n_demos']} | "
+            + " | ".join(cell(f[x]) for x in (*FIGURES, "length_spearman", "length_kendall", "length_pearson"))
+            + " |"
+        )
     return rows
 
 
 def _seed_table(metrics: list[dict]) -> list[str]:
-    rows = ["| seed | Spearman, training levels [bootstrap 95%] | Spearman, held-out levels [bootstrap 95%] | "
-            "best validation accuracy | training demos |", "|---|---|---|---|---|"]
+    rows = [
+        "| seed | Spearman, training levels [bootstrap 95%] | Spearman, held-out levels [bootstrap 95%] | "
+        "best validation accuracy | training demos |",
+        "|---|---|---|---|---|",
+    ]
     for m in metrics:
         parts = []
         for key in SETS:
             ci = m[key]["ci95"]["spearman"]
             parts.append(fmt(m[key]["spearman"]) + ("" if ci is None else f" [{fmt(ci[0])}, {fmt(ci[1])}]"))
-        rows.append(f"| {m['seed']} | {parts[0]} | {parts[1]} | {fmt(m['best_val_accuracy'])} | "
-                    f"{m['num_train_demos']} |")
+        rows.append(
+            f"| {m['seed']} | {parts[0]} | {parts[1]} | {fmt(m['best_val_accuracy'])} | {m['num_train_demos']} |"
+        )
     return rows
 
 
 def _returns_table(results: dict) -> list[str]:
-    rows = ["| policy | level set | mean return | 95% CI | normalised score | mean length | episodes |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| policy | level set | mean return | 95% CI | normalised score | mean length | episodes |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for key, label in AGENTS.items():
         for level_set in SETS:
             s = results[key][level_set]
             ci = f"[{fmt(s.get('ci95_low'))}, {fmt(s.get('ci95_high'))}]"
-            rows.append(f"| {label} | {level_set.replace('_', ' ')} | {fmt(s['mean'])} | {ci} | "
-                        f"{fmt(s.get('normalized_score'))} | {fmt(s.get('mean_length'), '.0f')} | {s['n']} |")
+            rows.append(
+                f"| {label} | {level_set.replace('_', ' ')} | {fmt(s['mean'])} | {ci} | "
+                f"{fmt(s.get('normalized_score'))} | {fmt(s.get('mean_length'), '.0f')} | {s['n']} |"
+            )
     return rows
 
 
@@ -120,22 +137,32 @@ def reading(figures: dict) -> str:
         return "Too few demos to read the gap."
     excludes_zero = lambda x: x["ci95_low"] is not None and (x["ci95_low"] > 0 or x["ci95_high"] < 0)
     if not excludes_zero(train):
-        text = ("The learned reward does not reliably rank even new episodes of the levels it was trained on: it has "
-                "not learned the ranking, so there is no generalisation to measure.")
+        text = (
+            "The learned reward does not reliably rank even new episodes of the levels it was trained on: it has "
+            "not learned the ranking, so there is no generalisation to measure."
+        )
     elif not excludes_zero(test):
-        text = (f"The learned reward ranks new episodes of the levels it was trained on (Spearman "
-                f"{fmt(train['mean'])}), but not episodes of unseen levels (Spearman {fmt(test['mean'])}, interval "
-                "includes 0): what it learned is tied to those levels and does not generalise across levels.")
+        text = (
+            f"The learned reward ranks new episodes of the levels it was trained on (Spearman "
+            f"{fmt(train['mean'])}), but not episodes of unseen levels (Spearman {fmt(test['mean'])}, interval "
+            "includes 0): what it learned is tied to those levels and does not generalise across levels."
+        )
     elif test["ci95_high"] < train["ci95_low"]:
-        text = (f"The learned reward ranks episodes of unseen levels too, but worse (Spearman {fmt(test['mean'])} vs "
-                f"{fmt(train['mean'])}, the intervals apart): it generalises in part.")
+        text = (
+            f"The learned reward ranks episodes of unseen levels too, but worse (Spearman {fmt(test['mean'])} vs "
+            f"{fmt(train['mean'])}, the intervals apart): it generalises in part."
+        )
     else:
-        text = (f"The learned reward ranks episodes of unseen levels about as well as new episodes of its training "
-                f"levels (Spearman {fmt(test['mean'])} vs {fmt(train['mean'])}): it generalises across levels.")
+        text = (
+            f"The learned reward ranks episodes of unseen levels about as well as new episodes of its training "
+            f"levels (Spearman {fmt(test['mean'])} vs {fmt(train['mean'])}): it generalises across levels."
+        )
     length = figures["test_levels"]["length_spearman"]
     if length["mean"] is not None and length["mean"] >= test["mean"]:
-        text += (f" On held-out levels the episode-length baseline does at least as well (Spearman "
-                 f"{fmt(length['mean'])}), so episode length alone explains as much of the ranking there.")
+        text += (
+            f" On held-out levels the episode-length baseline does at least as well (Spearman "
+            f"{fmt(length['mean'])}), so episode length alone explains as much of the ranking there."
+        )
     return text
 
 
@@ -208,15 +235,19 @@ def write_report(cfg, configs, steps, results: dict, reward: dict, timings: dict
         _img(first / "cumulative_reward.png", run, "cumulative predicted vs true reward"),
         _img(first / "reward_by_time.png", run, "mean predicted reward by time step"),
         "",
-        *([_img(sweep_dir / "sweep.png", run, "correlation by number of demos and of levels"), ""]
-          if cfg.sweep else []),
+        *(
+            [_img(sweep_dir / "sweep.png", run, "correlation by number of demos and of levels"), ""]
+            if cfg.sweep
+            else []
+        ),
         "## 4. Policy on the learned reward, evaluated on the true reward",
         "",
         *_returns_table(results),
         "",
         _img(policy_dir / "learning_curve.png", run, "policy learning curve, learned and true return"),
         "",
-        f"Video: [{_rel(run / 'policy.mp4', run)}]({_rel(run / 'policy.mp4', run)})" if (run / "policy.mp4").is_file()
+        f"Video: [{_rel(run / 'policy.mp4', run)}]({_rel(run / 'policy.mp4', run)})"
+        if (run / "policy.mp4").is_file()
         else "Video: not produced.",
         "",
         "## Commands",

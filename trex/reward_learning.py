@@ -77,7 +77,7 @@ def choose_demos(cfg: TrexConfig, demos: list[Demo], rng: np.random.Generator) -
     cap = returns.min() + cfg.max_return * (returns.max() - returns.min())
     kept = np.flatnonzero(returns <= cap + 1e-9)
     if cfg.demo_selection == "random":
-        pool = rng.permutation(kept)[:cfg.num_demos]
+        pool = rng.permutation(kept)[: cfg.num_demos]
     else:
         pool = np.array(return_bins(returns, kept, cfg.num_demos, cfg.return_bins, rng), np.int64)
     n_val = int(round(cfg.val_fraction * len(pool)))
@@ -123,15 +123,22 @@ class RewardTrainer:
     per-frame rewards, so snippets of different lengths need no padding.
     """
 
-    def __init__(self, net: RewardNet, cfg: TrexConfig, device: torch.device, run_dir: str | Path | None = None,
-                 verbose: bool = True):
+    def __init__(
+        self,
+        net: RewardNet,
+        cfg: TrexConfig,
+        device: torch.device,
+        run_dir: str | Path | None = None,
+        verbose: bool = True,
+    ):
         self.net, self.cfg, self.device, self.verbose = net.to(device), cfg, device, verbose
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.amp = cfg.amp and device.type == "cuda"
 
-    def snippet_returns(self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs,
-                        idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def snippet_returns(
+        self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-member returns [M, B, 2] of the pairs `idx`, and the per-frame rewards [M, F] behind them."""
         flat, segment = pairs.frame_index(idx, offsets)
         obs = torch.from_numpy(frames[flat]).to(self.device, non_blocking=True)
@@ -167,11 +174,20 @@ class RewardTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return {"loss": loss.item() * len(idx), "correct": _correct(returns.detach().mean(0), labels).item(),
-                "frames": rewards.shape[1]}
+        return {
+            "loss": loss.item() * len(idx),
+            "correct": _correct(returns.detach().mean(0), labels).item(),
+            "frames": rewards.shape[1],
+        }
 
-    def fit(self, frames: np.ndarray, offsets: np.ndarray, train: SnippetPairs, val: SnippetPairs | None,
-            rng: np.random.Generator) -> TrainResult:
+    def fit(
+        self,
+        frames: np.ndarray,
+        offsets: np.ndarray,
+        train: SnippetPairs,
+        val: SnippetPairs | None,
+        rng: np.random.Generator,
+    ) -> TrainResult:
         """Train for at most cfg.epochs passes; validate every cfg.eval_interval pairs; stop after cfg.patience
         checks without a better validation accuracy; restore the best weights."""
         cfg = self.cfg
@@ -190,21 +206,30 @@ class RewardTrainer:
             order = rng.permutation(len(train))
             for s in range(0, len(train), cfg.batch_size):
                 ts = time.time()
-                idx = order[s:s + cfg.batch_size]
+                idx = order[s : s + cfg.batch_size]
                 out = self.step(frames, offsets, train, idx)
                 train_time += time.time() - ts
-                window = {"loss": window["loss"] + out["loss"], "correct": window["correct"] + out["correct"],
-                          "pairs": window["pairs"] + len(idx)}
+                window = {
+                    "loss": window["loss"] + out["loss"],
+                    "correct": window["correct"] + out["correct"],
+                    "pairs": window["pairs"] + len(idx),
+                }
                 step, pairs_seen, frames_seen = step + 1, pairs_seen + len(idx), frames_seen + out["frames"]
                 if pairs_seen < next_check and step < total_steps:
                     continue
                 next_check += cfg.eval_interval
                 val_acc = self.accuracy(frames, offsets, val) if val is not None and len(val) else None
                 best.update(val_acc, step, self.net)
-                row = {"step": step, "pairs": pairs_seen, "loss": window["loss"] / window["pairs"],
-                       "train_acc": window["correct"] / window["pairs"], "val_acc": val_acc,
-                       "best_val_acc": best.accuracy, "pairs_per_s": pairs_seen / max(train_time, 1e-9),
-                       "wall_s": time.time() - t0}
+                row = {
+                    "step": step,
+                    "pairs": pairs_seen,
+                    "loss": window["loss"] / window["pairs"],
+                    "train_acc": window["correct"] / window["pairs"],
+                    "val_acc": val_acc,
+                    "best_val_acc": best.accuracy,
+                    "pairs_per_s": pairs_seen / max(train_time, 1e-9),
+                    "wall_s": time.time() - t0,
+                }
                 window = {"loss": 0.0, "correct": 0.0, "pairs": 0}
                 if log is not None:
                     log.write(row)
@@ -217,8 +242,17 @@ class RewardTrainer:
         if log is not None:
             log.close()
         self.net.eval()
-        return TrainResult(step, pairs_seen, best.accuracy, best.step, stop, time.time() - t0, train_time,
-                           pairs_seen / max(train_time, 1e-9), frames_seen / max(train_time, 1e-9))
+        return TrainResult(
+            step,
+            pairs_seen,
+            best.accuracy,
+            best.step,
+            stop,
+            time.time() - t0,
+            train_time,
+            pairs_seen / max(train_time, 1e-9),
+            frames_seen / max(train_time, 1e-9),
+        )
 
 
 class _Best:
@@ -251,9 +285,11 @@ def _progress(row: dict, total_steps: int) -> str:
     pairs_per_s = row["pairs_per_s"]
     eta = (total_steps - row["step"]) * row["pairs"] / row["step"] / pairs_per_s if pairs_per_s > 0 else math.nan
     done = 100 * row["step"] / total_steps
-    return (f"step {row['step']:,}/{total_steps:,} ({done:.0f}%) | pairs/s {pairs_per_s:,.0f}"
-            f" | loss {fmt(row['loss'], '.3f')} | train acc {fmt(row['train_acc'], '.3f')}"
-            f" | val acc {fmt(row['val_acc'], '.3f')} | eta {fmt_duration(eta)}")
+    return (
+        f"step {row['step']:,}/{total_steps:,} ({done:.0f}%) | pairs/s {pairs_per_s:,.0f}"
+        f" | loss {fmt(row['loss'], '.3f')} | train acc {fmt(row['train_acc'], '.3f')}"
+        f" | val acc {fmt(row['val_acc'], '.3f')} | eta {fmt_duration(eta)}"
+    )
 
 
 class _TrainLog:
@@ -300,8 +336,13 @@ def load_demo_sets(cfg: TrexConfig, folder: Path) -> DemoSets:
     sets = DemoSets(load_demos(folder, "train"), load_demos(folder, "train_eval"), load_demos(main, "test"))
     if not sets.train:
         raise UserError(f"no training demos in {folder} (run 'trex/reward_model.py demos' first)")
-    check_game([d.record for d in sets.train + sets.train_eval + sets.test], folder, cfg.env_name,
-               cfg.distribution_mode, "set env_name and distribution_mode to match")
+    check_game(
+        [d.record for d in sets.train + sets.train_eval + sets.test],
+        folder,
+        cfg.env_name,
+        cfg.distribution_mode,
+        "set env_name and distribution_mode to match",
+    )
     return sets
 
 
@@ -315,8 +356,10 @@ def finished_run(cfg: TrexConfig) -> dict | None:
     saved = load_yaml(saved_path) if saved_path.is_file() else None
     differ = diff_configs(saved, config_dict(cfg), IRRELEVANT) if isinstance(saved, dict) else ["config.yaml"]
     if differ:
-        raise UserError(f"{model} already exists from a different config (differs in: {', '.join(differ[:5])}); "
-                        "choose another --run_dir or remove it")
+        raise UserError(
+            f"{model} already exists from a different config (differs in: {', '.join(differ[:5])}); "
+            "choose another --run_dir or remove it"
+        )
     if not metrics_path.is_file():  # interrupted between saving the model and its evaluation: train it again
         print(f"{cfg.run_dir}: {model.name} has no metrics.json (an interrupted run); training again", flush=True)
         return None
@@ -335,59 +378,109 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
 
     # 1-2. demos and snippet pairs
     train_demos, val_demos = choose_demos(cfg, demos.train, rng)
-    pairs = create_training_data(train_demos, cfg.num_pairs, cfg.min_snippet_length, cfg.max_snippet_length,
-                                 cfg.frame_stride, cfg.progress_constraint, rng, cfg.rank_by)
+    pairs = create_training_data(
+        train_demos,
+        cfg.num_pairs,
+        cfg.min_snippet_length,
+        cfg.max_snippet_length,
+        cfg.frame_stride,
+        cfg.progress_constraint,
+        rng,
+        cfg.rank_by,
+    )
     val_pairs = None
     rank = (lambda d: d.record.ret) if cfg.rank_by == "return" else (lambda d: d.record.noise)
     if len({rank(d) for d in val_demos}) >= 2:
-        val_pairs = create_training_data(val_demos, min(cfg.num_pairs, VAL_PAIRS_MAX), cfg.min_snippet_length,
-                                         cfg.max_snippet_length, cfg.frame_stride, cfg.progress_constraint, rng,
-                                         cfg.rank_by)
+        val_pairs = create_training_data(
+            val_demos,
+            min(cfg.num_pairs, VAL_PAIRS_MAX),
+            cfg.min_snippet_length,
+            cfg.max_snippet_length,
+            cfg.frame_stride,
+            cfg.progress_constraint,
+            rng,
+            cfg.rank_by,
+        )
         val_pairs.demo += len(train_demos)  # they index the validation demos, stored after the training ones
     elif verbose:
-        print("note: the validation demos do not differ in return, so there is no early stopping "
-              "(raise val_fraction or num_demos)", flush=True)
+        print(
+            "note: the validation demos do not differ in return, so there is no early stopping "
+            "(raise val_fraction or num_demos)",
+            flush=True,
+        )
     frames, offsets = concat_obs(train_demos + val_demos)
 
     # 3. the reward network
     net = RewardNet(cfg.reward_net, cfg.ensemble_size, tuple(frames.shape[1:]))
     if verbose:
-        print(f"training a {cfg.reward_net} reward net (x{cfg.ensemble_size}) on {device}: {len(pairs):,} pairs from "
-              f"{len(train_demos)} demos, {pairs.frames_per_pair():.0f} frames per pair, label noise "
-              f"{pairs.label_noise:.3f}; validation on {len(val_demos)} demos -> {run_dir}", flush=True)
+        print(
+            f"training a {cfg.reward_net} reward net (x{cfg.ensemble_size}) on {device}: {len(pairs):,} pairs from "
+            f"{len(train_demos)} demos, {pairs.frames_per_pair():.0f} frames per pair, label noise "
+            f"{pairs.label_noise:.3f}; validation on {len(val_demos)} demos -> {run_dir}",
+            flush=True,
+        )
     result = RewardTrainer(net, cfg, device, run_dir, verbose=verbose).fit(frames, offsets, pairs, val_pairs, rng)
     del frames
-    save_reward_model(run_dir / FILE_NAME, net, {
-        "env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode,
-        "best_val_accuracy": result.best_val_accuracy, "num_train_demos": len(train_demos),
-        "config": config_dict(cfg)})
+    save_reward_model(
+        run_dir / FILE_NAME,
+        net,
+        {
+            "env_name": cfg.env_name,
+            "distribution_mode": cfg.distribution_mode,
+            "best_val_accuracy": result.best_val_accuracy,
+            "num_train_demos": len(train_demos),
+            "config": config_dict(cfg),
+        },
+    )
 
     # 4. evaluation on new episodes of the training levels and on held-out levels
-    evaluated = {key: evaluate_demos(net, getattr(demos, level_set), device, seed=cfg.seed)
-                 for key, level_set in LEVEL_SETS.items()}
-    metrics = {"env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode, "reward_net": cfg.reward_net,
-               "ensemble_size": cfg.ensemble_size, "seed": cfg.seed,
-               **{key: m for key, (m, _) in evaluated.items()},
-               "label_noise": pairs.label_noise,
-               "val_label_noise": None if val_pairs is None else val_pairs.label_noise,
-               "best_val_accuracy": result.best_val_accuracy, "best_step": result.best_step, "steps": result.steps,
-               "pairs_seen": result.pairs_seen, "stopped_early": result.stopped_early,
-               "num_train_demos": len(train_demos), "num_val_demos": len(val_demos), "num_pairs": len(pairs),
-               "train_demo_returns": [d.record.ret for d in train_demos],
-               "frames_per_pair": pairs.frames_per_pair(), "pairs_per_s": result.pairs_per_s,
-               "frames_per_s": result.frames_per_s, "train_time_s": result.train_time_s,
-               "wall_time_s": time.time() - t_start}
+    evaluated = {
+        key: evaluate_demos(net, getattr(demos, level_set), device, seed=cfg.seed)
+        for key, level_set in LEVEL_SETS.items()
+    }
+    metrics = {
+        "env_name": cfg.env_name,
+        "distribution_mode": cfg.distribution_mode,
+        "reward_net": cfg.reward_net,
+        "ensemble_size": cfg.ensemble_size,
+        "seed": cfg.seed,
+        **{key: m for key, (m, _) in evaluated.items()},
+        "label_noise": pairs.label_noise,
+        "val_label_noise": None if val_pairs is None else val_pairs.label_noise,
+        "best_val_accuracy": result.best_val_accuracy,
+        "best_step": result.best_step,
+        "steps": result.steps,
+        "pairs_seen": result.pairs_seen,
+        "stopped_early": result.stopped_early,
+        "num_train_demos": len(train_demos),
+        "num_val_demos": len(val_demos),
+        "num_pairs": len(pairs),
+        "train_demo_returns": [d.record.ret for d in train_demos],
+        "frames_per_pair": pairs.frames_per_pair(),
+        "pairs_per_s": result.pairs_per_s,
+        "frames_per_s": result.frames_per_s,
+        "train_time_s": result.train_time_s,
+        "wall_time_s": time.time() - t_start,
+    }
 
     # 5. outputs
     write_json(run_dir / "metrics.json", metrics)
-    write_json(run_dir / "summary.json", {
-        **{f"{key}_{m}": metrics[key][m] for key in LEVEL_SETS for m in METRICS},
-        **{f"{key}_length_baseline_{m}": metrics[key]["length_baseline"][m] for key in LEVEL_SETS for m in METRICS},
-        "best_val_accuracy": result.best_val_accuracy, "label_noise": pairs.label_noise,
-        "wall_time_s": metrics["wall_time_s"]})
+    write_json(
+        run_dir / "summary.json",
+        {
+            **{f"{key}_{m}": metrics[key][m] for key in LEVEL_SETS for m in METRICS},
+            **{f"{key}_length_baseline_{m}": metrics[key]["length_baseline"][m] for key in LEVEL_SETS for m in METRICS},
+            "best_val_accuracy": result.best_val_accuracy,
+            "label_noise": pairs.label_noise,
+            "wall_time_s": metrics["wall_time_s"],
+        },
+    )
     names = {"train_levels": "training levels, new episodes", "test_levels": "held-out levels"}
-    sets = {names[key]: (getattr(demos, LEVEL_SETS[key]), rewards, m) for key, (m, rewards) in evaluated.items()
-            if getattr(demos, LEVEL_SETS[key])}
+    sets = {
+        names[key]: (getattr(demos, LEVEL_SETS[key]), rewards, m)
+        for key, (m, rewards) in evaluated.items()
+        if getattr(demos, LEVEL_SETS[key])
+    }
     if sets:
         plot_predicted_vs_true(sets, run_dir / "predicted_vs_true.png")
         shown, rewards, _ = sets.get(names["test_levels"], next(iter(sets.values())))
@@ -395,17 +488,28 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
         plot_reward_by_time({k: v[1] for k, v in sets.items()}, run_dir / "reward_by_time.png")
     if verbose:
         t, tr = metrics["test_levels"], metrics["train_levels"]
-        print(f"done in {metrics['wall_time_s']:.0f}s: spearman {fmt(tr['spearman'], '.3f')} on new training-level "
-              f"demos, {fmt(t['spearman'], '.3f')} on held-out levels (length baseline "
-              f"{fmt(tr['length_baseline']['spearman'], '.3f')}, {fmt(t['length_baseline']['spearman'], '.3f')}) "
-              f"-> {run_dir / 'metrics.json'}", flush=True)
+        print(
+            f"done in {metrics['wall_time_s']:.0f}s: spearman {fmt(tr['spearman'], '.3f')} on new training-level "
+            f"demos, {fmt(t['spearman'], '.3f')} on held-out levels (length baseline "
+            f"{fmt(tr['length_baseline']['spearman'], '.3f')}, {fmt(t['length_baseline']['spearman'], '.3f')}) "
+            f"-> {run_dir / 'metrics.json'}",
+            flush=True,
+        )
     return metrics
 
 
 # --------------------------------------------------------------------------- the sweep
-SWEEP_COLUMNS = ("name", "reward_net", "demo_levels", "num_demos", "seed", "best_val_accuracy", "run_dir",
-                 *[f"{key}_{m}" for key in LEVEL_SETS for m in METRICS],
-                 *[f"{key}_length_baseline_{m}" for key in LEVEL_SETS for m in METRICS])
+SWEEP_COLUMNS = (
+    "name",
+    "reward_net",
+    "demo_levels",
+    "num_demos",
+    "seed",
+    "best_val_accuracy",
+    "run_dir",
+    *[f"{key}_{m}" for key in LEVEL_SETS for m in METRICS],
+    *[f"{key}_length_baseline_{m}" for key in LEVEL_SETS for m in METRICS],
+)
 
 
 def run_sweep(cfg: TrexConfig) -> dict:
@@ -425,34 +529,58 @@ def _sweep(cfg: TrexConfig) -> dict:
         demos = load_demo_sets(cfg, folder)
         too_many = [n for n in cfg.sweep_num_demos if n > len(demos.train)]
         if too_many:
-            raise UserError(f"config key 'sweep_num_demos': {too_many[0]} training demos asked for, but {folder} "
-                            f"holds {len(demos.train)}")
+            raise UserError(
+                f"config key 'sweep_num_demos': {too_many[0]} training demos asked for, but {folder} "
+                f"holds {len(demos.train)}"
+            )
         for n in sorted(set(cfg.sweep_num_demos)):
             for s in range(cfg.sweep_seeds):
-                sub = dataclasses.replace(cfg, num_demos=n, seed=cfg.seed + s,
-                                          run_dir=str(run_dir / "sweep" / f"L{levels}_n{n}_s{s}"))
+                sub = dataclasses.replace(
+                    cfg, num_demos=n, seed=cfg.seed + s, run_dir=str(run_dir / "sweep" / f"L{levels}_n{n}_s{s}")
+                )
                 m = finished_run(sub) or fit_and_evaluate(sub, demos, verbose=False)
                 rows.append(sweep_row(cfg, levels, n, sub, m))
-                print(f"sweep levels={levels or 'fresh'} n={n} seed={sub.seed}: spearman "
-                      f"{fmt(m['train_levels']['spearman'], '.3f')} training levels, "
-                      f"{fmt(m['test_levels']['spearman'], '.3f')} held-out (length baseline "
-                      f"{fmt(m['test_levels']['length_baseline']['spearman'], '.3f')})", flush=True)
+                print(
+                    f"sweep levels={levels or 'fresh'} n={n} seed={sub.seed}: spearman "
+                    f"{fmt(m['train_levels']['spearman'], '.3f')} training levels, "
+                    f"{fmt(m['test_levels']['spearman'], '.3f')} held-out (length baseline "
+                    f"{fmt(m['test_levels']['length_baseline']['spearman'], '.3f')})",
+                    flush=True,
+                )
     summary = sweep_summary(rows)
-    write_json(run_dir / "sweep.json", {"env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode,
-                                        "name": cfg.name, "reward_net": cfg.reward_net, "summary": summary,
-                                        "points": rows})
+    write_json(
+        run_dir / "sweep.json",
+        {
+            "env_name": cfg.env_name,
+            "distribution_mode": cfg.distribution_mode,
+            "name": cfg.name,
+            "reward_net": cfg.reward_net,
+            "summary": summary,
+            "points": rows,
+        },
+    )
     write_rows(run_dir / "sweep.csv", rows, SWEEP_COLUMNS)
-    plot_sweep(summary, run_dir / "sweep.png", f"{cfg.env_name} ({cfg.distribution_mode}), {cfg.sweep_seeds} seeds, "
-               "mean and 95% interval")
+    plot_sweep(
+        summary,
+        run_dir / "sweep.png",
+        f"{cfg.env_name} ({cfg.distribution_mode}), {cfg.sweep_seeds} seeds, mean and 95% interval",
+    )
     print(f"sweep done -> {run_dir / 'sweep.csv'}, {run_dir / 'sweep.png'}", flush=True)
     return {"summary": summary, "points": rows}
 
 
 def sweep_row(cfg: TrexConfig, levels: int, n: int, sub: TrexConfig, m: dict) -> dict:
-    return {"name": cfg.name, "reward_net": cfg.reward_net, "demo_levels": levels, "num_demos": n, "seed": sub.seed,
-            "best_val_accuracy": m["best_val_accuracy"], "run_dir": sub.run_dir,
-            **{f"{key}_{x}": m[key][x] for key in LEVEL_SETS for x in METRICS},
-            **{f"{key}_length_baseline_{x}": m[key]["length_baseline"][x] for key in LEVEL_SETS for x in METRICS}}
+    return {
+        "name": cfg.name,
+        "reward_net": cfg.reward_net,
+        "demo_levels": levels,
+        "num_demos": n,
+        "seed": sub.seed,
+        "best_val_accuracy": m["best_val_accuracy"],
+        "run_dir": sub.run_dir,
+        **{f"{key}_{x}": m[key][x] for key in LEVEL_SETS for x in METRICS},
+        **{f"{key}_length_baseline_{x}": m[key]["length_baseline"][x] for key in LEVEL_SETS for x in METRICS},
+    }
 
 
 def sweep_summary(rows: list[dict]) -> list[dict]:
@@ -461,8 +589,15 @@ def sweep_summary(rows: list[dict]) -> list[dict]:
     for r in rows:
         groups.setdefault((r["demo_levels"], r["num_demos"]), []).append(r)
     figures = [c for c in SWEEP_COLUMNS if c.startswith(tuple(LEVEL_SETS))]
-    return [{"demo_levels": levels, "num_demos": n, "seeds": len(rs),
-             **{c: seed_interval([r[c] for r in rs]) for c in figures}} for (levels, n), rs in groups.items()]
+    return [
+        {
+            "demo_levels": levels,
+            "num_demos": n,
+            "seeds": len(rs),
+            **{c: seed_interval([r[c] for r in rs]) for c in figures},
+        }
+        for (levels, n), rs in groups.items()
+    ]
 
 
 def write_rows(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
@@ -471,4 +606,5 @@ def write_rows(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
             w = csv.DictWriter(f, columns, extrasaction="ignore")
             w.writeheader()
             w.writerows({k: "" if r.get(k) is None else r[k] for k in columns} for r in rows)
+
     atomic_write(path, write)

@@ -1,8 +1,8 @@
 """Steps 2 and 3 of T-REX on Procgen, one command with three verbs:
 
-    python trex/reward_model.py demos -c configs/trex/coinrun.yaml   # ranked demonstrations (step 2)
-    python trex/reward_model.py train -c configs/trex/coinrun.yaml   # the reward model (step 3)
-    python trex/reward_model.py sweep -c configs/trex/coinrun.yaml   # correlation vs number of demos
+python trex/reward_model.py demos -c configs/trex/coinrun.yaml   # ranked demonstrations (step 2)
+python trex/reward_model.py train -c configs/trex/coinrun.yaml   # the reward model (step 3)
+python trex/reward_model.py sweep -c configs/trex/coinrun.yaml   # correlation vs number of demos
 """
 
 from __future__ import annotations

@@ -34,14 +34,36 @@ FILE_NAME = "reward_model.pt"
 def _member(architecture: str, obs_shape: tuple[int, int, int]) -> nn.Sequential:
     channels = obs_shape[2]
     if architecture == "study2020":
-        convs = [nn.Conv2d(channels, 32, 3), nn.MaxPool2d(4, stride=2), nn.LeakyReLU(),
-                 nn.Conv2d(32, 32, 3), nn.MaxPool2d(4, stride=2), nn.LeakyReLU(), nn.Conv2d(32, 32, 3), nn.LeakyReLU()]
+        convs = [
+            nn.Conv2d(channels, 32, 3),
+            nn.MaxPool2d(4, stride=2),
+            nn.LeakyReLU(),
+            nn.Conv2d(32, 32, 3),
+            nn.MaxPool2d(4, stride=2),
+            nn.LeakyReLU(),
+            nn.Conv2d(32, 32, 3),
+            nn.LeakyReLU(),
+        ]
     elif architecture == "trex_atari":
-        convs = [nn.Conv2d(channels, 16, 7, stride=3), nn.LeakyReLU(), nn.Conv2d(16, 16, 5, stride=2), nn.LeakyReLU(),
-                 nn.Conv2d(16, 16, 3, stride=1), nn.LeakyReLU(), nn.Conv2d(16, 16, 3, stride=1), nn.LeakyReLU()]
+        convs = [
+            nn.Conv2d(channels, 16, 7, stride=3),
+            nn.LeakyReLU(),
+            nn.Conv2d(16, 16, 5, stride=2),
+            nn.LeakyReLU(),
+            nn.Conv2d(16, 16, 3, stride=1),
+            nn.LeakyReLU(),
+            nn.Conv2d(16, 16, 3, stride=1),
+            nn.LeakyReLU(),
+        ]
     elif architecture == "fast":
-        convs = [nn.Conv2d(channels, 16, 4, stride=4), nn.ReLU(), nn.Conv2d(16, 16, 3, stride=2), nn.ReLU(),
-                 nn.Conv2d(16, 16, 3, stride=1), nn.ReLU()]
+        convs = [
+            nn.Conv2d(channels, 16, 4, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(16, 16, 3, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(16, 16, 3, stride=1),
+            nn.ReLU(),
+        ]
     else:
         raise UserError(f"unknown reward network '{architecture}' (choose one of: {', '.join(ARCHITECTURES)})")
     trunk = nn.Sequential(*convs, nn.Flatten())
@@ -53,8 +75,9 @@ def _member(architecture: str, obs_shape: tuple[int, int, int]) -> nn.Sequential
 class RewardNet(nn.Module):
     """Per-frame reward of uint8 NHWC frames; `forward` is the ensemble mean, `member_rewards` each member's."""
 
-    def __init__(self, architecture: str = "fast", ensemble_size: int = 1,
-                 obs_shape: tuple[int, int, int] = (64, 64, 3)):
+    def __init__(
+        self, architecture: str = "fast", ensemble_size: int = 1, obs_shape: tuple[int, int, int] = (64, 64, 3)
+    ):
         super().__init__()
         self.architecture, self.ensemble_size, self.obs_shape = architecture, ensemble_size, tuple(obs_shape)
         self.members = nn.ModuleList(_member(architecture, self.obs_shape) for _ in range(ensemble_size))
@@ -76,9 +99,14 @@ def save_reward_model(path: str | Path, model: RewardNet, meta: dict[str, Any]) 
 
     `meta` must hold plain values (it is merged in, e.g. game, distribution_mode, val_accuracy).
     """
-    state = {"format": FORMAT, **meta, "architecture": model.architecture, "ensemble_size": model.ensemble_size,
-             "obs_shape": list(model.obs_shape),
-             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    state = {
+        "format": FORMAT,
+        **meta,
+        "architecture": model.architecture,
+        "ensemble_size": model.ensemble_size,
+        "obs_shape": list(model.obs_shape),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
     torch_save(path, state)
 
 

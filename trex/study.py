@@ -49,19 +49,29 @@ class StudyConfig(RuntimeConfig):
 
     env_name: str = option("coinrun", "Procgen game", choices=GAMES)
     distribution_mode: str = option("easy", "Procgen distribution mode", choices=MODES)
-    num_levels: int = option(200, "the demonstrators' and the policy's training levels (0 = every level; then set "
-                             "trex: {test_start_level, demo_num_levels})", min=0)
+    num_levels: int = option(
+        200,
+        "the demonstrators' and the policy's training levels (0 = every level; then set "
+        "trex: {test_start_level, demo_num_levels})",
+        min=0,
+    )
     start_level: int = option(0, "first training level", min=0)
     seed: int = option(0, "random seed of every step", min=0)
     run_dir: str = option("runs/study", "folder of the study: one sub-folder per step, report.md")
     ppo: dict = option({}, "step 1 keys (baseline_agent/train.py --help), e.g. {total_timesteps: 200000}")
-    trex_config: str = option("", "YAML file of steps 2-3 keys to start from (e.g. configs/trex/study2020.yaml, the "
-                              "2020 study's settings); the keys above and the trex mapping override it")
+    trex_config: str = option(
+        "",
+        "YAML file of steps 2-3 keys to start from (e.g. configs/trex/study2020.yaml, the "
+        "2020 study's settings); the keys above and the trex mapping override it",
+    )
     trex: dict = option({}, "steps 2-3 keys (trex/reward_model.py train --help)")
     policy: dict = option({}, "step 4 keys (trex/train_policy.py --help); PPO keys default to step 1's")
-    reward_seeds: int = option(3, "reward models trained on the same demo folder, seeds seed, seed+1, ...: the report "
-                               "gives each figure's mean and 95% interval over them; the policy learns from the first",
-                               min=1)
+    reward_seeds: int = option(
+        3,
+        "reward models trained on the same demo folder, seeds seed, seed+1, ...: the report "
+        "gives each figure's mean and 95% interval over them; the policy learns from the first",
+        min=1,
+    )
     sweep: bool = option(False, "also run step 3's sweep (correlation by number of demos and of levels)")
     eval_episodes: int = option(100, "episodes per evaluation (policy, demonstrators, random) and level set", min=1)
     video_steps: int = option(500, "length cap of the video's episode", min=1)
@@ -89,15 +99,37 @@ def reward_dirs(cfg: StudyConfig) -> list[Path]:
 def step_configs(cfg: StudyConfig) -> StepConfigs:
     """Each step's validated config; a bad key names its section."""
     run = Path(cfg.run_dir)
-    shared = {"env_name": cfg.env_name, "distribution_mode": cfg.distribution_mode, "seed": cfg.seed,
-              "device": cfg.device, "torch_threads": cfg.torch_threads}
+    shared = {
+        "env_name": cfg.env_name,
+        "distribution_mode": cfg.distribution_mode,
+        "seed": cfg.seed,
+        "device": cfg.device,
+        "torch_threads": cfg.torch_threads,
+    }
     sections = {
-        "ppo": (PPOConfig, {**shared, "num_levels": cfg.num_levels, "start_level": cfg.start_level, **cfg.ppo,
-                            "run_dir": str(run / "ppo")}),
-        "trex": (TrexConfig, {**(load_yaml(cfg.trex_config) if cfg.trex_config else {}), **shared,
-                              "train_start_level": cfg.start_level, "train_num_levels": cfg.num_levels, **cfg.trex,
-                              "checkpoint_dir": str(run / "ppo" / "checkpoints"), "demo_dir": str(run / "demos"),
-                              "run_dir": str(reward_dirs(cfg)[0])}),
+        "ppo": (
+            PPOConfig,
+            {
+                **shared,
+                "num_levels": cfg.num_levels,
+                "start_level": cfg.start_level,
+                **cfg.ppo,
+                "run_dir": str(run / "ppo"),
+            },
+        ),
+        "trex": (
+            TrexConfig,
+            {
+                **(load_yaml(cfg.trex_config) if cfg.trex_config else {}),
+                **shared,
+                "train_start_level": cfg.start_level,
+                "train_num_levels": cfg.num_levels,
+                **cfg.trex,
+                "checkpoint_dir": str(run / "ppo" / "checkpoints"),
+                "demo_dir": str(run / "demos"),
+                "run_dir": str(reward_dirs(cfg)[0]),
+            },
+        ),
     }
     out = {}
     for name, (cls, values) in sections.items():
@@ -107,8 +139,15 @@ def step_configs(cfg: StudyConfig) -> StepConfigs:
             raise UserError(f"section '{name}': {err}") from None
     ppo_keys = {k: v for k, v in config_dict(out["ppo"]).items() if k != "run_dir"}
     try:
-        policy = build_config(PolicyConfig, {**ppo_keys, **cfg.policy, "run_dir": str(run / "policy"),
-                                             "reward_model": str(reward_dirs(cfg)[0] / "reward_model.pt")})
+        policy = build_config(
+            PolicyConfig,
+            {
+                **ppo_keys,
+                **cfg.policy,
+                "run_dir": str(run / "policy"),
+                "reward_model": str(reward_dirs(cfg)[0] / "reward_model.pt"),
+            },
+        )
     except UserError as err:
         raise UserError(f"section 'policy': {err}") from None
     return StepConfigs(out["ppo"], out["trex"], policy)
@@ -137,29 +176,70 @@ def plan(cfg: StudyConfig, c: StepConfigs) -> list[Step]:
     """The steps with their exact commands; each knows whether its outputs exist. Pure: writes nothing."""
     run, files, py = Path(cfg.run_dir), {k: str(v) for k, v in config_files(cfg).items()}, "python"
     steps = [
-        Step("1. demonstrators (PPO on the true reward)", [py, "baseline_agent/train.py", "-c", files["ppo"]],
-             lambda: _finished(Path(c.ppo.run_dir) / "summary.json", c.ppo.total_timesteps)),
-        Step("2. ranked demonstrations", [py, "trex/reward_model.py", "demos", "-c", files["trex"]],
-             lambda: _demos_done(c.trex)),
+        Step(
+            "1. demonstrators (PPO on the true reward)",
+            [py, "baseline_agent/train.py", "-c", files["ppo"]],
+            lambda: _finished(Path(c.ppo.run_dir) / "summary.json", c.ppo.total_timesteps),
+        ),
+        Step(
+            "2. ranked demonstrations",
+            [py, "trex/reward_model.py", "demos", "-c", files["trex"]],
+            lambda: _demos_done(c.trex),
+        ),
     ]
     for k, folder in enumerate(reward_dirs(cfg)):
-        steps.append(Step(f"3. reward model, seed {cfg.seed + k}",
-                          [py, "trex/reward_model.py", "train", "-c", files["trex"], "--seed", str(cfg.seed + k),
-                           "--run_dir", str(folder)],
-                          lambda folder=folder: (folder / "metrics.json").is_file()))
+        steps.append(
+            Step(
+                f"3. reward model, seed {cfg.seed + k}",
+                [
+                    py,
+                    "trex/reward_model.py",
+                    "train",
+                    "-c",
+                    files["trex"],
+                    "--seed",
+                    str(cfg.seed + k),
+                    "--run_dir",
+                    str(folder),
+                ],
+                lambda folder=folder: (folder / "metrics.json").is_file(),
+            )
+        )
     if cfg.sweep:
         sweep_dir = run / "reward" / "sweep"
-        steps.append(Step("3. sweep: correlation by number of demos and levels",
-                          [py, "trex/reward_model.py", "sweep", "-c", files["trex"], "--run_dir", str(sweep_dir)],
-                          lambda: (sweep_dir / "sweep.csv").is_file()))
+        steps.append(
+            Step(
+                "3. sweep: correlation by number of demos and levels",
+                [py, "trex/reward_model.py", "sweep", "-c", files["trex"], "--run_dir", str(sweep_dir)],
+                lambda: (sweep_dir / "sweep.csv").is_file(),
+            )
+        )
     steps += [
-        Step("4. policy on the learned reward", [py, "trex/train_policy.py", "-c", files["policy"]],
-             lambda: _finished(Path(c.policy.run_dir) / "summary.json", c.policy.total_timesteps)),
-        Step("5. video of the policy", [py, "rec_video.py", "--load_path", str(Path(c.policy.run_dir) / "checkpoints"),
-                                        "--reward_model", c.policy.reward_model, "--out", str(run / "policy.mp4"),
-                                        "--max_steps", str(cfg.video_steps), "--seed", str(cfg.seed),
-                                        "--torch_threads", str(cfg.torch_threads)],
-             lambda: (run / "policy.mp4").is_file()),
+        Step(
+            "4. policy on the learned reward",
+            [py, "trex/train_policy.py", "-c", files["policy"]],
+            lambda: _finished(Path(c.policy.run_dir) / "summary.json", c.policy.total_timesteps),
+        ),
+        Step(
+            "5. video of the policy",
+            [
+                py,
+                "rec_video.py",
+                "--load_path",
+                str(Path(c.policy.run_dir) / "checkpoints"),
+                "--reward_model",
+                c.policy.reward_model,
+                "--out",
+                str(run / "policy.mp4"),
+                "--max_steps",
+                str(cfg.video_steps),
+                "--seed",
+                str(cfg.seed),
+                "--torch_threads",
+                str(cfg.torch_threads),
+            ],
+            lambda: (run / "policy.mp4").is_file(),
+        ),
     ]
     return steps
 
@@ -170,8 +250,10 @@ def run_step(step: Step) -> float:
     start = time.time()
     proc = subprocess.run([sys.executable, *step.command[1:]], cwd=ROOT)
     if proc.returncode != 0:
-        raise UserError(f"step '{step.name}' failed (exit {proc.returncode}); rerun `make demo` or the study to "
-                        f"resume it, or run it alone: {shlex.join(step.command)}")
+        raise UserError(
+            f"step '{step.name}' failed (exit {proc.returncode}); rerun `make demo` or the study to "
+            f"resume it, or run it alone: {shlex.join(step.command)}"
+        )
     return time.time() - start
 
 
@@ -189,8 +271,16 @@ def evaluate(cfg: StudyConfig, c: StepConfigs) -> dict:
         net, meta = load_policy(path) if path is not None else (None, {"config": config_dict(c.ppo)})
         out[name] = {"checkpoint": str(path) if path else None}
         for set_name, level_set in levels.items():
-            eps = run_episodes(net, cfg.env_name, cfg.distribution_mode, level_set, cfg.eval_episodes,
-                               min(cfg.eval_episodes, 64), cfg.seed + 7, **procgen_options(meta["config"]))
+            eps = run_episodes(
+                net,
+                cfg.env_name,
+                cfg.distribution_mode,
+                level_set,
+                cfg.eval_episodes,
+                min(cfg.eval_episodes, 64),
+                cfg.seed + 7,
+                **procgen_options(meta["config"]),
+            )
             stats = summarize_returns([e["ret"] for e in eps])
             stats["normalized_score"] = normalized_score(cfg.env_name, cfg.distribution_mode, stats["mean"])
             stats["mean_length"] = float(np.mean([e["length"] for e in eps]))

@@ -43,9 +43,24 @@ from trex.train_policy import PolicyConfig
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("ppo", "demos", "reward", "policy")
 # TrexConfig keys that say which demos exist: a reward job takes them from its demos job, whatever its preset says.
-DEMO_KEYS = ("env_name", "distribution_mode", "train_start_level", "train_num_levels", "demo_num_levels",
-             "test_start_level", "test_num_levels", "checkpoint_dir", "checkpoints", "num_test_demos",
-             "checkpoint_sampling", "noise_levels", "greedy", "max_episode_steps", "num_envs", "demo_dir")
+DEMO_KEYS = (
+    "env_name",
+    "distribution_mode",
+    "train_start_level",
+    "train_num_levels",
+    "demo_num_levels",
+    "test_start_level",
+    "test_num_levels",
+    "checkpoint_dir",
+    "checkpoints",
+    "num_test_demos",
+    "checkpoint_sampling",
+    "noise_levels",
+    "greedy",
+    "max_episode_steps",
+    "num_envs",
+    "demo_dir",
+)
 SLURM_KEYS = ("partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb")
 
 
@@ -60,22 +75,32 @@ class SweepConfig(RuntimeConfig):
     num_levels: int = option(200, "the demonstrators' training levels (0 = every level)", min=0)
     start_level: int = option(0, "first training level", min=0)
     demonstrator_seeds: list[int] = option([0], "seeds of step 1, one demonstrator run each", min=0)
-    demo_levels: list[int] = option([], "numbers of distinct levels the training demos come from (0 = a fresh level "
-                                    "per demo); empty = the trex keys' own", min=0)
+    demo_levels: list[int] = option(
+        [],
+        "numbers of distinct levels the training demos come from (0 = a fresh level "
+        "per demo); empty = the trex keys' own",
+        min=0,
+    )
     presets: dict = option({"default": ""}, "reward presets, name: YAML file of step-3 keys ('' = the defaults)")
     num_demos: list[int] = option([12, 25, 50, 100], "numbers of training demos", min=2)
     seeds: list[int] = option([0, 1, 2], "seeds of steps 3 and 4 (reward models and policies)", min=0)
-    steps: list[str] = option(["ppo", "demos", "reward"], "stages to run (policy: a PPO run on each reward model)",
-                              choices=STAGES)
+    steps: list[str] = option(
+        ["ppo", "demos", "reward"], "stages to run (policy: a PPO run on each reward model)", choices=STAGES
+    )
     ppo: dict = option({}, "step 1 keys for every demonstrator (baseline_agent/train.py --help)")
     trex: dict = option({}, "step 2-3 keys for every demo folder and reward model (trex/reward_model.py train --help)")
-    policy: dict = option({}, "step 4 keys for every policy (trex/train_policy.py --help); PPO keys default to "
-                          "step 1's")
-    launcher: str = option("local", "where the jobs run: local (this machine) or slurm (through submitit)",
-                           choices=("local", "slurm"))
+    policy: dict = option(
+        {}, "step 4 keys for every policy (trex/train_policy.py --help); PPO keys default to step 1's"
+    )
+    launcher: str = option(
+        "local", "where the jobs run: local (this machine) or slurm (through submitit)", choices=("local", "slurm")
+    )
     max_parallel: int = option(2, "jobs at once with the local launcher", min=1)
-    slurm: dict = option({}, "Slurm resources: {default: {partition, timeout_min, gpus_per_node, cpus_per_task, "
-                         "mem_gb}, ppo: {...}, demos: {...}, reward: {...}, policy: {...}, array_parallelism: N}")
+    slurm: dict = option(
+        {},
+        "Slurm resources: {default: {partition, timeout_min, gpus_per_node, cpus_per_task, "
+        "mem_gb}, ppo: {...}, demos: {...}, reward: {...}, policy: {...}, array_parallelism: N}",
+    )
     collect: bool = option(False, "gather the finished runs into sweep_results.csv, figures and sweep_report.md")
 
     def check(self) -> None:
@@ -84,8 +109,10 @@ class SweepConfig(RuntimeConfig):
             if stage == "array_parallelism":
                 continue
             if stage not in ("default", *STAGES) or not isinstance(values, dict):
-                raise UserError(f"config key 'slurm': '{stage}' is not one of: default, {', '.join(STAGES)}, "
-                                "array_parallelism (each stage a mapping)")
+                raise UserError(
+                    f"config key 'slurm': '{stage}' is not one of: default, {', '.join(STAGES)}, "
+                    "array_parallelism (each stage a mapping)"
+                )
             unknown = sorted(set(values) - set(SLURM_KEYS))
             if unknown:
                 raise UserError(f"config key 'slurm': '{unknown[0]}' is not one of: {', '.join(SLURM_KEYS)}")
@@ -127,50 +154,113 @@ def expand(cfg: SweepConfig) -> list[Job]:
     stages = set(cfg.steps)
     jobs: list[Job] = []
     for game in cfg.games:
-        shared = {"env_name": game, "distribution_mode": cfg.distribution_mode, "device": cfg.device,
-                  "torch_threads": cfg.torch_threads}
+        shared = {
+            "env_name": game,
+            "distribution_mode": cfg.distribution_mode,
+            "device": cfg.device,
+            "torch_threads": cfg.torch_threads,
+        }
         for dseed in cfg.demonstrator_seeds:
             tag = f"{game}_d{dseed}"
-            ppo = _build(PPOConfig, {**shared, "num_levels": cfg.num_levels, "start_level": cfg.start_level,
-                                     "seed": dseed, **cfg.ppo, "run_dir": str(run / "ppo" / tag)}, "section 'ppo'")
-            ppo_job = Job(f"ppo_{tag}", "ppo", [py, "baseline_agent/train.py", "-c", config_path(f"ppo_{tag}")], ppo,
-                          grid={"game": game, "demonstrator_seed": dseed})
+            ppo = _build(
+                PPOConfig,
+                {
+                    **shared,
+                    "num_levels": cfg.num_levels,
+                    "start_level": cfg.start_level,
+                    "seed": dseed,
+                    **cfg.ppo,
+                    "run_dir": str(run / "ppo" / tag),
+                },
+                "section 'ppo'",
+            )
+            ppo_job = Job(
+                f"ppo_{tag}",
+                "ppo",
+                [py, "baseline_agent/train.py", "-c", config_path(f"ppo_{tag}")],
+                ppo,
+                grid={"game": game, "demonstrator_seed": dseed},
+            )
             jobs.append(ppo_job)
             for levels in cfg.demo_levels or [None]:
                 ltag = f"{tag}_L{'own' if levels is None else levels}"
-                demo_values = {**shared, "train_start_level": cfg.start_level, "train_num_levels": cfg.num_levels,
-                               **cfg.trex, "seed": dseed, "num_demos": max(cfg.num_demos),
-                               "checkpoint_dir": str(Path(ppo.run_dir) / "checkpoints"),
-                               "demo_dir": str(run / "demos" / ltag)}
+                demo_values = {
+                    **shared,
+                    "train_start_level": cfg.start_level,
+                    "train_num_levels": cfg.num_levels,
+                    **cfg.trex,
+                    "seed": dseed,
+                    "num_demos": max(cfg.num_demos),
+                    "checkpoint_dir": str(Path(ppo.run_dir) / "checkpoints"),
+                    "demo_dir": str(run / "demos" / ltag),
+                }
                 if levels is not None:
                     demo_values["demo_num_levels"] = levels
                 demos = _build(TrexConfig, demo_values, "section 'trex'")
-                demo_job = Job(f"demos_{ltag}", "demos", [py, "trex/reward_model.py", "demos", "-c",
-                                                          config_path(f"demos_{ltag}")], demos, [ppo_job.name])
+                demo_job = Job(
+                    f"demos_{ltag}",
+                    "demos",
+                    [py, "trex/reward_model.py", "demos", "-c", config_path(f"demos_{ltag}")],
+                    demos,
+                    [ppo_job.name],
+                )
                 jobs.append(demo_job)
                 for preset, preset_values in presets.items():
                     for n in cfg.num_demos:
                         for seed in cfg.seeds:
                             rtag = f"{ltag}_{preset}_n{n}_s{seed}"
-                            values = {**shared, **cfg.trex, **preset_values,
-                                      **{k: getattr(demos, k) for k in DEMO_KEYS}, "num_demos": n, "seed": seed,
-                                      "name": preset, "run_dir": str(run / "reward" / rtag)}
+                            values = {
+                                **shared,
+                                **cfg.trex,
+                                **preset_values,
+                                **{k: getattr(demos, k) for k in DEMO_KEYS},
+                                "num_demos": n,
+                                "seed": seed,
+                                "name": preset,
+                                "run_dir": str(run / "reward" / rtag),
+                            }
                             reward = _build(TrexConfig, values, f"preset '{preset}'")
-                            grid = {"game": game, "demonstrator_seed": dseed, "demo_levels": demos.demo_num_levels
-                                    if demos.demo_num_levels is not None else demos.train_num_levels,
-                                    "preset": preset, "num_demos": n, "seed": seed}
-                            reward_job = Job(f"reward_{rtag}", "reward", [py, "trex/reward_model.py", "train", "-c",
-                                                                          config_path(f"reward_{rtag}")],
-                                             reward, [demo_job.name], grid)
+                            grid = {
+                                "game": game,
+                                "demonstrator_seed": dseed,
+                                "demo_levels": demos.demo_num_levels
+                                if demos.demo_num_levels is not None
+                                else demos.train_num_levels,
+                                "preset": preset,
+                                "num_demos": n,
+                                "seed": seed,
+                            }
+                            reward_job = Job(
+                                f"reward_{rtag}",
+                                "reward",
+                                [py, "trex/reward_model.py", "train", "-c", config_path(f"reward_{rtag}")],
+                                reward,
+                                [demo_job.name],
+                                grid,
+                            )
                             jobs.append(reward_job)
                             ppo_keys = {k: v for k, v in config_dict(ppo).items() if k != "run_dir"}
-                            policy = _build(PolicyConfig, {**ppo_keys, **cfg.policy, "seed": seed,
-                                                           "reward_model": str(Path(reward.run_dir) /
-                                                                               "reward_model.pt"),
-                                                           "run_dir": str(run / "policy" / rtag)}, "section 'policy'")
-                            jobs.append(Job(f"policy_{rtag}", "policy", [py, "trex/train_policy.py", "-c",
-                                                                         config_path(f"policy_{rtag}")],
-                                            policy, [reward_job.name], grid))
+                            policy = _build(
+                                PolicyConfig,
+                                {
+                                    **ppo_keys,
+                                    **cfg.policy,
+                                    "seed": seed,
+                                    "reward_model": str(Path(reward.run_dir) / "reward_model.pt"),
+                                    "run_dir": str(run / "policy" / rtag),
+                                },
+                                "section 'policy'",
+                            )
+                            jobs.append(
+                                Job(
+                                    f"policy_{rtag}",
+                                    "policy",
+                                    [py, "trex/train_policy.py", "-c", config_path(f"policy_{rtag}")],
+                                    policy,
+                                    [reward_job.name],
+                                    grid,
+                                )
+                            )
     kept = [j for j in jobs if j.stage in stages]
     names = {j.name for j in kept}
     for j in kept:  # a stage left out of `steps` is taken as done (its outputs must exist)
@@ -181,8 +271,9 @@ def expand(cfg: SweepConfig) -> list[Job]:
 def write_configs(cfg: SweepConfig, jobs: list[Job]) -> None:
     save_run_config(cfg.run_dir, config_dict(cfg))
     for j in jobs:
-        write_text(Path(cfg.run_dir) / "configs" / f"{j.name}.yaml", yaml.safe_dump(config_dict(j.config),
-                                                                                   sort_keys=False))
+        write_text(
+            Path(cfg.run_dir) / "configs" / f"{j.name}.yaml", yaml.safe_dump(config_dict(j.config), sort_keys=False)
+        )
 
 
 # --------------------------------------------------------------------------- launchers
@@ -202,8 +293,9 @@ def run_local(jobs: list[Job], max_parallel: int, log_dir: Path, poll: float = 0
                 print(f"not run: {j.name} (a job it needs failed)", flush=True)
             elif len(running) < max_parallel and all(status.get(n) in ("done", "ok") for n in j.needs):
                 log = (log_dir / f"{j.name}.log").open("w")
-                proc = subprocess.Popen([sys.executable, *j.command[1:]], cwd=ROOT, stdout=log,
-                                        stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(
+                    [sys.executable, *j.command[1:]], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+                )
                 running[j.name] = (proc, log, time.time())
                 waiting.remove(j)
                 print(f"start: {j.name}: {shlex.join(j.command)}", flush=True)
@@ -253,8 +345,10 @@ def run_slurm(cfg: SweepConfig, jobs: list[Job], log_dir: Path) -> dict[str, str
         if not todo:
             continue
         after = sorted({handles[n].job_id.split("_")[0] for j in todo for n in j.needs if n in handles})
-        executor.update_parameters(**slurm_parameters(cfg, stage), slurm_additional_parameters=(
-            {"dependency": "afterany:" + ":".join(after)} if after else {}))
+        executor.update_parameters(
+            **slurm_parameters(cfg, stage),
+            slurm_additional_parameters=({"dependency": "afterany:" + ":".join(after)} if after else {}),
+        )
         with executor.batch():
             for j in todo:
                 handles[j.name] = executor.submit(run_command, j.command, str(log_dir / f"{j.name}.log"))
@@ -270,12 +364,24 @@ def run_slurm(cfg: SweepConfig, jobs: list[Job], log_dir: Path) -> dict[str, str
 
 
 # --------------------------------------------------------------------------- results
-RESULT_COLUMNS = ("game", "demonstrator_seed", "demo_levels", "preset", "num_demos", "seed", "best_val_accuracy",
-                  *[f"{key}_{m}" for key in ("train_levels", "test_levels") for m in METRICS],
-                  *[f"{key}_length_baseline_{m}" for key in ("train_levels", "test_levels") for m in METRICS],
-                  "policy_train_return", "policy_held_out_return", "policy_held_out_normalized_score",
-                  "demonstrator_train_return", "demonstrator_held_out_return",
-                  "demonstrator_held_out_normalized_score", "reward_run_dir")
+RESULT_COLUMNS = (
+    "game",
+    "demonstrator_seed",
+    "demo_levels",
+    "preset",
+    "num_demos",
+    "seed",
+    "best_val_accuracy",
+    *[f"{key}_{m}" for key in ("train_levels", "test_levels") for m in METRICS],
+    *[f"{key}_length_baseline_{m}" for key in ("train_levels", "test_levels") for m in METRICS],
+    "policy_train_return",
+    "policy_held_out_return",
+    "policy_held_out_normalized_score",
+    "demonstrator_train_return",
+    "demonstrator_held_out_return",
+    "demonstrator_held_out_normalized_score",
+    "reward_run_dir",
+)
 
 
 def collect(cfg: SweepConfig, jobs: list[Job]) -> Path:
@@ -283,8 +389,11 @@ def collect(cfg: SweepConfig, jobs: list[Job]) -> Path:
     sweep_report.md."""
     run = Path(cfg.run_dir)
     by_name = {j.name: j for j in jobs}
-    ppo_summary = {(j.grid["game"], j.grid["demonstrator_seed"]): _json(Path(j.config.run_dir) / "summary.json")
-                   for j in expand_all(cfg) if j.stage == "ppo"}
+    ppo_summary = {
+        (j.grid["game"], j.grid["demonstrator_seed"]): _json(Path(j.config.run_dir) / "summary.json")
+        for j in expand_all(cfg)
+        if j.stage == "ppo"
+    }
     rows = []
     for j in jobs:
         if j.stage != "reward" or not (Path(j.config.run_dir) / "metrics.json").is_file():
@@ -293,16 +402,25 @@ def collect(cfg: SweepConfig, jobs: list[Job]) -> Path:
         policy = by_name.get(j.name.replace("reward_", "policy_", 1))
         pol = _json(Path(policy.config.run_dir) / "summary.json") if policy else {}
         demo = ppo_summary.get((j.grid["game"], j.grid["demonstrator_seed"]), {})
-        rows.append({**j.grid, "best_val_accuracy": m["best_val_accuracy"], "reward_run_dir": j.config.run_dir,
-                     **{f"{key}_{x}": m[key][x] for key in ("train_levels", "test_levels") for x in METRICS},
-                     **{f"{key}_length_baseline_{x}": m[key]["length_baseline"][x]
-                        for key in ("train_levels", "test_levels") for x in METRICS},
-                     "policy_train_return": pol.get("train_return"),
-                     "policy_held_out_return": pol.get("held_out_return"),
-                     "policy_held_out_normalized_score": pol.get("held_out_normalized_score"),
-                     "demonstrator_train_return": demo.get("train_return"),
-                     "demonstrator_held_out_return": demo.get("held_out_return"),
-                     "demonstrator_held_out_normalized_score": demo.get("held_out_normalized_score")})
+        rows.append(
+            {
+                **j.grid,
+                "best_val_accuracy": m["best_val_accuracy"],
+                "reward_run_dir": j.config.run_dir,
+                **{f"{key}_{x}": m[key][x] for key in ("train_levels", "test_levels") for x in METRICS},
+                **{
+                    f"{key}_length_baseline_{x}": m[key]["length_baseline"][x]
+                    for key in ("train_levels", "test_levels")
+                    for x in METRICS
+                },
+                "policy_train_return": pol.get("train_return"),
+                "policy_held_out_return": pol.get("held_out_return"),
+                "policy_held_out_normalized_score": pol.get("held_out_normalized_score"),
+                "demonstrator_train_return": demo.get("train_return"),
+                "demonstrator_held_out_return": demo.get("held_out_return"),
+                "demonstrator_held_out_normalized_score": demo.get("held_out_normalized_score"),
+            }
+        )
     write_rows(run / "sweep_results.csv", rows, RESULT_COLUMNS)
     figures = []
     for game in cfg.games:
@@ -368,9 +486,16 @@ def plot_by_levels(rows: list[dict], path: Path) -> bool:
         stats = [seed_interval([r["test_levels_spearman"] for r in rs if r["demo_levels"] == lv]) for lv in order]
         x = [i for i, s in enumerate(stats) if s["mean"] is not None]
         mean = [stats[i]["mean"] for i in x]
-        err = [[stats[i]["mean"] - (stats[i]["ci95_low"] if stats[i]["ci95_low"] is not None else stats[i]["mean"])
-                for i in x], [(stats[i]["ci95_high"] if stats[i]["ci95_high"] is not None else stats[i]["mean"]) -
-                              stats[i]["mean"] for i in x]]
+        err = [
+            [
+                stats[i]["mean"] - (stats[i]["ci95_low"] if stats[i]["ci95_low"] is not None else stats[i]["mean"])
+                for i in x
+            ],
+            [
+                (stats[i]["ci95_high"] if stats[i]["ci95_high"] is not None else stats[i]["mean"]) - stats[i]["mean"]
+                for i in x
+            ],
+        ]
         ax.errorbar(x, mean, yerr=err, fmt="-o", capsize=3, label=f"{game}, {preset}, {n} demos")
     ax.set_xticks(range(len(order)), ["fresh" if n == 0 else str(n) for n in order])
     ax.set_xlabel("distinct levels of the training demos")
@@ -386,11 +511,19 @@ def plot_scores(rows: list[dict], path: Path) -> bool:
     plt, fig, axes = _figure(1)
     ax = axes[0]
     games = sorted({r["game"] for r in rows})
-    for offset, (column, label) in enumerate((("policy_held_out_normalized_score", "T-REX policy (learned reward)"),
-                                              ("demonstrator_held_out_normalized_score", "PPO demonstrator"))):
+    for offset, (column, label) in enumerate(
+        (
+            ("policy_held_out_normalized_score", "T-REX policy (learned reward)"),
+            ("demonstrator_held_out_normalized_score", "PPO demonstrator"),
+        )
+    ):
         means = [seed_interval([r[column] for r in rows if r["game"] == g])["mean"] for g in games]
-        ax.bar([i + 0.4 * offset for i in range(len(games))], [m if m is not None else math.nan for m in means],
-               width=0.4, label=label)
+        ax.bar(
+            [i + 0.4 * offset for i in range(len(games))],
+            [m if m is not None else math.nan for m in means],
+            width=0.4,
+            label=label,
+        )
     ax.set_xticks([i + 0.2 for i in range(len(games))], games)
     ax.set_ylabel("normalised score, held-out levels")
     ax.grid(alpha=0.3, axis="y")
@@ -403,21 +536,40 @@ def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path]) 
     summary = {}
     for r in rows:
         summary.setdefault((r["game"], r["preset"], r["demo_levels"], r["num_demos"]), []).append(r)
-    cell = lambda s: "-" if s["mean"] is None else (fmt(s["mean"]) if s["ci95_low"] is None else
-                                                   f"{fmt(s['mean'])} [{fmt(s['ci95_low'])}, {fmt(s['ci95_high'])}]")
-    lines = [f"# Sweep `{cfg.name}`", "",
-             f"{len(rows)} reward models collected from `{run}`; mean and 95% interval over seeds. Every figure comes "
-             "from the runs' own metrics.json and summary.json (`sweep_results.csv` has one row per run).", "",
-             "| game | preset | demo levels | demos | seeds | Spearman, training levels | Spearman, held-out levels | "
-             "length baseline, held-out | T-REX policy, held-out return |", "|---|---|---|---|---|---|---|---|---|"]
+    cell = lambda s: (
+        "-"
+        if s["mean"] is None
+        else (
+            fmt(s["mean"])
+            if s["ci95_low"] is None
+            else f"{fmt(s['mean'])} [{fmt(s['ci95_low'])}, {fmt(s['ci95_high'])}]"
+        )
+    )
+    lines = [
+        f"# Sweep `{cfg.name}`",
+        "",
+        f"{len(rows)} reward models collected from `{run}`; mean and 95% interval over seeds. Every figure comes "
+        "from the runs' own metrics.json and summary.json (`sweep_results.csv` has one row per run).",
+        "",
+        "| game | preset | demo levels | demos | seeds | Spearman, training levels | Spearman, held-out levels | "
+        "length baseline, held-out | T-REX policy, held-out return |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for (game, preset, levels, n), rs in sorted(summary.items(), key=lambda kv: str(kv[0])):
         col = lambda c, rs=rs: cell(seed_interval([r[c] for r in rs]))
-        lines.append(f"| {game} | {preset} | {'fresh' if levels == 0 else levels} | {n} | {len(rs)} | "
-                     f"{col('train_levels_spearman')} | {col('test_levels_spearman')} | "
-                     f"{col('test_levels_length_baseline_spearman')} | {col('policy_held_out_return')} |")
-    lines += ["", *[f"![{p.stem}]({p.name})" for p in figures], "",
-              f"Collected with `python -m trex.sweep -c <this sweep's config> --collect true`; its resolved config is "
-              f"`{run / 'config.yaml'}`.", ""]
+        lines.append(
+            f"| {game} | {preset} | {'fresh' if levels == 0 else levels} | {n} | {len(rs)} | "
+            f"{col('train_levels_spearman')} | {col('test_levels_spearman')} | "
+            f"{col('test_levels_length_baseline_spearman')} | {col('policy_held_out_return')} |"
+        )
+    lines += [
+        "",
+        *[f"![{p.stem}]({p.name})" for p in figures],
+        "",
+        f"Collected with `python -m trex.sweep -c <this sweep's config> --collect true`; its resolved config is "
+        f"`{run / 'config.yaml'}`.",
+        "",
+    ]
     path = run / "sweep_report.md"
     write_text(path, "\n".join(lines))
     return path
@@ -432,17 +584,24 @@ def main(argv: list[str]) -> dict[str, str] | Path:
             return collect(cfg, jobs)
         write_configs(cfg, jobs)
         log_dir = Path(cfg.run_dir) / "logs"
-        status = run_local(jobs, cfg.max_parallel, log_dir) if cfg.launcher == "local" else \
-            run_slurm(cfg, jobs, log_dir)
+        status = (
+            run_local(jobs, cfg.max_parallel, log_dir) if cfg.launcher == "local" else run_slurm(cfg, jobs, log_dir)
+        )
         write_json(Path(cfg.run_dir) / "status.json", status)
         failed = sorted(n for n, s in status.items() if s in ("failed", "not run"))
         counts = {s: sum(v == s for v in status.values()) for s in ("done", "ok", "failed", "not run")}
-        print(f"sweep {cfg.name}: " + ", ".join(f"{v} {k}" for k, v in counts.items()) +
-              f" -> {Path(cfg.run_dir) / 'status.json'}", flush=True)
+        print(
+            f"sweep {cfg.name}: "
+            + ", ".join(f"{v} {k}" for k, v in counts.items())
+            + f" -> {Path(cfg.run_dir) / 'status.json'}",
+            flush=True,
+        )
         if failed:
-            raise UserError(f"{len(failed)} job(s) failed or not run ({', '.join(failed[:3])}"
-                            f"{', ...' if len(failed) > 3 else ''}); logs in {log_dir}; rerun the same command to "
-                            "retry them")
+            raise UserError(
+                f"{len(failed)} job(s) failed or not run ({', '.join(failed[:3])}"
+                f"{', ...' if len(failed) > 3 else ''}); logs in {log_dir}; rerun the same command to "
+                "retry them"
+            )
         return status
 
 

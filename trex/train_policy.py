@@ -23,9 +23,12 @@ class PolicyConfig(PPOConfig):
     running std of its discounted return, as step 1 did for the true reward."""
 
     reward_model: str = option("", "reward_model.pt from `trex/reward_model.py train` (required)")
-    reward_transform: str = option("none", "applied to each learned reward before scaling: none, or sigmoid "
-                                   "as the T-REX paper did on Atari (then consider --normalize_reward false)",
-                                   choices=TRANSFORMS)
+    reward_transform: str = option(
+        "none",
+        "applied to each learned reward before scaling: none, or sigmoid "
+        "as the T-REX paper did on Atari (then consider --normalize_reward false)",
+        choices=TRANSFORMS,
+    )
     run_dir: str = option("runs/policy", "folder for config, checkpoints, logs and summary")
 
     def check(self) -> None:
