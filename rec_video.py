@@ -158,9 +158,8 @@ def film_policy(cfg: VideoConfig, writer_path: str, device: torch.device) -> tup
     mode = cfg.distribution_mode or meta["model_spec"]["distribution_mode"]
     levels = default_levels(meta["config"], cfg.start_level, cfg.num_levels)
     reward_fn = load_learned_reward(cfg.reward_model, env_name, mode, device) if cfg.reward_model else None
-    writer = Mp4Writer(
-        writer_path, *grid([np.zeros((TILE, TILE, 3), np.uint8)] * cfg.num_screens).shape[1::-1], cfg.fps
-    )
+    height, width = grid([np.zeros((TILE, TILE, 3), np.uint8)] * cfg.num_screens).shape[:2]
+    writer = Mp4Writer(writer_path, width, height, cfg.fps)
     tiles = [np.zeros((TILE, TILE, 3), np.uint8)] * cfg.num_screens
 
     def on_step(view: StepView) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -82,8 +83,11 @@ def evaluate(cfg: EvalConfig) -> None:
         **procgen_options(run_cfg),
     )
     returns = [ep["ret"] for ep in episodes]
-    summary = {"return": summarize_returns(returns), "length": summarize_returns([ep["length"] for ep in episodes])}
-    summary["normalized_score"] = normalized_score(env_name, mode, summary["return"]["mean"])
+    summary: dict[str, Any] = {
+        "return": summarize_returns(returns),
+        "length": summarize_returns([ep["length"] for ep in episodes]),
+    }
+    summary["normalized_score"] = normalized_score(env_name, mode, float(summary["return"]["mean"]))
     if reward_fn is not None:
         learned = [ep["learned_ret"] for ep in episodes]
         summary["learned_return"] = summarize_returns(learned)

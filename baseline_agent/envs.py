@@ -209,7 +209,9 @@ class EpisodeStats:
     """The last 100 finished episodes' true returns, lengths and (with a learned reward) learned returns."""
 
     def __init__(self, num_envs: int):
-        self.ret, self.len, self.learned = deque(maxlen=100), deque(maxlen=100), deque(maxlen=100)
+        self.ret: deque[float] = deque(maxlen=100)
+        self.len: deque[int] = deque(maxlen=100)
+        self.learned: deque[float] = deque(maxlen=100)
         self.learned_acc = np.zeros(num_envs, np.float64)
 
     def add_true(self, episodes: list[tuple[int, Episode]]) -> None:

@@ -129,7 +129,7 @@ def run_episodes(
         renders = [info["rgb"] for info in venv.env.get_info()] if render and on_step else None
         obs_t = torch.from_numpy(obs).to(device)
         actions = _choose_actions(policy, obs_t, greedy, gen)
-        if learned is not None:
+        if learned is not None and reward_fn is not None:
             with torch.no_grad():
                 learned += reward_fn(obs_t).double().cpu().numpy()
         next_obs, reward, done, finished = venv.step(actions)
@@ -164,7 +164,7 @@ def run_episodes(
     return [ep for slot in results for ep in slot]
 
 
-def summarize_returns(returns: Sequence[float]) -> dict[str, float | int | None]:
+def summarize_returns(returns: Sequence[float]) -> dict[str, Any]:
     """n, mean, median, std (sample, ddof=1) and a Student-t 95% confidence interval of the mean.
 
     With one value the std is 0 and the interval is unknown (None).

@@ -54,7 +54,8 @@ class ImpalaCNN(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         # NHWC uint8 -> NCHW float: the permute keeps channels-last memory, which CPU convolutions prefer.
@@ -91,7 +92,9 @@ class Policy(nn.Module):
             return self.pi(z), self.vf(z).squeeze(-1)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, greedy: bool = False, forward=None) -> tuple[torch.Tensor, ...]:
+    def act(
+        self, obs: torch.Tensor, greedy: bool = False, forward=None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Actions, their log-probabilities and the values, without autograd; `forward` may be a compiled
         version of this module."""
         logits, value = (self if forward is None else forward)(obs)

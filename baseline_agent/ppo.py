@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -379,7 +379,10 @@ class PPOTrainer:
         pass with compile: true (its outputs are copied: CUDA graphs reuse their output memory)."""
         with self.autocast():
             out = self.policy.act(obs, forward=self.compiled)
-        return out if self.compiled is None else tuple(x.clone() for x in out)
+        if self.compiled is None:
+            return out
+        actions, logps, values = out
+        return actions.clone(), logps.clone(), values.clone()
 
     # ----------------------------------------------------------------- checkpoints and resume
     def _layout(self) -> dict:
@@ -480,7 +483,7 @@ class PPOTrainer:
         )
 
     # ----------------------------------------------------------------- rollout
-    def collect_rollout(self) -> dict[str, torch.Tensor]:
+    def collect_rollout(self) -> dict[str, Any]:
         """num_steps steps of every env with the current policy; rewards are the true ones here."""
         T, N, dev = self.cfg.num_steps, self.cfg.num_envs, self.device
         obs = torch.zeros((T, N, *OBS_SHAPE), dtype=torch.uint8, device=dev)
@@ -530,8 +533,10 @@ class PPOTrainer:
     @torch.no_grad()
     def learned_rewards(self, obs: torch.Tensor) -> np.ndarray:
         """The RewardSource on every frame of a rollout [T, N, ...], in large batches."""
+        assert self.reward_source is not None, "learned_rewards needs a reward source"
+        reward_source = self.reward_source
         flat = obs.reshape(-1, *OBS_SHAPE)  # float32 also under precision bf16: see PPOConfig.precision
-        out = torch.cat([self.reward_source(chunk).float() for chunk in flat.split(4096)])
+        out = torch.cat([reward_source(chunk).float() for chunk in flat.split(4096)])
         return out.float().reshape(obs.shape[:2]).cpu().numpy()
 
     def training_rewards(self, batch: dict) -> torch.Tensor:

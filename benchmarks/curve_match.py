@@ -17,6 +17,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,9 +81,9 @@ def compare(per_seed: dict[str, list[float | None]]) -> dict:
     """Mean per variant over seeds, the gap between the variants and its standard error across seeds."""
     means = {k: [v for v in vals if v is not None] for k, vals in per_seed.items()}
     (a, va), (b, vb) = means.items()
-    out = {f"{k}_mean": (float(np.mean(v)) if v else None) for k, v in means.items()}
+    out: dict[str, Any] = {f"{k}_mean": (float(np.mean(v)) if v else None) for k, v in means.items()}
     if va and vb:
-        out["gap"] = out[f"{b}_mean"] - out[f"{a}_mean"]
+        out["gap"] = float(np.mean(vb)) - float(np.mean(va))
         se = math.sqrt(
             (np.var(va, ddof=1) / len(va) if len(va) > 1 else 0.0)
             + (np.var(vb, ddof=1) / len(vb) if len(vb) > 1 else 0.0)
@@ -123,7 +124,7 @@ def plot(runs: dict, path: Path, title: str) -> None:
 def summarize(cc: CurveConfig, runs: dict, summaries: dict) -> dict:
     """Windows, SPS and curves of the runs done so far (the seeds with both variants finished count)."""
     seeds = [s for s in cc.seeds if ("plain", s) in runs and ("changed", s) in runs]
-    result = {
+    result: dict[str, Any] = {
         "config": dataclasses.asdict(cc),
         "plain": PLAIN,
         "changes": cc.changes,

@@ -22,6 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,6 +93,8 @@ class Clock:
 
 class TimedTrainer(PPOTrainer):
     """The trainer unchanged, noting wall and CPU time and the logged row at the end of every update."""
+
+    marks: list[tuple[float, float, dict | None]]
 
     def log_row(self, *args) -> dict:
         row = super().log_row(*args)
@@ -184,7 +187,7 @@ def end_to_end(bc: BenchConfig, root: Path, name: str, threads: int, reward_sour
     trainer.marks = [(time.perf_counter(), time.process_time(), None)]
     trainer.train()
     (w0, c0, _), (w1, c1, _) = trainer.marks[bc.warmup_updates], trainer.marks[-1]
-    rows = [row for _, _, row in trainer.marks[bc.warmup_updates + 1 :]]
+    rows = [row for _, _, row in trainer.marks[bc.warmup_updates + 1 :] if row is not None]
     wall, cpu = (w1 - w0) / bc.updates, (c1 - c0) / bc.updates
     phases = {k: sum(r[f"time/{k}"] for r in rows) / bc.updates for k in ("env", "inference", "update")}
     return {
@@ -225,7 +228,7 @@ def main(argv: list[str]) -> dict:
         if not bf16:
             print("bf16 variants skipped: this CPU emulates bf16 (no AVX512-BF16 or AMX), ~10x slower", flush=True)
         precisions = ("fp32", "bf16") if bf16 and (bc.speed_options or bc.compile_variants) else ("fp32",)
-        floors_by_precision = {}
+        floors_by_precision: dict[str, Any] = {}
         for precision in precisions:
             floor_trainer.cfg = dataclasses.replace(floor_trainer.cfg, precision=precision)
             inference = fastest(lambda: inference_floor(floor_trainer, batch), bc.floor_repeats)

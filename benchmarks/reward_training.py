@@ -35,7 +35,8 @@ from trex.reward_net import RewardNet
 from trex.synthetic_demos import marker_demos
 
 FLOOR_BATCH = 1280
-STUDY_2020 = {"min_len": 20, "max_len": 99, "lr": 5e-5, "weight_decay": 0.005, "l1": 0.001}
+STUDY_2020_SNIPPETS = {"min_len": 20, "max_len": 99}
+STUDY_2020 = {"lr": 5e-5, "weight_decay": 0.005, "l1": 0.001}
 
 
 def loop_2020(frames, offsets, pairs, seconds: float) -> dict:
@@ -109,7 +110,7 @@ def main() -> None:
     frames, offsets = concat_obs(train)
 
     study_pairs = create_training_data(
-        train, 10_000, STUDY_2020["min_len"], STUDY_2020["max_len"], 1, True, np.random.default_rng(0)
+        train, 10_000, STUDY_2020_SNIPPETS["min_len"], STUDY_2020_SNIPPETS["max_len"], 1, True, np.random.default_rng(0)
     )
     a = loop_2020(frames, offsets, study_pairs, args.seconds)
     print(f"(a) 2020 loop: {a['pairs_per_s']:.1f} pairs/s, {a['frames_per_s']:.0f} frames/s", flush=True)
@@ -142,8 +143,8 @@ def main() -> None:
             cfg,
             reward_net="study2020",
             frame_stride=1,
-            min_snippet_length=STUDY_2020["min_len"],
-            max_snippet_length=STUDY_2020["max_len"],
+            min_snippet_length=STUDY_2020_SNIPPETS["min_len"],
+            max_snippet_length=STUDY_2020_SNIPPETS["max_len"],
         )
         out["quality"] = {"pairs": args.quality_pairs, "seeds": args.quality_seeds}
         for name, qcfg in (("fast_default", cfg), ("study2020_2020_snippets", old)):

@@ -11,14 +11,18 @@ import dataclasses
 import os
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from toolkit.cli import UserError
 
-C = TypeVar("C")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+C = TypeVar("C", bound="DataclassInstance")
 
 
 def option(
@@ -92,7 +96,7 @@ def _coerce(key: str, typ: Any, value: Any) -> Any:
     raise TypeError(f"unsupported config type {typ} for {key}")
 
 
-def _check_bounds(key: str, value: Any, meta: dict) -> None:
+def _check_bounds(key: str, value: Any, meta: Mapping[str, Any]) -> None:
     if isinstance(value, dict):
         return
     items = value if isinstance(value, list) else [value]
@@ -144,7 +148,7 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _help_line(f: dataclasses.Field) -> str:
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
     extra = f" (choices: {', '.join(map(str, f.metadata['choices']))})" if f.metadata.get("choices") else ""
     return f"{f.metadata['help']}{extra} [default: {default}]"
 

@@ -6,6 +6,7 @@ import csv
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 from toolkit.files import atomic_write
 
@@ -46,18 +47,18 @@ class RunLogger:
         if not rows:
             self.csv_path.unlink(missing_ok=True)
             return
-        self.fields = list(rows[0])
+        fields = self.fields = list(rows[0])
 
         def write(tmp: str) -> None:
             with open(tmp, "w", newline="") as f:
-                w = csv.DictWriter(f, self.fields)
+                w = csv.DictWriter(f, fields)
                 w.writeheader()
                 w.writerows(rows)
 
         atomic_write(self.csv_path, write)
 
-    def log(self, row: dict[str, float | int | None]) -> None:
-        if not self.enabled:
+    def log(self, row: dict[str, Any]) -> None:
+        if self.writer is None:  # not the process that writes
             return
         if self.fields is None:
             self.fields = list(row)

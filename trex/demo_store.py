@@ -47,7 +47,7 @@ class Demo:
     rewards: np.ndarray
 
 
-_TYPES = {f.name: f.type for f in fields(DemoRecord)}
+_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(DemoRecord)}
 _CAST = {"int": int, "float": float, "str": str}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -102,7 +103,7 @@ def bootstrap_ci(
     idx = rng.integers(0, len(true), (resamples, len(true)))
     x = true[idx]
     rx = stats.rankdata(x, axis=1)
-    draws: dict[str, np.ndarray] = {"pearson": 0.0, "spearman": 0.0, "kendall": 0.0}
+    draws = {k: np.zeros(resamples) for k in ("pearson", "spearman", "kendall")}
     for p in pred:
         y = p[idx]
         draws["pearson"] = draws["pearson"] + _pearson_rows(x, y) / len(pred)
@@ -115,7 +116,7 @@ def bootstrap_ci(
     return out
 
 
-def seed_interval(values: list[float | None]) -> dict[str, float | int | None]:
+def seed_interval(values: list[float | None]) -> dict[str, Any]:
     """Mean and 95% Student-t interval of one figure over reward-model seeds (None values dropped)."""
     x = np.array([v for v in values if v is not None], np.float64)
     if not len(x):
@@ -177,7 +178,7 @@ def _save(plt, fig, path: str | Path) -> None:
     plt.close(fig)
 
 
-def _z(x: np.ndarray) -> np.ndarray:
+def _z(x: np.ndarray | list[float] | list[int]) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     return (x - x.mean()) / x.std() if len(x) and x.std() > 0 else x - (x.mean() if len(x) else 0.0)
 

@@ -56,7 +56,8 @@ def reward_figures(metrics: list[dict]) -> dict:
         figures = {}
         for f in FIGURES:
             seeds = seed_interval([m[key][f] for m in metrics])
-            low, high = boot[f] if f in boot and boot[f] is not None else (seeds["ci95_low"], seeds["ci95_high"])
+            interval = boot.get(f)
+            low, high = interval if interval is not None else (seeds["ci95_low"], seeds["ci95_high"])
             figures[f] = {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
             if f in boot:
                 ci = length["ci95"][f] or (None, None)

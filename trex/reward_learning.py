@@ -28,6 +28,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -411,7 +412,8 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
     frames, offsets = concat_obs(train_demos + val_demos)
 
     # 3. the reward network
-    net = RewardNet(cfg.reward_net, cfg.ensemble_size, tuple(frames.shape[1:]))
+    height, width, channels = frames.shape[1:]
+    net = RewardNet(cfg.reward_net, cfg.ensemble_size, (height, width, channels))
     if verbose:
         print(
             f"training a {cfg.reward_net} reward net (x{cfg.ensemble_size}) on {device}: {len(pairs):,} pairs from "
@@ -438,7 +440,7 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
         key: evaluate_demos(net, getattr(demos, level_set), device, seed=cfg.seed)
         for key, level_set in LEVEL_SETS.items()
     }
-    metrics = {
+    metrics: dict[str, Any] = {
         "env_name": cfg.env_name,
         "distribution_mode": cfg.distribution_mode,
         "reward_net": cfg.reward_net,

@@ -79,7 +79,8 @@ class RewardNet(nn.Module):
         self, architecture: str = "fast", ensemble_size: int = 1, obs_shape: tuple[int, int, int] = (64, 64, 3)
     ):
         super().__init__()
-        self.architecture, self.ensemble_size, self.obs_shape = architecture, ensemble_size, tuple(obs_shape)
+        self.architecture, self.ensemble_size = architecture, ensemble_size
+        self.obs_shape: tuple[int, int, int] = (int(obs_shape[0]), int(obs_shape[1]), int(obs_shape[2]))
         self.members = nn.ModuleList(_member(architecture, self.obs_shape) for _ in range(ensemble_size))
 
     def member_rewards(self, obs: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -131,7 +132,7 @@ def step_configs(cfg: StudyConfig) -> StepConfigs:
             },
         ),
     }
-    out = {}
+    out: dict[str, Any] = {}
     for name, (cls, values) in sections.items():
         try:
             out[name] = build_config(cls, values)
@@ -202,7 +203,7 @@ def plan(cfg: StudyConfig, c: StepConfigs) -> list[Step]:
                     "--run_dir",
                     str(folder),
                 ],
-                lambda folder=folder: (folder / "metrics.json").is_file(),
+                (folder / "metrics.json").is_file,
             )
         )
     if cfg.sweep:

@@ -182,7 +182,8 @@ def expand(cfg: SweepConfig) -> list[Job]:
                 grid={"game": game, "demonstrator_seed": dseed},
             )
             jobs.append(ppo_job)
-            for levels in cfg.demo_levels or [None]:
+            level_choices: list[int | None] = [*cfg.demo_levels] or [None]
+            for levels in level_choices:
                 ltag = f"{tag}_L{'own' if levels is None else levels}"
                 demo_values = {
                     **shared,
@@ -533,7 +534,7 @@ def plot_scores(rows: list[dict], path: Path) -> bool:
 
 def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path]) -> Path:
     run = Path(cfg.run_dir)
-    summary = {}
+    summary: dict[tuple, list[dict]] = {}
     for r in rows:
         summary.setdefault((r["game"], r["preset"], r["demo_levels"], r["num_demos"]), []).append(r)
     cell = lambda s: (
