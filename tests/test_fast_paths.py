@@ -175,10 +175,15 @@ def test_bf16_on_a_cpu_that_emulates_it_is_refused_in_one_line(tmp_path, monkeyp
     assert "\n" not in str(err.value) and not (tmp_path / "run").exists()  # refused before writing anything
 
 
-def test_native_bf16_reads_what_torch_reports():
+def test_native_bf16_reads_what_torch_reports_and_honours_isa_caps(monkeypatch):
     from toolkit.runtime import native_bf16
 
-    assert native_bf16() == (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    uncapped = os.environ.get("ONEDNN_MAX_CPU_ISA") is None and os.environ.get("ATEN_CPU_CAPABILITY") is None
+    hardware = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    if uncapped:
+        assert native_bf16() == hardware
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # oneDNN's convolutions then emulate bf16 (docs/speed.md)
+    assert native_bf16() is False
 
 
 def test_learned_returns_are_tallied_per_group_in_rollouts_and_evaluation(tmp_path):

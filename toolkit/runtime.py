@@ -6,6 +6,7 @@ checks them, sets torch's threads and returns the device.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -35,11 +36,30 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which its convolutions still compute bf16 in hardware.
+ONEDNN_BF16_ISAS = {
+    "ALL",
+    "DEFAULT",
+    "AVX512_CORE_BF16",
+    "AVX512_CORE_FP16",
+    "AVX10_1_512",
+    "AVX512_CORE_AMX",
+    "AVX10_1_512_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "AVX10_1_512_AMX_FP16",
+}
+
+
 def native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX tiles), as torch reports it. Without it,
-    bf16 autocast is emulated and runs about 10x slower than fp32 (docs/speed.md)."""
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX tiles), as torch reports it, and no ISA cap
+    (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY) stops torch from using it. Without it, bf16 autocast is emulated and
+    runs about 10x slower than fp32 (docs/speed.md). The caps also emulate an AVX2-only CPU on a newer one:
+    `ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    hardware = any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    onednn_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL")).upper()
+    aten_cap = torch.backends.cpu.get_cpu_capability()
+    return hardware and onednn_cap in ONEDNN_BF16_ISAS and aten_cap.startswith("AVX512")
 
 
 def check_precision(precision: str, device: torch.device) -> None:
