@@ -379,22 +379,11 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
 
     # 1-2. demos and snippet pairs
     train_demos, val_demos = choose_demos(cfg, demos.train, rng)
-    pairs = create_training_data(
-        train_demos,
-        cfg.num_pairs,
-        cfg.min_snippet_length,
-        cfg.max_snippet_length,
-        cfg.frame_stride,
-        cfg.progress_constraint,
-        rng,
-        cfg.rank_by,
-    )
-    val_pairs = None
-    rank = (lambda d: d.record.ret) if cfg.rank_by == "return" else (lambda d: d.record.noise)
-    if len({rank(d) for d in val_demos}) >= 2:
-        val_pairs = create_training_data(
-            val_demos,
-            min(cfg.num_pairs, VAL_PAIRS_MAX),
+
+    def snippet_pairs(chosen: list[Demo], num_pairs: int) -> SnippetPairs:
+        return create_training_data(
+            chosen,
+            num_pairs,
             cfg.min_snippet_length,
             cfg.max_snippet_length,
             cfg.frame_stride,
@@ -402,6 +391,12 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
             rng,
             cfg.rank_by,
         )
+
+    pairs = snippet_pairs(train_demos, cfg.num_pairs)
+    val_pairs = None
+    rank = (lambda d: d.record.ret) if cfg.rank_by == "return" else (lambda d: d.record.noise)
+    if len({rank(d) for d in val_demos}) >= 2:
+        val_pairs = snippet_pairs(val_demos, min(cfg.num_pairs, VAL_PAIRS_MAX))
         val_pairs.demo += len(train_demos)  # they index the validation demos, stored after the training ones
     elif verbose:
         print(

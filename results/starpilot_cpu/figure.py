@@ -1,6 +1,10 @@
 """The figure and table of results/starpilot_cpu/README.md from the sweep's own rows (sweep_results.csv).
 
-python results/starpilot_cpu/figure.py runs/starpilot_cpu/sweep_results.csv results/starpilot_cpu
+python results/starpilot_cpu/figure.py runs/starpilot_cpu/sweep_results.csv results/starpilot_cpu \
+    runs/starpilot_cpu/ppo/starpilot_d0/progress.csv
+
+The optional third argument, the demonstrators' PPO progress.csv, adds demonstrator_curve.png and
+demonstrator_curve.csv (mean training return by step, the checkpoint steps marked).
 """
 
 from __future__ import annotations
@@ -77,5 +81,31 @@ def main(rows_csv: str, out_dir: str) -> None:
     print("\n".join(lines))
 
 
+def demonstrator_curve(progress_csv: str, out_dir: str) -> None:
+    """The demonstrators' learning curve: mean return of the episodes finished in each update, by step."""
+    rows = list(csv.DictReader(open(progress_csv)))
+    steps = [int(r["misc/total_timesteps"]) for r in rows]
+    returns = [float(r["eprewmean"]) if r["eprewmean"] else float("nan") for r in rows]
+    out = Path(out_dir)
+    with open(out / "demonstrator_curve.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "train_return_mean"])
+        w.writerows(zip(steps, returns, strict=True))
+    ckpts = sorted(int(p.stem.split("_")[1]) for p in (Path(progress_csv).parent / "checkpoints").glob("step_*.pt"))
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(steps, returns, color="C0", lw=0.8, label="mean training-episode return per update")
+    for i, c in enumerate(ckpts):
+        ax.axvline(c, color="C2", ls=":", lw=1, label="checkpoints (the demonstrators)" if i == 0 else None)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("return")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("StarPilot (easy), PPO on all levels, 2 CPU cores")
+    fig.tight_layout()
+    fig.savefig(out / "demonstrator_curve.png", dpi=100)
+
+
 if __name__ == "__main__":
     main(*sys.argv[1:3])
+    if len(sys.argv) > 3:
+        demonstrator_curve(sys.argv[3], sys.argv[2])
