@@ -22,8 +22,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Every test process runs torch on one thread (tests/conftest.py), so the suite spreads over the cores, whole files
+# per worker (a module's fixtures are built once).
 test: lint
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=15
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -196,6 +196,10 @@ def test_learned_returns_are_tallied_per_group_in_rollouts_and_evaluation(tmp_pa
         assert list(stats.learned) == [float(n) for n in stats.len]
 
 
+@pytest.mark.skipif(
+    "ATEN_CPU_CAPABILITY" in os.environ,
+    reason="ATEN_CPU_CAPABILITY overrides torch's kernels but not inductor's, whose compiled policy then gives NaN",
+)
 def test_compiled_rollout_matches_the_eager_one(tmp_path):
     from torch._dynamo.utils import counters
 
