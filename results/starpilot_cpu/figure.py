@@ -28,38 +28,44 @@ PUBLISHED_LENGTH = 0.955
 def main(rows_csv: str, out_dir: str) -> None:
     rows = list(csv.DictReader(open(rows_csv)))
     out = Path(out_dir)
-    by_n: dict[int, list[dict]] = {}
+    groups: dict[tuple[str, int], list[dict]] = {}
     for r in rows:
-        by_n.setdefault(int(r["num_demos"]), []).append(r)
+        groups.setdefault((r["preset"], int(r["num_demos"])), []).append(r)
     stat = lambda rs, c: seed_interval([float(r[c]) if r[c] else None for r in rs])
     lines = [
-        "| demos | seeds | T-REX, held-out levels | length baseline, held-out | T-REX, fresh training-level "
+        "| preset | demos | seeds | T-REX, held-out levels | length baseline, held-out | T-REX, fresh training-level "
         "episodes | published T-REX (5 seeds) |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     fmt = lambda s: (
         f"{s['mean']:.2f} [{s['ci95_low']:.2f}, {s['ci95_high']:.2f}]"
         if s["ci95_low"] is not None
         else f"{s['mean']:.2f}"
     )
-    xs, means, lows, highs, lengths = [], [], [], [], []
-    for n in sorted(by_n):
-        test, length = stat(by_n[n], "test_levels_spearman"), stat(by_n[n], "test_levels_length_baseline_spearman")
-        train = stat(by_n[n], "train_levels_spearman")
-        lines.append(
-            f"| {n} | {test['n']} | {fmt(test)} | {length['mean']:.2f} | {fmt(train)} | "
-            f"{PUBLISHED.get(n, float('nan')):.2f} |"
-        )
-        xs.append(n)
-        means.append(test["mean"])
-        lows.append(test["ci95_low"] if test["ci95_low"] is not None else test["mean"])
-        highs.append(test["ci95_high"] if test["ci95_high"] is not None else test["mean"])
-        lengths.append(length["mean"])
-    (out / "table.md").write_text("\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.plot(xs, means, "-o", color="C0", label="T-REX here (CPU demonstrators), mean of seeds")
-    ax.fill_between(xs, lows, highs, color="C0", alpha=0.2, label="95% interval over seeds")
-    ax.plot(xs, lengths, "--", color="C0", label="episode length here")
+    presets = sorted({preset for preset, _ in groups}, key=lambda p: (p != "default", p))
+    for k, preset in enumerate(presets):
+        xs, means, lows, highs, lengths = [], [], [], [], []
+        for n in sorted(n for p, n in groups if p == preset):
+            rs = groups[preset, n]
+            test, length = stat(rs, "test_levels_spearman"), stat(rs, "test_levels_length_baseline_spearman")
+            train = stat(rs, "train_levels_spearman")
+            lines.append(
+                f"| {preset} | {n} | {test['n']} | {fmt(test)} | {length['mean']:.2f} | {fmt(train)} | "
+                f"{PUBLISHED.get(n, float('nan')):.2f} |"
+            )
+            xs.append(n)
+            means.append(test["mean"])
+            lows.append(test["ci95_low"] if test["ci95_low"] is not None else test["mean"])
+            highs.append(test["ci95_high"] if test["ci95_high"] is not None else test["mean"])
+            lengths.append(length["mean"])
+        color = f"C{k}"
+        ax.plot(xs, means, "-o", color=color, label=f"T-REX here, {preset} preset: mean of seeds, 95% interval")
+        ax.fill_between(xs, lows, highs, color=color, alpha=0.15)
+        if k == 0:
+            ax.plot(xs, lengths, "--", color="gray", label="episode length here")
+            ax.set_xticks(xs, [str(x) for x in xs])
+    (out / "table.md").write_text("\n".join(lines) + "\n")
     ax.plot(
         sorted(PUBLISHED),
         [PUBLISHED[n] for n in sorted(PUBLISHED)],
@@ -69,12 +75,12 @@ def main(rows_csv: str, out_dir: str) -> None:
     )
     ax.axhline(PUBLISHED_LENGTH, ls="--", color="C3", label="episode length, 2020 study")
     ax.set_xscale("log")
-    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.minorticks_off()
     ax.set_xlabel("training demonstrations")
     ax.set_ylabel("Spearman correlation, held-out-level demos")
-    ax.set_ylim(-0.5, 1)
+    ax.set_ylim(-1, 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
     ax.set_title("StarPilot (easy): predicted vs true return of held-out-level demos")
     fig.tight_layout()
     fig.savefig(out / "correlation_by_demos.png", dpi=100)
