@@ -20,7 +20,16 @@ import torch
 
 from trex.config import TrexConfig
 from trex.demo_store import write_demos
-from trex.evaluation import bootstrap_ci, correlations, evaluate_demos, pair_accuracy, seed_interval
+from trex.evaluation import (
+    bootstrap_ci,
+    centred_figures,
+    centred_returns,
+    correlations,
+    evaluate_demos,
+    evaluate_returns,
+    pair_accuracy,
+    seed_interval,
+)
 from trex.pairs import concat_obs, create_training_data
 from trex.reward_learning import RewardTrainer, choose_demos, return_bins, run_sweep
 from trex.reward_net import RewardNet
@@ -58,6 +67,27 @@ def test_bootstrap_interval_holds_the_estimate_and_a_perfect_ranking_has_no_widt
     # several models on the same demos: the interval of their mean correlation, demos resampled alike for all
     assert bootstrap_ci(true, np.stack([true, -true]), np.random.default_rng(1))["spearman"] == [0.0, 0.0]
     assert bootstrap_ci(true, np.stack([noisy, noisy]), np.random.default_rng(1)) == ci
+
+
+def test_centred_returns_ignore_a_constant_per_frame_reward_that_flips_the_plain_figure():
+    """T-REX cannot see a constant added to every frame's reward; summed over episodes whose length tracks their
+    return, its sign decides the plain correlation. The centred figures are the same whatever the constant."""
+    true = np.array([0.0, 2.0, 3.0, 5.0, 8.0, 9.0])
+    lengths = np.array([40.0, 60.0, 50.0, 90.0, 100.0, 120.0])
+    learned = np.array([0.1, 0.6, 1.2, 0.9, 2.0, 1.7])  # what the frames' rewards add up to beyond a constant
+    by_hand = learned - lengths * learned.sum() / lengths.sum()
+    np.testing.assert_allclose(centred_returns(learned, lengths), by_hand)
+    plus, minus = (
+        evaluate_returns(true, learned + 0.05 * lengths, lengths),
+        evaluate_returns(true, learned - 0.05 * lengths, lengths),
+    )
+    assert plus["spearman"] > 0.9 and minus["spearman"] < -0.5  # the constant's sign flips the plain figure
+    assert plus["centred"]["spearman"] == pytest.approx(minus["centred"]["spearman"])
+    for k in ("pearson", "spearman", "kendall"):
+        assert centred_figures(plus)[k] == pytest.approx(centred_figures(minus)[k])
+        assert centred_figures(plus)[k] == pytest.approx(plus["centred"][k])
+        np.testing.assert_allclose(plus["centred"]["ci95"][k], minus["centred"]["ci95"][k])
+    assert plus["centred"]["spearman"] == pytest.approx(correlations(true, by_hand)["spearman"])
 
 
 def test_seed_interval_by_hand():

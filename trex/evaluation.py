@@ -131,17 +131,37 @@ def seed_interval(values: list[float | None]) -> dict[str, Any]:
     }
 
 
+def centred_returns(pred: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Predicted returns less the model's mean per-frame reward over these demos times each demo's length.
+
+    T-REX compares snippets of equal length, so its loss cannot see a constant added to every frame's reward.
+    Summed over whole episodes that constant becomes constant x length, and its sign alone can flip the
+    correlation with the true return wherever length correlates with return. Centred, the predicted returns show
+    what the reward learned beyond the passing of time; no true return is used."""
+    pred, lengths = np.asarray(pred, np.float64), np.asarray(lengths, np.float64)
+    return pred - lengths * (pred.sum() / max(lengths.sum(), 1.0))
+
+
+def centred_figures(block: dict) -> dict[str, float | None]:
+    """The correlations of the centred predicted returns of one level set's metrics.json block."""
+    r = block["returns"]
+    return correlations(np.array(r["true"]), centred_returns(np.array(r["predicted"]), np.array(r["length"])))
+
+
 def evaluate_returns(true: np.ndarray, pred: np.ndarray, lengths: np.ndarray, seed: int = 0) -> dict:
     """The metrics.json block for one level set: correlations with 95% bootstrap intervals, for the reward model
     and for the episode-length baseline, and every demo's true and predicted return and length (in demo-index
-    order: reward models evaluated on the same folder list the same demos alike)."""
+    order: reward models evaluated on the same folder list the same demos alike). `centred`: the same figures for
+    the centred predicted returns (`centred_returns`)."""
     rng = np.random.default_rng(seed)
+    centred = centred_returns(pred, lengths)
     return {
         **correlations(true, pred),
         "ci95": bootstrap_ci(true, pred, rng),
         "pair_accuracy": pair_accuracy(true, pred),
         "n_demos": int(len(true)),
         "length_baseline": {**correlations(true, lengths), "ci95": bootstrap_ci(true, lengths, rng)},
+        "centred": {**correlations(true, centred), "ci95": bootstrap_ci(true, centred, rng)},
         "returns": {
             "true": [float(x) for x in true],
             "predicted": [float(x) for x in pred],

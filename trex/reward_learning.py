@@ -41,6 +41,7 @@ from toolkit.logger import fmt, fmt_duration
 from trex.config import TrexConfig, demo_levels
 from trex.demo_store import Demo, check_game, load_demos
 from trex.evaluation import (
+    centred_figures,
     evaluate_demos,
     plot_cumulative,
     plot_predicted_vs_true,
@@ -467,6 +468,7 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
         {
             **{f"{key}_{m}": metrics[key][m] for key in LEVEL_SETS for m in METRICS},
             **{f"{key}_length_baseline_{m}": metrics[key]["length_baseline"][m] for key in LEVEL_SETS for m in METRICS},
+            **{f"{key}_centred_{m}": metrics[key]["centred"][m] for key in LEVEL_SETS for m in METRICS},
             "best_val_accuracy": result.best_val_accuracy,
             "label_noise": pairs.label_noise,
             "wall_time_s": metrics["wall_time_s"],
@@ -488,7 +490,8 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
         print(
             f"done in {metrics['wall_time_s']:.0f}s: spearman {fmt(tr['spearman'], '.3f')} on new training-level "
             f"demos, {fmt(t['spearman'], '.3f')} on held-out levels (length baseline "
-            f"{fmt(tr['length_baseline']['spearman'], '.3f')}, {fmt(t['length_baseline']['spearman'], '.3f')}) "
+            f"{fmt(tr['length_baseline']['spearman'], '.3f')}, {fmt(t['length_baseline']['spearman'], '.3f')}; "
+            f"centred {fmt(tr['centred']['spearman'], '.3f')}, {fmt(t['centred']['spearman'], '.3f')}) "
             f"-> {run_dir / 'metrics.json'}",
             flush=True,
         )
@@ -506,6 +509,7 @@ SWEEP_COLUMNS = (
     "run_dir",
     *[f"{key}_{m}" for key in LEVEL_SETS for m in METRICS],
     *[f"{key}_length_baseline_{m}" for key in LEVEL_SETS for m in METRICS],
+    *[f"{key}_centred_{m}" for key in LEVEL_SETS for m in METRICS],
 )
 
 
@@ -577,6 +581,7 @@ def sweep_row(cfg: TrexConfig, levels: int, n: int, sub: TrexConfig, m: dict) ->
         "run_dir": sub.run_dir,
         **{f"{key}_{x}": m[key][x] for key in LEVEL_SETS for x in METRICS},
         **{f"{key}_length_baseline_{x}": m[key]["length_baseline"][x] for key in LEVEL_SETS for x in METRICS},
+        **{f"{key}_centred_{x}": centred_figures(m[key])[x] for key in LEVEL_SETS for x in METRICS},
     }
 
 

@@ -36,7 +36,7 @@ from toolkit.logger import fmt
 from toolkit.runtime import RuntimeConfig
 from trex.config import TrexConfig
 from trex.demos import demos_are_complete
-from trex.evaluation import plot_sweep, seed_interval
+from trex.evaluation import centred_figures, plot_sweep, seed_interval
 from trex.reward_learning import METRICS, sweep_summary, write_rows
 from trex.train_policy import PolicyConfig
 
@@ -375,6 +375,7 @@ RESULT_COLUMNS = (
     "best_val_accuracy",
     *[f"{key}_{m}" for key in ("train_levels", "test_levels") for m in METRICS],
     *[f"{key}_length_baseline_{m}" for key in ("train_levels", "test_levels") for m in METRICS],
+    *[f"{key}_centred_{m}" for key in ("train_levels", "test_levels") for m in METRICS],
     "policy_train_return",
     "policy_held_out_return",
     "policy_held_out_normalized_score",
@@ -411,6 +412,11 @@ def collect(cfg: SweepConfig, jobs: list[Job]) -> Path:
                 **{f"{key}_{x}": m[key][x] for key in ("train_levels", "test_levels") for x in METRICS},
                 **{
                     f"{key}_length_baseline_{x}": m[key]["length_baseline"][x]
+                    for key in ("train_levels", "test_levels")
+                    for x in METRICS
+                },
+                **{
+                    f"{key}_centred_{x}": centred_figures(m[key])[x]
                     for key in ("train_levels", "test_levels")
                     for x in METRICS
                 },
@@ -550,17 +556,20 @@ def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path]) 
         f"# Sweep `{cfg.name}`",
         "",
         f"{len(rows)} reward models collected from `{run}`; mean and 95% interval over seeds. Every figure comes "
-        "from the runs' own metrics.json and summary.json (`sweep_results.csv` has one row per run).",
+        "from the runs' own metrics.json and summary.json (`sweep_results.csv` has one row per run). Centred: "
+        "the predicted returns less the model's mean reward per frame times the episode's length (T-REX's loss "
+        "cannot see a constant added to every frame's reward, and summed over episodes that constant's sign alone "
+        "can flip the plain figure; trex/evaluation.py: centred_returns).",
         "",
         "| game | preset | demo levels | demos | seeds | Spearman, training levels | Spearman, held-out levels | "
-        "length baseline, held-out | T-REX policy, held-out return |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Spearman, held-out, centred | length baseline, held-out | T-REX policy, held-out return |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (game, preset, levels, n), rs in sorted(summary.items(), key=lambda kv: str(kv[0])):
         col = lambda c, rs=rs: cell(seed_interval([r[c] for r in rs]))
         lines.append(
             f"| {game} | {preset} | {'fresh' if levels == 0 else levels} | {n} | {len(rs)} | "
-            f"{col('train_levels_spearman')} | {col('test_levels_spearman')} | "
+            f"{col('train_levels_spearman')} | {col('test_levels_spearman')} | {col('test_levels_centred_spearman')} | "
             f"{col('test_levels_length_baseline_spearman')} | {col('policy_held_out_return')} |"
         )
     lines += [
