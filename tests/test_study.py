@@ -19,7 +19,7 @@ from baseline_agent.checkpoint import list_checkpoints, load_checkpoint
 from toolkit.cli import UserError
 from toolkit.logger import fmt
 from trex.demo_store import read_index
-from trex.evaluation import seed_interval
+from trex.evaluation import centred_figures, seed_interval
 from trex.study import main as study_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +97,10 @@ def test_report_figures_are_those_of_the_runs_json(study):
         assert spearman["ci95_low"] <= spearman["mean"] <= spearman["ci95_high"]
         assert spearman["seeds"] == seed_interval([m[key]["spearman"] for m in metrics])
         assert length["mean"] == metrics[0][key]["length_baseline"]["spearman"]
+        centred = figures[key]["centred_spearman"]
+        assert centred["mean"] == pytest.approx(sum(centred_figures(m[key])["spearman"] for m in metrics) / 2)
+        assert centred["ci95_low"] <= centred["mean"] <= centred["ci95_high"]
+        assert f"centred {fmt(centred['mean'])} [" in text
         want = [f"{fmt(x['mean'])} [{fmt(x['ci95_low'])}, {fmt(x['ci95_high'])}]" for x in (spearman, length)]
         (row,) = _rows(text, name)
         assert (row[1], row[2], row[6]) == (str(metrics[0][key]["n_demos"]), *want)

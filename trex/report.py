@@ -17,7 +17,7 @@ from baseline_agent.scores import reference_table
 from toolkit.files import write_text
 from toolkit.logger import fmt
 from trex.config import demo_levels, held_out
-from trex.evaluation import bootstrap_ci, seed_interval
+from trex.evaluation import bootstrap_ci, centred_figures, centred_returns, seed_interval
 
 SETS = {"train_levels": "training levels, new episodes", "test_levels": "held-out levels"}
 FIGURES = ("spearman", "kendall", "pearson", "pair_accuracy")
@@ -44,7 +44,8 @@ def reward_figures(metrics: list[dict]) -> dict:
     """Each figure of each level set over the reward-model seeds: {set: {figure: {mean, ci95_low, ci95_high,
     seeds}}}. The interval is the 95% bootstrap interval of the seeds' mean over the demos (resampled alike for
     every seed), so it holds both the seeds' spread and the demos' sampling; `seeds` is the seed-to-seed Student-t
-    interval alone. The length baseline's figures are "length_<figure>"."""
+    interval alone. The length baseline's figures are "length_<figure>"; "centred_spearman" is the Spearman
+    correlation of the centred predicted returns (trex/evaluation.py: centred_returns)."""
     out: dict = {}
     for key in SETS:
         if not metrics:
@@ -62,6 +63,12 @@ def reward_figures(metrics: list[dict]) -> dict:
             if f in boot:
                 ci = length["ci95"][f] or (None, None)
                 figures[f"length_{f}"] = {"mean": length[f], "ci95_low": ci[0], "ci95_high": ci[1]}
+        lengths = np.array(metrics[0][key]["returns"]["length"])
+        centred = np.array([centred_returns(p, lengths) for p in preds])
+        seeds = seed_interval([centred_figures(m[key])["spearman"] for m in metrics])
+        interval = bootstrap_ci(true, centred, np.random.default_rng(1))["spearman"]
+        low, high = interval if interval is not None else (seeds["ci95_low"], seeds["ci95_high"])
+        figures["centred_spearman"] = {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
         out[key] = {**figures, "n_demos": metrics[0][key]["n_demos"], "num_seeds": len(metrics)}
     return out
 
@@ -76,14 +83,17 @@ def cell(x: dict) -> str:
 def _reward_table(figures: dict) -> list[str]:
     rows = [
         "| level set | demos | Spearman | Kendall | Pearson | pair accuracy | length baseline Spearman | "
-        "length baseline Kendall | length baseline Pearson |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "length baseline Kendall | length baseline Pearson | Spearman, centred |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, name in SETS.items():
         f = figures[key]
         rows.append(
             f"| {name} | {f['n_demos']} | "
-            + " | ".join(cell(f[x]) for x in (*FIGURES, "length_spearman", "length_kendall", "length_pearson"))
+            + " | ".join(
+                cell(f[x])
+                for x in (*FIGURES, "length_spearman", "length_kendall", "length_pearson", "centred_spearman")
+            )
             + " |"
         )
     return rows
@@ -193,9 +203,16 @@ def write_report(cfg, configs, steps, results: dict, reward: dict, timings: dict
         f"(mean of {len(metrics)} reward-model seeds; 95% bootstrap interval over the demos):",
         "",
         f"- new episodes of the training demos' levels: **{cell(train_fig['spearman'])}** "
-        f"(episode-length baseline {cell(train_fig['length_spearman'])}, {train_fig['n_demos']} demos)",
+        f"(episode-length baseline {cell(train_fig['length_spearman'])}; centred "
+        f"{cell(train_fig['centred_spearman'])}; {train_fig['n_demos']} demos)",
         f"- held-out levels: **{cell(test_fig['spearman'])}** "
-        f"(episode-length baseline {cell(test_fig['length_spearman'])}, {test_fig['n_demos']} demos)",
+        f"(episode-length baseline {cell(test_fig['length_spearman'])}; centred "
+        f"{cell(test_fig['centred_spearman'])}; {test_fig['n_demos']} demos)",
+        "",
+        "Centred: the predicted returns less the model's mean reward per frame times the episode's length. T-REX "
+        "compares snippets of equal length, so its loss cannot see a constant added to every frame's reward; summed "
+        "over whole episodes, that constant's sign alone can carry the plain figure towards the length baseline or "
+        "away from it. The centred figure is what the reward learned beyond the passing of time.",
         "",
         reading(figures),
         "",
