@@ -33,9 +33,9 @@ def main(rows_csv: str, out_dir: str) -> None:
         groups.setdefault((r["preset"], int(r["num_demos"])), []).append(r)
     stat = lambda rs, c: seed_interval([float(r[c]) if r[c] else None for r in rs])
     lines = [
-        "| preset | demos | seeds | T-REX, held-out levels | length baseline, held-out | T-REX, fresh training-level "
-        "episodes | published T-REX (5 seeds) |",
-        "|---|---|---|---|---|---|---|",
+        "| preset | demos | seeds | T-REX, held-out levels | T-REX, held-out, centred | length baseline, held-out | "
+        "T-REX, fresh training-level episodes | published T-REX (5 seeds) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     fmt = lambda s: (
         f"{s['mean']:.2f} [{s['ci95_low']:.2f}, {s['ci95_high']:.2f}]"
@@ -45,13 +45,13 @@ def main(rows_csv: str, out_dir: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     presets = sorted({preset for preset, _ in groups}, key=lambda p: (p != "default", p))
     for k, preset in enumerate(presets):
-        xs, means, lows, highs, lengths = [], [], [], [], []
+        xs, means, lows, highs, lengths, centred = [], [], [], [], [], []
         for n in sorted(n for p, n in groups if p == preset):
             rs = groups[preset, n]
             test, length = stat(rs, "test_levels_spearman"), stat(rs, "test_levels_length_baseline_spearman")
-            train = stat(rs, "train_levels_spearman")
+            train, cent = stat(rs, "train_levels_spearman"), stat(rs, "test_levels_centred_spearman")
             lines.append(
-                f"| {preset} | {n} | {test['n']} | {fmt(test)} | {length['mean']:.2f} | {fmt(train)} | "
+                f"| {preset} | {n} | {test['n']} | {fmt(test)} | {fmt(cent)} | {length['mean']:.2f} | {fmt(train)} | "
                 f"{PUBLISHED.get(n, float('nan')):.2f} |"
             )
             xs.append(n)
@@ -59,9 +59,11 @@ def main(rows_csv: str, out_dir: str) -> None:
             lows.append(test["ci95_low"] if test["ci95_low"] is not None else test["mean"])
             highs.append(test["ci95_high"] if test["ci95_high"] is not None else test["mean"])
             lengths.append(length["mean"])
+            centred.append(cent["mean"])
         color = f"C{k}"
         ax.plot(xs, means, "-o", color=color, label=f"T-REX here, {preset} preset: mean of seeds, 95% interval")
         ax.fill_between(xs, lows, highs, color=color, alpha=0.15)
+        ax.plot(xs, centred, ":^", color=color, label="the same, centred (mean of seeds)")
         if k == 0:
             ax.plot(xs, lengths, "--", color="gray", label="episode length here")
             ax.set_xticks(xs, [str(x) for x in xs])
