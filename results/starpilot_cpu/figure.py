@@ -4,12 +4,14 @@ python results/starpilot_cpu/figure.py runs/starpilot_cpu/sweep_results.csv resu
     runs/starpilot_cpu/ppo/starpilot_d0/progress.csv
 
 The optional third argument, the demonstrators' PPO progress.csv, adds demonstrator_curve.png and
-demonstrator_curve.csv (mean training return by step, the checkpoint steps marked).
+demonstrator_curve.csv (mean training return by step, the checkpoint steps marked). Every run also adds
+offset_vs_spearman.png (each reward model's mean reward per frame against its plain and centred Spearman).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -86,7 +88,31 @@ def main(rows_csv: str, out_dir: str) -> None:
     ax.set_title("StarPilot (easy): predicted vs true return of held-out-level demos")
     fig.tight_layout()
     fig.savefig(out / "correlation_by_demos.png", dpi=100)
+    offset_figure(rows, out_dir)
     print("\n".join(lines))
+
+
+def offset_figure(rows: list[dict], out_dir: str) -> None:
+    """Each reward model's mean predicted reward per frame on the held-out demos against its plain and centred
+    Spearman: the sign of that unidentified offset decides the plain figure (offset_vs_spearman.png)."""
+    offsets, plain, centred = [], [], []
+    for r in rows:
+        m = json.loads((Path(r["reward_run_dir"]) / "metrics.json").read_text())["test_levels"]["returns"]
+        offsets.append(sum(m["predicted"]) / sum(m["length"]))
+        plain.append(float(r["test_levels_spearman"]))
+        centred.append(float(r["test_levels_centred_spearman"]))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter(offsets, plain, color="C0", label="plain Spearman")
+    ax.scatter(offsets, centred, color="C1", marker="^", label="centred Spearman")
+    ax.axvline(0, color="gray", lw=0.8)
+    ax.axhline(0, color="gray", lw=0.8)
+    ax.set_xlabel("mean predicted reward per frame, held-out demos")
+    ax.set_ylabel("Spearman, held-out-level demos")
+    ax.set_title(f"StarPilot: {len(rows)} reward models, every preset and number of demos")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(Path(out_dir) / "offset_vs_spearman.png", dpi=100)
 
 
 def demonstrator_curve(progress_csv: str, out_dir: str) -> None:
