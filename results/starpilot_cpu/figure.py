@@ -96,6 +96,9 @@ def offset_figure(rows: list[dict], out_dir: str) -> None:
     """Each reward model's mean predicted reward per frame on the held-out demos against its plain and centred
     Spearman: the sign of that unidentified offset decides the plain figure (offset_vs_spearman.png)."""
     offsets, plain, centred = [], [], []
+    if not all((Path(r["reward_run_dir"]) / "metrics.json").is_file() for r in rows):
+        print("note: offset_vs_spearman.png needs the reward models' run folders (reward_run_dir); not drawn")
+        return
     for r in rows:
         m = json.loads((Path(r["reward_run_dir"]) / "metrics.json").read_text())["test_levels"]["returns"]
         offsets.append(sum(m["predicted"]) / sum(m["length"]))
