@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -58,14 +59,14 @@ def main(rows_csv: str, out_dir: str) -> None:
             )
             xs.append(n)
             means.append(test["mean"])
-            lows.append(test["ci95_low"] if test["ci95_low"] is not None else test["mean"])
-            highs.append(test["ci95_high"] if test["ci95_high"] is not None else test["mean"])
+            lows.append(cent["ci95_low"] if cent["ci95_low"] is not None else cent["mean"])
+            highs.append(cent["ci95_high"] if cent["ci95_high"] is not None else cent["mean"])
             lengths.append(length["mean"])
             centred.append(cent["mean"])
         color = f"C{k}"
-        ax.plot(xs, means, "-o", color=color, label=f"T-REX here, {preset} preset: mean of seeds, 95% interval")
-        ax.fill_between(xs, lows, highs, color=color, alpha=0.15)
-        ax.plot(xs, centred, ":^", color=color, label="the same, centred (mean of seeds)")
+        ax.plot(xs, means, "-o", color=color, label=f"T-REX here, {preset} preset (mean of 3 seeds)")
+        ax.plot(xs, centred, ":^", color=color, label="the same, centred, with its 95% interval over seeds")
+        ax.fill_between(xs, np.clip(lows, -1, 1), np.clip(highs, -1, 1), color=color, alpha=0.12)
         if k == 0:
             ax.plot(xs, lengths, "--", color="gray", label="episode length here")
             ax.set_xticks(xs, [str(x) for x in xs])
