@@ -12,7 +12,7 @@ import pytest
 
 from baseline_agent.checkpoint import list_checkpoints, load_checkpoint
 from toolkit.cli import UserError
-from toolkit.files import exclusive, exclusive_file
+from toolkit.files import atomic_write, exclusive, exclusive_file
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -136,3 +136,23 @@ def test_every_entry_point_refuses_a_folder_in_use_before_writing(tmp_path, tiny
         with pytest.raises(UserError, match=rf"^{locked} is in use by another process \(pid {os.getpid()}\)"):
             main(argv)
         assert snapshot(folder) == before
+
+
+def test_taking_a_folder_lock_removes_writes_cut_off_by_a_kill_but_not_another_steps(tmp_path):
+    """A kill inside `atomic_write` leaves its temporary file; the next holder of the folder's lock removes it, in
+    the folder and its subfolders, except in a subfolder that has its own lock (another step's)."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "reward").mkdir()
+    (run / "reward" / ".lock").touch()
+    cut_off = [run / ".summary.json.ab12.tmp", run / "checkpoints" / ".step_0000000256.pt.cd34.tmp"]
+    others = [run / "reward" / ".metrics.json.ef56.tmp", run / "notes.tmp", run / "checkpoints" / "step_0000000256.pt"]
+    for path in cut_off + others:
+        path.write_text("x")
+    with exclusive(run):
+        atomic_write(run / "summary.json", lambda tmp: Path(tmp).write_text("{}"))
+    assert [p.exists() for p in cut_off] == [False, False]
+    assert [p.exists() for p in others] == [True, True, True] and (run / "summary.json").read_text() == "{}"
+    with exclusive_file(tmp_path / "out.mp4"):  # a file's lock cleans nothing
+        pass
+    assert all(p.exists() for p in others)

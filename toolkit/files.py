@@ -53,7 +53,8 @@ def exclusive(folder: str | os.PathLike, name: str = ".lock") -> Iterator[None]:
     """Hold `folder/name` locked (flock) for the block: one writer per run folder or output file.
 
     A second process is refused with one line naming the folder and the holder's pid, before it writes anything;
-    the OS releases the lock when its holder dies, so a killed run never leaves a stale lock behind.
+    the OS releases the lock when its holder dies, so a killed run never leaves a stale lock behind. Taking a run
+    folder's lock also removes what `atomic_write` calls cut off by a kill left in it (`remove_stale_temps`).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,9 +71,23 @@ def exclusive(folder: str | os.PathLike, name: str = ".lock") -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        if name == ".lock":
+            remove_stale_temps(folder)
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Delete the temporary files (`.NAME.XXXX.tmp`) of `atomic_write` calls that a kill cut off, in `folder` and
+    its subfolders, but not in a subfolder with its own `.lock`: that one belongs to another step, which cleans it
+    when it takes its lock. Only called by the holder of `folder`'s lock, so no live writer owns them."""
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            if not (entry / ".lock").exists():
+                remove_stale_temps(entry)
+        elif entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file():
+            entry.unlink(missing_ok=True)
 
 
 def exclusive_file(path: str | os.PathLike):
