@@ -58,6 +58,23 @@ VAL_PAIRS_MAX = 1000  # validation pairs, as the 2020 study's 1,000
 EVAL_CHUNK = 256  # pairs per no-grad forward pass when measuring accuracy
 METRICS = ("spearman", "kendall", "pearson")
 LEVEL_SETS = {"train_levels": "train_eval", "test_levels": "test"}  # metrics.json key: the demos' level set
+# The figures of one reward model in a table row: each correlation of the model, the length baseline and the
+# centred returns, on both level sets.
+FIGURE_COLUMNS = tuple(
+    f"{key}_{kind}{m}" for kind in ("", "length_baseline_", "centred_") for key in LEVEL_SETS for m in METRICS
+)
+
+
+def figure_columns(metrics: dict) -> dict[str, float | None]:
+    """The FIGURE_COLUMNS of a metrics.json (the centred figures recomputed from its per-demo returns)."""
+    out: dict[str, float | None] = {}
+    for key in LEVEL_SETS:
+        centred = centred_figures(metrics[key])
+        for m in METRICS:
+            out[f"{key}_{m}"] = metrics[key][m]
+            out[f"{key}_length_baseline_{m}"] = metrics[key]["length_baseline"][m]
+            out[f"{key}_centred_{m}"] = centred[m]
+    return {c: out[c] for c in FIGURE_COLUMNS}
 
 
 @dataclass
@@ -466,9 +483,7 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
     write_json(
         run_dir / "summary.json",
         {
-            **{f"{key}_{m}": metrics[key][m] for key in LEVEL_SETS for m in METRICS},
-            **{f"{key}_length_baseline_{m}": metrics[key]["length_baseline"][m] for key in LEVEL_SETS for m in METRICS},
-            **{f"{key}_centred_{m}": metrics[key]["centred"][m] for key in LEVEL_SETS for m in METRICS},
+            **figure_columns(metrics),
             "best_val_accuracy": result.best_val_accuracy,
             "label_noise": pairs.label_noise,
             "wall_time_s": metrics["wall_time_s"],
@@ -507,9 +522,7 @@ SWEEP_COLUMNS = (
     "seed",
     "best_val_accuracy",
     "run_dir",
-    *[f"{key}_{m}" for key in LEVEL_SETS for m in METRICS],
-    *[f"{key}_length_baseline_{m}" for key in LEVEL_SETS for m in METRICS],
-    *[f"{key}_centred_{m}" for key in LEVEL_SETS for m in METRICS],
+    *FIGURE_COLUMNS,
 )
 
 
@@ -579,9 +592,7 @@ def sweep_row(cfg: TrexConfig, levels: int, n: int, sub: TrexConfig, m: dict) ->
         "seed": sub.seed,
         "best_val_accuracy": m["best_val_accuracy"],
         "run_dir": sub.run_dir,
-        **{f"{key}_{x}": m[key][x] for key in LEVEL_SETS for x in METRICS},
-        **{f"{key}_length_baseline_{x}": m[key]["length_baseline"][x] for key in LEVEL_SETS for x in METRICS},
-        **{f"{key}_centred_{x}": centred_figures(m[key])[x] for key in LEVEL_SETS for x in METRICS},
+        **figure_columns(m),
     }
 
 

@@ -36,8 +36,8 @@ from toolkit.logger import fmt
 from toolkit.runtime import RuntimeConfig
 from trex.config import TrexConfig
 from trex.demos import demos_are_complete
-from trex.evaluation import centred_figures, plot_sweep, seed_interval
-from trex.reward_learning import METRICS, sweep_summary, write_rows
+from trex.evaluation import plot_sweep, seed_interval
+from trex.reward_learning import FIGURE_COLUMNS, figure_columns, sweep_summary, write_rows
 from trex.train_policy import PolicyConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -373,9 +373,7 @@ RESULT_COLUMNS = (
     "num_demos",
     "seed",
     "best_val_accuracy",
-    *[f"{key}_{m}" for key in ("train_levels", "test_levels") for m in METRICS],
-    *[f"{key}_length_baseline_{m}" for key in ("train_levels", "test_levels") for m in METRICS],
-    *[f"{key}_centred_{m}" for key in ("train_levels", "test_levels") for m in METRICS],
+    *FIGURE_COLUMNS,
     "policy_train_return",
     "policy_held_out_return",
     "policy_held_out_normalized_score",
@@ -409,17 +407,7 @@ def collect(cfg: SweepConfig, jobs: list[Job]) -> Path:
                 **j.grid,
                 "best_val_accuracy": m["best_val_accuracy"],
                 "reward_run_dir": j.config.run_dir,
-                **{f"{key}_{x}": m[key][x] for key in ("train_levels", "test_levels") for x in METRICS},
-                **{
-                    f"{key}_length_baseline_{x}": m[key]["length_baseline"][x]
-                    for key in ("train_levels", "test_levels")
-                    for x in METRICS
-                },
-                **{
-                    f"{key}_centred_{x}": centred_figures(m[key])[x]
-                    for key in ("train_levels", "test_levels")
-                    for x in METRICS
-                },
+                **figure_columns(m),
                 "policy_train_return": pol.get("train_return"),
                 "policy_held_out_return": pol.get("held_out_return"),
                 "policy_held_out_normalized_score": pol.get("held_out_normalized_score"),
