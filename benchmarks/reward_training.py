@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from toolkit.files import write_json
 from trex.config import TrexConfig
 from trex.demo_store import load_demos
-from trex.evaluation import evaluate_demos
+from trex.evaluation import TrainingProfile, evaluate_demos, predict_rewards
 from trex.pairs import concat_obs, create_training_data
 from trex.reward_learning import RewardTrainer
 from trex.reward_net import RewardNet
@@ -85,7 +85,8 @@ def trainer_run(cfg: TrexConfig, train, test, num_pairs: int, seed: int = 0) -> 
     frames, offsets = concat_obs(train)
     net = RewardNet(cfg.reward_net)
     result = RewardTrainer(net, cfg, torch.device("cpu"), verbose=False).fit(frames, offsets, pairs, None, rng)
-    quality = evaluate_demos(net, test, "cpu")[0] if test else {}
+    profile = TrainingProfile.of(predict_rewards(net, train, "cpu"))
+    quality = evaluate_demos(net, test, "cpu", profile)[0] if test else {}
     return {
         "pairs_per_s": result.pairs_per_s,
         "frames_per_s": result.frames_per_s,

@@ -21,6 +21,7 @@ import torch
 from trex.config import TrexConfig
 from trex.demo_store import write_demos
 from trex.evaluation import (
+    TrainingProfile,
     bootstrap_ci,
     centred_figures,
     centred_returns,
@@ -28,6 +29,7 @@ from trex.evaluation import (
     evaluate_demos,
     evaluate_returns,
     pair_accuracy,
+    predict_rewards,
     seed_interval,
 )
 from trex.pairs import concat_obs, create_training_data
@@ -75,11 +77,13 @@ def test_centred_returns_ignore_a_constant_per_frame_reward_that_flips_the_plain
     true = np.array([0.0, 2.0, 3.0, 5.0, 8.0, 9.0])
     lengths = np.array([40.0, 60.0, 50.0, 90.0, 100.0, 120.0])
     learned = np.array([0.1, 0.6, 1.2, 0.9, 2.0, 1.7])  # what the frames' rewards add up to beyond a constant
-    by_hand = learned - lengths * learned.sum() / lengths.sum()
-    np.testing.assert_allclose(centred_returns(learned, lengths), by_hand)
+    offset = 0.004  # the model's mean reward per frame on its training demos, beyond the constant
+    by_hand = learned - lengths * offset
+    np.testing.assert_allclose(centred_returns(learned, lengths, offset), by_hand)
+    # the constant reaches the training demos' frames too, so their offset carries it
     plus, minus = (
-        evaluate_returns(true, learned + 0.05 * lengths, lengths),
-        evaluate_returns(true, learned - 0.05 * lengths, lengths),
+        evaluate_returns(true, learned + 0.05 * lengths, lengths, TrainingProfile(offset + 0.05, np.zeros(0))),
+        evaluate_returns(true, learned - 0.05 * lengths, lengths, TrainingProfile(offset - 0.05, np.zeros(0))),
     )
     assert plus["spearman"] > 0.9 and minus["spearman"] < -0.5  # the constant's sign flips the plain figure
     assert plus["centred"]["spearman"] == pytest.approx(minus["centred"]["spearman"])
@@ -88,6 +92,7 @@ def test_centred_returns_ignore_a_constant_per_frame_reward_that_flips_the_plain
         assert centred_figures(plus)[k] == pytest.approx(plus["centred"][k])
         np.testing.assert_allclose(plus["centred"]["ci95"][k], minus["centred"]["ci95"][k])
     assert plus["centred"]["spearman"] == pytest.approx(correlations(true, by_hand)["spearman"])
+    assert plus["offset"]["shift"] == pytest.approx((learned + 0.05 * lengths).sum() / lengths.sum() - offset - 0.05)
 
 
 def test_seed_interval_by_hand():
@@ -143,7 +148,8 @@ def test_reward_net_learns_to_rank_held_out_marker_demos():
         l1_reg=0.05,
         epochs=1,
     )
-    metrics = evaluate_demos(_fit(cfg, train, 0), test, "cpu")[0]
+    net = _fit(cfg, train, 0)
+    metrics = evaluate_demos(net, test, "cpu", TrainingProfile.of(predict_rewards(net, train, "cpu")))[0]
     assert metrics["spearman"] > 0.8 or metrics["pair_accuracy"] > 0.8, metrics
     assert metrics["length_baseline"]["spearman"] < 0.5  # length alone does not explain these returns
 

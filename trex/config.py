@@ -8,6 +8,7 @@ from baseline_agent.envs import GAMES, MODES, LevelSet, held_out_levels
 from toolkit.cli import UserError
 from toolkit.config import option
 from toolkit.runtime import RuntimeConfig
+from trex.augment import AUGMENTATIONS
 from trex.reward_net import ARCHITECTURES
 
 FRESH_LEVELS = 1_000_000_000  # levels a fresh level per demo is drawn from (demo_num_levels 0)
@@ -78,8 +79,21 @@ class TrexConfig(RuntimeConfig):
         choices=("return", "noise"),
     )
     val_fraction: float = option(
-        0.2, "share of the chosen training demos held out for validation (early stopping)", min=0.0, max=0.9
+        0.2,
+        "share of the chosen training demos held out for validation (early stopping), when val_num_levels is 0",
+        min=0.0,
+        max=0.9,
     )
+    val_num_levels: int = option(
+        0,
+        "levels of a validation set of its own, disjoint from the training demos' and the held-out levels, so "
+        "early stopping sees overfitting to levels (0 = validate on val_fraction of the training demos)",
+        min=0,
+    )
+    val_start_level: int | None = option(
+        None, "first validation level (none = right after the fresh levels of demo_num_levels 0)", min=0
+    )
+    num_val_demos: int = option(50, "demonstrations on the validation levels (with val_num_levels)", min=0)
     demo_selection: str = option(
         "random",
         "how num_demos demos are picked from the folder: random, or return_bins "
@@ -103,6 +117,17 @@ class TrexConfig(RuntimeConfig):
         choices=ARCHITECTURES,
     )
     ensemble_size: int = option(1, "independently initialised reward nets, averaged", min=1)
+    ensemble_resample: bool = option(
+        False, "each ensemble member trains on its own resample of the pairs (drawn with replacement)"
+    )
+    augment: list[str] = option(
+        [],
+        "image augmentations of training snippets, one draw per snippet (trex/augment.py): shift, colour, conv",
+        choices=AUGMENTATIONS,
+    )
+    augment_consistency: float = option(
+        0.0, "weight of a consistency loss between the rewards of two augmented views of each frame", min=0.0
+    )
     batch_size: int = option(32, "pairs per training step", min=1)
     learning_rate: float = option(1e-4, "Adam learning rate", min=0.0)
     weight_decay: float = option(0.0, "Adam weight decay", min=0.0)
@@ -116,6 +141,9 @@ class TrexConfig(RuntimeConfig):
     eval_interval: int = option(1000, "training pairs between validation checks (the unit of patience)", min=1)
     patience: int = option(3, "validation checks without a better validation accuracy before stopping", min=1)
     amp: bool = option(False, "bf16/fp16 autocast on GPU")
+    eval_pairs: int = option(
+        1000, "equal-length snippet pairs per evaluation level set, for the snippet accuracy figure", min=0
+    )
 
     # --- step 3: sweep over the number of demonstrations and the number of levels they come from
     sweep_num_demos: list[int] = option([12, 25, 50, 100], "numbers of training demos in the sweep", min=2)
@@ -139,8 +167,12 @@ class TrexConfig(RuntimeConfig):
                 "config key 'min_snippet_length': must not exceed max_snippet_length "
                 f"({self.min_snippet_length} > {self.max_snippet_length})"
             )
+        if self.augment_consistency > 0 and not self.augment:
+            raise UserError("config key 'augment_consistency': needs at least one augmentation in 'augment'")
         for n in (self.demo_num_levels, *self.sweep_demo_levels):
             demo_levels(self, n)  # refuses a layout whose training demos would meet the held-out levels
+        if self.val_num_levels:
+            val_levels(self)
 
 
 def held_out(cfg: TrexConfig) -> LevelSet:
@@ -178,4 +210,23 @@ def demo_levels(cfg: TrexConfig, n: int | None = None) -> LevelSet:
             f"config key 'demo_num_levels': training demos on levels {levels} would meet the held-out "
             f"levels {test}; set test_start_level beyond them"
         )
+    return levels
+
+
+def val_levels(cfg: TrexConfig) -> LevelSet:
+    """The validation set's own levels: from val_start_level, or right after the fresh levels that follow the
+    held-out ones; refused where they would meet any training demos' levels or the held-out levels."""
+    test = held_out(cfg)
+    start = cfg.val_start_level
+    if start is None:
+        start = test.start_level + test.num_levels + FRESH_LEVELS
+    levels = LevelSet(start, cfg.val_num_levels)
+    if start + cfg.val_num_levels > MAX_LEVEL:
+        raise UserError(f"validation levels beyond Procgen's range (up to {MAX_LEVEL:,}): set val_start_level lower")
+    for n in (cfg.demo_num_levels, *cfg.sweep_demo_levels):
+        for other, name in ((demo_levels(cfg, n), "training demos' levels"), (test, "held-out levels")):
+            if levels.overlaps(other):
+                raise UserError(
+                    f"config key 'val_start_level': validation levels {levels} would meet the {name} {other}"
+                )
     return levels

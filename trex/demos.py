@@ -5,7 +5,8 @@
 Three level sets, disjoint by construction and recorded per demo (its level seed and the range it came from):
 - `train`: `num_demos` demos to train on, from `demo_num_levels` distinct levels (`config.demo_levels`);
 - `train_eval`: `num_test_demos` new episodes on those same levels, never trained on;
-- `test`: `num_test_demos` demos on the held-out levels (`config.held_out`).
+- `test`: `num_test_demos` demos on the held-out levels (`config.held_out`);
+- `val` (with `val_num_levels`): `num_val_demos` demos on validation levels of their own (`config.val_levels`).
 With `sweep_demo_levels`, each other number of levels gets its own folder of train and train_eval demos,
 `<demo_dir>/levels_<N>`, beside the held-out demos they share.
 
@@ -32,13 +33,13 @@ from toolkit.cli import UserError
 from toolkit.config import config_dict, save_run_config
 from toolkit.files import exclusive, write_json
 from toolkit.logger import fmt_duration
-from trex.config import TrexConfig, demo_levels, held_out
+from trex.config import TrexConfig, demo_levels, held_out, val_levels
 from trex.demo_store import DemoRecord, check_game, read_index, write_demos
 
 # Procgen options a demonstrator was trained with; its demos are rolled out with the same ones, except
 # use_sequential_levels: a demo is one episode of one level.
 ENV_OPTIONS = tuple(k for k in PROCGEN_OPTIONS if k != "use_sequential_levels")
-LEVEL_SETS = ("train", "train_eval", "test")
+LEVEL_SETS = ("train", "train_eval", "test", "val")  # the order seeds each set's rounds: append only
 
 
 @dataclass
@@ -224,13 +225,16 @@ def demo_summary(records: list[DemoRecord]) -> dict:
 
 
 def tasks(cfg: TrexConfig) -> list[Task]:
-    """Every folder and level set to fill: the main folder's three, and train/train_eval per swept level count."""
+    """Every folder and level set to fill: the main folder's (train, train_eval, test, and val with
+    val_num_levels), and train/train_eval per swept level count."""
     main, test = Path(cfg.demo_dir), held_out(cfg)
     out = [
         Task(main, "train", demo_levels(cfg), cfg.num_demos),
         Task(main, "train_eval", demo_levels(cfg), cfg.num_test_demos),
         Task(main, "test", test, cfg.num_test_demos),
     ]
+    if cfg.val_num_levels:
+        out.append(Task(main, "val", val_levels(cfg), cfg.num_val_demos))
     for n in cfg.sweep_demo_levels:
         levels = demo_levels(cfg, n)
         out += [

@@ -8,6 +8,7 @@ models; each with a 95% bootstrap interval over the demos. Intervals over reward
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,54 +132,161 @@ def seed_interval(values: list[float | None]) -> dict[str, Any]:
     }
 
 
-def centred_returns(pred: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Predicted returns less the model's mean per-frame reward over these demos times each demo's length.
+@dataclass(frozen=True)
+class TrainingProfile:
+    """What a reward model gives the frames of its own training demos, which a policy would see too: the mean
+    reward per frame (`offset`) and the mean reward at each time step of an episode (`by_time`)."""
+
+    offset: float
+    by_time: np.ndarray
+
+    @classmethod
+    def of(cls, rewards: list[np.ndarray]) -> TrainingProfile:
+        horizon = max((len(r) for r in rewards), default=0)
+        total, count = np.zeros(horizon), np.zeros(horizon)
+        for r in rewards:
+            total[: len(r)] += r
+            count[: len(r)] += 1
+        frames = max(count.sum(), 1.0)
+        return cls(float(total.sum() / frames), total / np.maximum(count, 1))
+
+    def time_returns(self, lengths: np.ndarray) -> np.ndarray:
+        """The time-only baseline: each demo's return if every frame got the training demos' mean reward at its
+        time step (the overall mean past the longest training demo). A reward must beat it to have learned more
+        than when in an episode a frame comes."""
+        lengths = np.asarray(lengths, np.int64)
+        horizon = max(int(lengths.max(initial=0)), len(self.by_time))
+        per_step = np.full(horizon, self.offset)
+        per_step[: len(self.by_time)] = self.by_time
+        cumulative = np.concatenate([[0.0], np.cumsum(per_step)])
+        return cumulative[lengths]
+
+
+def centred_returns(pred: np.ndarray, lengths: np.ndarray, offset: float) -> np.ndarray:
+    """Predicted returns less `offset` (the model's mean reward per frame on its training demos) times length.
 
     T-REX compares snippets of equal length, so its loss cannot see a constant added to every frame's reward.
     Summed over whole episodes that constant becomes constant x length, and its sign alone can flip the
     correlation with the true return wherever length correlates with return. Centred, the predicted returns show
     what the reward learned beyond the passing of time; no true return is used."""
     pred, lengths = np.asarray(pred, np.float64), np.asarray(lengths, np.float64)
-    return pred - lengths * (pred.sum() / max(lengths.sum(), 1.0))
+    return pred - lengths * offset
 
 
 def centred_figures(block: dict) -> dict[str, float | None]:
-    """The correlations of the centred predicted returns of one level set's metrics.json block."""
+    """The correlations of the centred predicted returns of one level set's metrics.json block (centred on the
+    training demos' offset; files written before it was stored are centred on the scored set's own mean)."""
     r = block["returns"]
-    return correlations(np.array(r["true"]), centred_returns(np.array(r["predicted"]), np.array(r["length"])))
+    return correlations(np.array(r["true"]), centred_returns(r["predicted"], r["length"], block_offset(block)))
 
 
-def evaluate_returns(true: np.ndarray, pred: np.ndarray, lengths: np.ndarray, seed: int = 0) -> dict:
-    """The metrics.json block for one level set: correlations with 95% bootstrap intervals, for the reward model
-    and for the episode-length baseline, and every demo's true and predicted return and length (in demo-index
-    order: reward models evaluated on the same folder list the same demos alike). `centred`: the same figures for
-    the centred predicted returns (`centred_returns`)."""
+def block_offset(block: dict) -> float:
+    """The offset a metrics.json block was centred on: its training demos' (files from before it was stored: the
+    scored set's own mean reward per frame, as they were centred then)."""
+    if "offset" in block:
+        return float(block["offset"]["train"])
+    r = block["returns"]
+    return float(np.sum(r["predicted"]) / max(np.sum(r["length"]), 1.0))
+
+
+def partial_spearman(true: np.ndarray, pred: np.ndarray, lengths: np.ndarray) -> float | None:
+    """Spearman correlation of predicted and true return given episode length (ranks, length partialled out): what
+    the prediction knows of the return that the length does not."""
+    ranks = [stats.rankdata(np.asarray(v, np.float64))[None] for v in (true, pred, lengths)]
+    value = _partial_rows(*ranks)[0]
+    return _none_if_nan(float(value))
+
+
+def _partial_rows(rx: np.ndarray, ry: np.ndarray, rz: np.ndarray) -> np.ndarray:
+    xy, xz, yz = _pearson_rows(rx, ry), _pearson_rows(rx, rz), _pearson_rows(ry, rz)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (xy - xz * yz) / np.sqrt((1 - xz**2) * (1 - yz**2))
+
+
+def partial_spearman_ci(
+    true: np.ndarray, pred: np.ndarray, lengths: np.ndarray, rng: np.random.Generator, resamples: int = BOOTSTRAP
+) -> list[float] | None:
+    """95% bootstrap interval of `partial_spearman` over resamplings of the demos."""
+    true = np.asarray(true, np.float64)
+    if len(true) < 4:
+        return None
+    idx = rng.integers(0, len(true), (resamples, len(true)))
+    rows = [stats.rankdata(np.asarray(v, np.float64)[idx], axis=1) for v in (true, pred, lengths)]
+    draws = _partial_rows(*rows)
+    draws = draws[np.isfinite(draws)]
+    return [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))] if len(draws) > resamples / 2 else None
+
+
+def within_level(true: np.ndarray, pred: np.ndarray, level_seeds: np.ndarray) -> dict[str, Any]:
+    """Mean Spearman correlation within each level that has at least 3 demos of distinct returns: how well the
+    prediction ranks episodes of one and the same level, free of differences between levels."""
+    values = []
+    for seed in np.unique(level_seeds):
+        at = level_seeds == seed
+        if at.sum() >= 3:
+            values.append(correlations(true[at], pred[at])["spearman"])
+    kept = [v for v in values if v is not None]
+    return {"spearman": float(np.mean(kept)) if kept else None, "levels": len(kept)}
+
+
+def evaluate_returns(
+    true: np.ndarray,
+    pred: np.ndarray,
+    lengths: np.ndarray,
+    profile: TrainingProfile,
+    level_seeds: np.ndarray | None = None,
+    seed: int = 0,
+) -> dict:
+    """The metrics.json block for one level set: correlations with 95% bootstrap intervals for the reward model
+    and for two baselines, episode length ("+1 per step") and time alone (`TrainingProfile.time_returns`); the
+    same for the predicted returns centred on the training demos' offset (`centred_returns`); the partial
+    Spearman given length; the offset on this set against the training demos' (`offset`: train, here, shift); the
+    mean Spearman within levels; and every demo's true and predicted return and length (in demo-index order:
+    reward models evaluated on the same folder list the same demos alike)."""
     rng = np.random.default_rng(seed)
-    centred = centred_returns(pred, lengths)
-    return {
+    true, pred = np.asarray(true, np.float64), np.asarray(pred, np.float64)
+    lengths = np.asarray(lengths, np.float64)
+    centred = centred_returns(pred, lengths, profile.offset)
+    time_only = profile.time_returns(lengths.astype(np.int64))
+    here = float(pred.sum() / max(lengths.sum(), 1.0))
+    block: dict[str, Any] = {
         **correlations(true, pred),
         "ci95": bootstrap_ci(true, pred, rng),
         "pair_accuracy": pair_accuracy(true, pred),
         "n_demos": int(len(true)),
         "length_baseline": {**correlations(true, lengths), "ci95": bootstrap_ci(true, lengths, rng)},
+        "time_baseline": {**correlations(true, time_only), "ci95": bootstrap_ci(true, time_only, rng)},
         "centred": {**correlations(true, centred), "ci95": bootstrap_ci(true, centred, rng)},
+        "partial_spearman": {
+            "value": partial_spearman(true, pred, lengths),
+            "ci95": partial_spearman_ci(true, pred, lengths, rng),
+        },
+        "offset": {"train": profile.offset, "here": here, "shift": here - profile.offset},
         "returns": {
             "true": [float(x) for x in true],
             "predicted": [float(x) for x in pred],
             "length": [int(x) for x in lengths],
         },
     }
+    if level_seeds is not None:
+        seeds = np.asarray(level_seeds)
+        block["within_level"] = {
+            "model": within_level(true, pred, seeds),
+            "length_baseline": within_level(true, lengths, seeds),
+        }
+    return block
 
 
 def evaluate_demos(
-    model: RewardNet, demos: list[Demo], device: torch.device | str, seed: int = 0
+    model: RewardNet, demos: list[Demo], device: torch.device | str, profile: TrainingProfile, seed: int = 0
 ) -> tuple[dict, list[np.ndarray]]:
     """(metrics of `evaluate_returns`, per-frame predicted rewards of each demo); `seed` seeds the bootstrap."""
     rewards = predict_rewards(model, demos, device)
     true = np.array([d.record.ret for d in demos], dtype=np.float64)
     pred = np.array([r.sum() for r in rewards])
     lengths = np.array([len(d.obs) for d in demos], dtype=np.float64)
-    return evaluate_returns(true, pred, lengths, seed), rewards
+    seeds = np.array([d.record.level_seed for d in demos])
+    return evaluate_returns(true, pred, lengths, profile, seeds, seed), rewards
 
 
 # --------------------------------------------------------------------------- plots (PNG, written atomically)

@@ -17,7 +17,7 @@ from baseline_agent.scores import reference_table
 from toolkit.files import write_text
 from toolkit.logger import fmt
 from trex.config import demo_levels, held_out
-from trex.evaluation import bootstrap_ci, centred_figures, centred_returns, seed_interval
+from trex.evaluation import block_offset, bootstrap_ci, centred_figures, centred_returns, seed_interval
 
 SETS = {"train_levels": "training levels, new episodes", "test_levels": "held-out levels"}
 FIGURES = ("spearman", "kendall", "pearson", "pair_accuracy")
@@ -64,7 +64,9 @@ def reward_figures(metrics: list[dict]) -> dict:
                 ci = length["ci95"][f] or (None, None)
                 figures[f"length_{f}"] = {"mean": length[f], "ci95_low": ci[0], "ci95_high": ci[1]}
         lengths = np.array(metrics[0][key]["returns"]["length"])
-        centred = np.array([centred_returns(p, lengths) for p in preds])
+        centred = np.array(
+            [centred_returns(p, lengths, block_offset(m[key])) for p, m in zip(preds, metrics, strict=True)]
+        )
         seeds = seed_interval([centred_figures(m[key])["spearman"] for m in metrics])
         interval = bootstrap_ci(true, centred, np.random.default_rng(1))["spearman"]
         low, high = interval if interval is not None else (seeds["ci95_low"], seeds["ci95_high"])

@@ -38,15 +38,18 @@ from toolkit.cli import UserError
 from toolkit.config import config_dict, diff_configs, load_yaml, save_run_config
 from toolkit.files import atomic_write, exclusive, write_json
 from toolkit.logger import fmt, fmt_duration
+from trex.augment import augment
 from trex.config import TrexConfig, demo_levels
 from trex.demo_store import Demo, check_game, load_demos
 from trex.evaluation import (
+    TrainingProfile,
     centred_figures,
     evaluate_demos,
     plot_cumulative,
     plot_predicted_vs_true,
     plot_reward_by_time,
     plot_sweep,
+    predict_rewards,
     seed_interval,
 )
 from trex.pairs import SnippetPairs, concat_obs, create_training_data
@@ -58,38 +61,53 @@ VAL_PAIRS_MAX = 1000  # validation pairs, as the 2020 study's 1,000
 EVAL_CHUNK = 256  # pairs per no-grad forward pass when measuring accuracy
 METRICS = ("spearman", "kendall", "pearson")
 LEVEL_SETS = {"train_levels": "train_eval", "test_levels": "test"}  # metrics.json key: the demos' level set
-# The figures of one reward model in a table row: each correlation of the model, the length baseline and the
-# centred returns, on both level sets.
+# One-number figures of a level set's block beyond the correlations: what a reward must beat "time passes" by.
+EXTRA_FIGURES = ("partial_spearman", "snippet_accuracy", "offset_shift", "within_level_spearman")
+# The figures of one reward model in a table row: each correlation of the model, the length and time-only
+# baselines and the centred returns, and the extra figures, on both level sets.
 FIGURE_COLUMNS = tuple(
-    f"{key}_{kind}{m}" for kind in ("", "length_baseline_", "centred_") for key in LEVEL_SETS for m in METRICS
-)
+    f"{key}_{kind}{m}"
+    for kind in ("", "length_baseline_", "centred_", "time_baseline_")
+    for key in LEVEL_SETS
+    for m in METRICS
+) + tuple(f"{key}_{f}" for f in EXTRA_FIGURES for key in LEVEL_SETS)
 
 
 def figure_columns(metrics: dict) -> dict[str, float | None]:
-    """The FIGURE_COLUMNS of a metrics.json (the centred figures recomputed from its per-demo returns)."""
+    """The FIGURE_COLUMNS of a metrics.json (the centred figures recomputed from its per-demo returns; figures a
+    file from before they existed lacks are None)."""
     out: dict[str, float | None] = {}
     for key in LEVEL_SETS:
-        centred = centred_figures(metrics[key])
+        block = metrics[key]
+        centred = centred_figures(block)
         for m in METRICS:
-            out[f"{key}_{m}"] = metrics[key][m]
-            out[f"{key}_length_baseline_{m}"] = metrics[key]["length_baseline"][m]
+            out[f"{key}_{m}"] = block[m]
+            out[f"{key}_length_baseline_{m}"] = block["length_baseline"][m]
             out[f"{key}_centred_{m}"] = centred[m]
+            out[f"{key}_time_baseline_{m}"] = block.get("time_baseline", {}).get(m)
+        out[f"{key}_partial_spearman"] = block.get("partial_spearman", {}).get("value")
+        out[f"{key}_snippet_accuracy"] = block.get("snippet_accuracy")
+        out[f"{key}_offset_shift"] = block.get("offset", {}).get("shift")
+        out[f"{key}_within_level_spearman"] = block.get("within_level", {}).get("model", {}).get("spearman")
     return {c: out[c] for c in FIGURE_COLUMNS}
 
 
 @dataclass
 class DemoSets:
-    """A folder's demos by level set: to train on, new episodes on the same levels, and held-out levels."""
+    """A folder's demos by level set: to train on, new episodes on the same levels, held-out levels, and (with
+    val_num_levels) validation levels of their own."""
 
     train: list[Demo]
     train_eval: list[Demo]
     test: list[Demo]
+    val: list[Demo]
 
 
 # --------------------------------------------------------------------------- 1. which demos
 def choose_demos(cfg: TrexConfig, demos: list[Demo], rng: np.random.Generator) -> tuple[list[Demo], list[Demo]]:
     """(training demos, validation demos): `num_demos` of `demos` (all of them when there are fewer), of which
-    `val_fraction`, spread evenly over their range of returns, validate."""
+    `val_fraction`, spread evenly over their range of returns, validate; none with val_num_levels, whose
+    validation demos come from levels of their own."""
     if cfg.num_demos < 2:
         raise UserError(f"config key 'num_demos': {cfg.num_demos} is too few to train on (at least 2)")
     returns = np.array([d.record.ret for d in demos])
@@ -99,7 +117,7 @@ def choose_demos(cfg: TrexConfig, demos: list[Demo], rng: np.random.Generator) -
         pool = rng.permutation(kept)[: cfg.num_demos]
     else:
         pool = np.array(return_bins(returns, kept, cfg.num_demos, cfg.return_bins, rng), np.int64)
-    n_val = int(round(cfg.val_fraction * len(pool)))
+    n_val = 0 if cfg.val_num_levels else int(round(cfg.val_fraction * len(pool)))
     by_return = pool[np.argsort(returns[pool], kind="stable")]
     val = set(by_return[((np.arange(n_val) + 0.5) * len(pool) / max(n_val, 1)).astype(int)].tolist())
     return [demos[i] for i in pool if i not in val], [demos[i] for i in pool if i in val]
@@ -154,18 +172,29 @@ class RewardTrainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.amp = cfg.amp and device.type == "cuda"
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # the augmentations' draws
 
     def snippet_returns(
         self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-member returns [M, B, 2] of the pairs `idx`, and the per-frame rewards [M, F] behind them."""
+        obs, seg = self._gather(frames, offsets, pairs, idx)
+        return self._returns(obs, seg, len(idx))
+
+    def _gather(
+        self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         flat, segment = pairs.frame_index(idx, offsets)
         obs = torch.from_numpy(frames[flat]).to(self.device, non_blocking=True)
+        return obs, torch.from_numpy(segment).to(self.device)
+
+    def _returns(
+        self, obs: torch.Tensor, seg: torch.Tensor, num_pairs: int, member: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            rewards = self.net.member_rewards(obs).float()
-        seg = torch.from_numpy(segment).to(self.device)
-        returns = rewards.new_zeros(rewards.shape[0], 2 * len(idx)).index_add_(1, seg, rewards)
-        return returns.view(rewards.shape[0], len(idx), 2), rewards
+            rewards = self.net.member_rewards(obs, member).float()
+        returns = rewards.new_zeros(rewards.shape[0], 2 * num_pairs).index_add_(1, seg, rewards)
+        return returns.view(rewards.shape[0], num_pairs, 2), rewards
 
     def loss(self, returns: torch.Tensor, rewards: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Bradley-Terry cross-entropy of each member, plus L1 on the per-frame rewards (summed per pair, as T-REX)."""
@@ -185,19 +214,35 @@ class RewardTrainer:
         self.net.train()
         return score / len(pairs)
 
-    def step(self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray) -> dict:
-        """One optimiser step on the pairs `idx`: its loss, correctly ranked pairs and frames seen."""
+    def batch_loss(
+        self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray, member: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """(loss, returns [M, B, 2], labels, frames) of the pairs `idx` for every member, or for one `member`: each
+        snippet augmented with its own draw (cfg.augment), plus the consistency term between two such views."""
         labels = torch.from_numpy(pairs.label[idx]).to(self.device)
-        returns, rewards = self.snippet_returns(frames, offsets, pairs, idx)
+        obs, seg = self._gather(frames, offsets, pairs, idx)
+        returns, rewards = self._returns(augment(obs, seg, self.cfg.augment, self.generator), seg, len(idx), member)
         loss = self.loss(returns, rewards, labels)
+        if self.cfg.augment_consistency > 0:
+            other = self._returns(augment(obs, seg, self.cfg.augment, self.generator), seg, len(idx), member)[1]
+            loss = loss + self.cfg.augment_consistency * (rewards - other).pow(2).mean()
+        return loss, returns, labels, rewards.shape[1]
+
+    def step(self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray) -> dict:
+        """One optimiser step on the pairs `idx` ([B], or [M, B]: each ensemble member's own pairs): its loss,
+        correctly ranked pairs and frames seen."""
+        if idx.ndim == 1:
+            loss, returns, labels, seen = self.batch_loss(frames, offsets, pairs, idx)
+            correct = _correct(returns.detach().mean(0), labels).item()
+        else:
+            parts = [self.batch_loss(frames, offsets, pairs, member_idx, m) for m, member_idx in enumerate(idx)]
+            loss = torch.stack([p[0] for p in parts]).mean()
+            correct = float(np.mean([_correct(p[1].detach()[0], p[2]).item() for p in parts]))
+            seen = sum(p[3] for p in parts)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return {
-            "loss": loss.item() * len(idx),
-            "correct": _correct(returns.detach().mean(0), labels).item(),
-            "frames": rewards.shape[1],
-        }
+        return {"loss": loss.item() * idx.shape[-1], "correct": correct, "frames": seen}
 
     def fit(
         self,
@@ -219,21 +264,27 @@ class RewardTrainer:
         next_check = cfg.eval_interval
         self.net.train()
         stop = False
+        # With ensemble_resample, member m trains on its own resample of the pairs (row m), in a shared order.
+        resample = cfg.ensemble_resample and self.net.ensemble_size > 1
+        members = rng.integers(0, len(train), (self.net.ensemble_size, len(train))) if resample else None
         for _epoch in range(cfg.epochs):
             if stop:
                 break
             order = rng.permutation(len(train))
+            if members is not None:
+                order = members[:, order]
             for s in range(0, len(train), cfg.batch_size):
                 ts = time.time()
-                idx = order[s : s + cfg.batch_size]
+                idx = order[..., s : s + cfg.batch_size]
                 out = self.step(frames, offsets, train, idx)
                 train_time += time.time() - ts
+                batch = idx.shape[-1]
                 window = {
                     "loss": window["loss"] + out["loss"],
                     "correct": window["correct"] + out["correct"],
-                    "pairs": window["pairs"] + len(idx),
+                    "pairs": window["pairs"] + batch,
                 }
-                step, pairs_seen, frames_seen = step + 1, pairs_seen + len(idx), frames_seen + out["frames"]
+                step, pairs_seen, frames_seen = step + 1, pairs_seen + batch, frames_seen + out["frames"]
                 if pairs_seen < next_check and step < total_steps:
                     continue
                 next_check += cfg.eval_interval
@@ -352,11 +403,18 @@ def train_reward_model(cfg: TrexConfig) -> dict:
 def load_demo_sets(cfg: TrexConfig, folder: Path) -> DemoSets:
     """The training demos of `folder` and its train_eval demos; the held-out demos of the main demo folder."""
     main = Path(cfg.demo_dir)
-    sets = DemoSets(load_demos(folder, "train"), load_demos(folder, "train_eval"), load_demos(main, "test"))
+    sets = DemoSets(
+        load_demos(folder, "train"),
+        load_demos(folder, "train_eval"),
+        load_demos(main, "test"),
+        load_demos(main, "val") if cfg.val_num_levels else [],
+    )
     if not sets.train:
         raise UserError(f"no training demos in {folder} (run 'trex/reward_model.py demos' first)")
+    if cfg.val_num_levels and not sets.val:
+        raise UserError(f"no validation demos in {main} (val_num_levels is set: run 'trex/reward_model.py demos')")
     check_game(
-        [d.record for d in sets.train + sets.train_eval + sets.test],
+        [d.record for d in sets.train + sets.train_eval + sets.test + sets.val],
         folder,
         cfg.env_name,
         cfg.distribution_mode,
@@ -397,6 +455,8 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
 
     # 1-2. demos and snippet pairs
     train_demos, val_demos = choose_demos(cfg, demos.train, rng)
+    if cfg.val_num_levels:
+        val_demos = demos.val[: cfg.num_val_demos]
 
     def snippet_pairs(chosen: list[Demo], num_pairs: int) -> SnippetPairs:
         return create_training_data(
@@ -434,8 +494,13 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
             f"{pairs.label_noise:.3f}; validation on {len(val_demos)} demos -> {run_dir}",
             flush=True,
         )
-    result = RewardTrainer(net, cfg, device, run_dir, verbose=verbose).fit(frames, offsets, pairs, val_pairs, rng)
+    trainer = RewardTrainer(net, cfg, device, run_dir, verbose=verbose)
+    result = trainer.fit(frames, offsets, pairs, val_pairs, rng)
     del frames
+    train_rewards = predict_rewards(net, train_demos, device)
+    profile = TrainingProfile.of(train_rewards)
+    every_frame = np.concatenate(train_rewards)
+    reward_stats = {"mean": profile.offset, "std": float(every_frame.std()), "frames": int(len(every_frame))}
     save_reward_model(
         run_dir / FILE_NAME,
         net,
@@ -444,15 +509,18 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
             "distribution_mode": cfg.distribution_mode,
             "best_val_accuracy": result.best_val_accuracy,
             "num_train_demos": len(train_demos),
+            "reward_stats": reward_stats,
             "config": config_dict(cfg),
         },
     )
 
     # 4. evaluation on new episodes of the training levels and on held-out levels
     evaluated = {
-        key: evaluate_demos(net, getattr(demos, level_set), device, seed=cfg.seed)
+        key: evaluate_demos(net, getattr(demos, level_set), device, profile, seed=cfg.seed)
         for key, level_set in LEVEL_SETS.items()
     }
+    for key, level_set in LEVEL_SETS.items():
+        evaluated[key][0]["snippet_accuracy"] = snippet_accuracy(cfg, trainer, getattr(demos, level_set))
     metrics: dict[str, Any] = {
         "env_name": cfg.env_name,
         "distribution_mode": cfg.distribution_mode,
@@ -471,6 +539,7 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
         "num_val_demos": len(val_demos),
         "num_pairs": len(pairs),
         "train_demo_returns": [d.record.ret for d in train_demos],
+        "reward_stats": reward_stats,
         "frames_per_pair": pairs.frames_per_pair(),
         "pairs_per_s": result.pairs_per_s,
         "frames_per_s": result.frames_per_s,
@@ -511,6 +580,20 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
             flush=True,
         )
     return metrics
+
+
+def snippet_accuracy(cfg: TrexConfig, trainer: RewardTrainer, demos: list[Demo]) -> float | None:
+    """Accuracy on `cfg.eval_pairs` equal-length snippet pairs of `demos`, labelled by their demos' true returns
+    and drawn without the progress constraint: a figure a constant per-frame reward cannot move. Its own seed,
+    so adding it changed no other figure."""
+    if not cfg.eval_pairs or len({d.record.ret for d in demos}) < 2:
+        return None
+    rng = np.random.default_rng([cfg.seed, 1])
+    pairs = create_training_data(
+        demos, cfg.eval_pairs, cfg.min_snippet_length, cfg.max_snippet_length, cfg.frame_stride, False, rng
+    )
+    frames, offsets = concat_obs(demos)
+    return trainer.accuracy(frames, offsets, pairs)
 
 
 # --------------------------------------------------------------------------- the sweep

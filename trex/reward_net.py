@@ -83,12 +83,14 @@ class RewardNet(nn.Module):
         self.obs_shape: tuple[int, int, int] = (int(obs_shape[0]), int(obs_shape[1]), int(obs_shape[2]))
         self.members = nn.ModuleList(_member(architecture, self.obs_shape) for _ in range(ensemble_size))
 
-    def member_rewards(self, obs: torch.Tensor) -> torch.Tensor:
-        """[M, B] rewards of uint8 frames [B, H, W, C], scaled as the architecture expects on the way in."""
+    def member_rewards(self, obs: torch.Tensor, member: int | None = None) -> torch.Tensor:
+        """[M, B] rewards of uint8 frames [B, H, W, C] (or [1, B] of one `member`), scaled as the architecture
+        expects on the way in."""
         x = obs.permute(0, 3, 1, 2).contiguous().float()  # contiguous NCHW: fewer layout copies
         if PIXEL_SCALE[self.architecture] != 1.0:
             x.mul_(PIXEL_SCALE[self.architecture])
-        return torch.stack([m(x).squeeze(1) for m in self.members])
+        members = self.members if member is None else [self.members[member]]
+        return torch.stack([m(x).squeeze(1) for m in members])
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """[B] per-frame rewards (ensemble mean) of uint8 frames [B, H, W, C]."""
