@@ -8,6 +8,9 @@
 (b) RewardTrainer with the default TrexConfig (fast net, frame_stride 2, 20-60 frame windows, 32 pairs per step).
 (c) floor: forward+backward+Adam of the default net on batches of FLOOR_BATCH frames, in frames/s.
 floor_ratio = (b) frames/s / (c) frames/s; speedup = (b) pairs/s / (a) pairs/s.
+(d) augmentation cost: (b) with each augmentation of trex/augment.py (and shift with the consistency term), each run
+    beside a plain run on the same pairs, alternating, so `augmentation[name]["ratio"]` = pairs/s with it / without
+    it, measured side by side (1 = free; the target is at least 0.7).
 Quality (unless --quality_pairs 0): held-out Spearman of the fast and the study2020 net, each trained by
 RewardTrainer on the same number of pairs with its own snippet design. Without --demo_dir the data are synthetic
 marker demos (trex/synthetic_demos.py), which say little about Procgen; pass real demos for that.
@@ -20,6 +23,7 @@ import dataclasses
 import json
 import platform
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,14 +99,42 @@ def trainer_run(cfg: TrexConfig, train, test, num_pairs: int, seed: int = 0) -> 
     }, quality
 
 
-def main() -> None:
+AUGMENT_VARIANTS: dict[str, dict[str, Any]] = {
+    "shift": {"augment": ["shift"]},
+    "colour": {"augment": ["colour"]},
+    "conv": {"augment": ["conv"]},
+    "shift+colour": {"augment": ["shift", "colour"]},
+    "shift, consistency 0.1": {"augment": ["shift"], "augment_consistency": 0.1},
+}
+
+
+def augmentation_cost(cfg: TrexConfig, train, num_pairs: int, repeats: int) -> dict:
+    """(d): each augmentation's pairs/s over a plain run's, the two alternating `repeats` times on the same pairs."""
+    out = {}
+    for name, keys in AUGMENT_VARIANTS.items():
+        plain, augmented = [], []
+        for _ in range(repeats):
+            plain.append(trainer_run(cfg, train, [], num_pairs)[0]["pairs_per_s"])
+            augmented.append(trainer_run(dataclasses.replace(cfg, **keys), train, [], num_pairs)[0]["pairs_per_s"])
+        out[name] = {
+            "pairs_per_s": float(np.mean(augmented)),
+            "plain_pairs_per_s": float(np.mean(plain)),
+            "ratio": float(np.mean(augmented) / np.mean(plain)),
+            "pairs": num_pairs,
+        }
+        print(f"(d) augmentation {name}: {out[name]['ratio']:.2f}x the plain trainer's pairs/s", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="JSON file for the figures")
     parser.add_argument("--demo_dir", default="", help="real demos (train and test level sets); synthetic if empty")
     parser.add_argument("--seconds", type=float, default=20.0, help="time per throughput measurement")
     parser.add_argument("--quality_pairs", type=int, default=400, help="pairs per quality run (0: skip)")
     parser.add_argument("--quality_seeds", type=int, default=3, help="seeds per quality comparison (mean reported)")
-    args = parser.parse_args()
+    parser.add_argument("--augment_repeats", type=int, default=2, help="plain/augmented alternations per variant")
+    args = parser.parse_args(argv)
     if args.demo_dir:
         train, test = load_demos(args.demo_dir, "train"), load_demos(args.demo_dir, "test")
     else:
@@ -127,6 +159,7 @@ def main() -> None:
         f"(c) floor {cfg.reward_net}: {c['frames_per_s']:.0f} frames/s; study2020: {c_2020['frames_per_s']:.0f}",
         flush=True,
     )
+    augmentation = augmentation_cost(cfg, train, b_pairs, args.augment_repeats)
     out = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
@@ -137,6 +170,7 @@ def main() -> None:
         "reward_trainer": b,
         "floor": c,
         "floor_study2020": c_2020,
+        "augmentation": augmentation,
     }
 
     if args.quality_pairs:
@@ -162,6 +196,7 @@ def main() -> None:
             )
     write_json(args.out, out)
     print(json.dumps({k: out[k] for k in ("floor_ratio", "speedup")}), flush=True)
+    return out
 
 
 if __name__ == "__main__":

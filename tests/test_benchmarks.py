@@ -1,4 +1,4 @@
-"""The PPO benchmarks run end to end at a tiny size and report what their docs promise (no timing asserted)."""
+"""The benchmarks run end to end at a tiny size and report what their docs promise (no timing asserted)."""
 
 import importlib.util
 import json
@@ -87,3 +87,16 @@ def test_curve_match_compares_the_plain_path_with_the_options(tmp_path, bf16_all
     assert (plain_cfg["precision"], plain_cfg["env_groups"], plain_cfg["update_chunk_size"]) == ("fp32", 1, 0)
     assert (changed_cfg["precision"], changed_cfg["env_groups"], changed_cfg["seed"]) == ("bf16", 2, 1)
     assert set(res["windows"]) == {"early_eprewmean", "early_eval_eprewmean", "late_eprewmean", "late_eval_eprewmean"}
+
+
+def test_reward_training_benchmark_measures_each_augmentation_beside_the_plain_trainer(tmp_path):
+    bench = _script("reward_training")
+    out = bench.main(
+        ["--out", str(tmp_path / "r.json"), "--seconds", "0.2", "--quality_pairs", "0", "--augment_repeats", "1"]
+    )
+    assert json.loads((tmp_path / "r.json").read_text())["augmentation"] == out["augmentation"]
+    assert set(out["augmentation"]) == set(bench.AUGMENT_VARIANTS)
+    for row in out["augmentation"].values():
+        # the ratio is of the two measured rates, and a plain run cannot be infinitely faster or slower
+        assert row["ratio"] == row["pairs_per_s"] / row["plain_pairs_per_s"]
+        assert 0.05 < row["ratio"] < 5 and row["pairs"] >= 320

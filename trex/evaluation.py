@@ -266,6 +266,7 @@ def evaluate_returns(
             "true": [float(x) for x in true],
             "predicted": [float(x) for x in pred],
             "length": [int(x) for x in lengths],
+            "time_baseline": [float(x) for x in time_only],
         },
     }
     if level_seeds is not None:

@@ -18,8 +18,16 @@ from toolkit.files import write_text
 from toolkit.logger import fmt
 from trex.config import demo_levels, held_out
 from trex.evaluation import block_offset, bootstrap_ci, centred_figures, centred_returns, seed_interval
+from trex.reward_learning import figure_columns
 
 SETS = {"train_levels": "training levels, new episodes", "test_levels": "held-out levels"}
+# Figures given as the seeds' mean and Student-t interval: {report name: figure_columns column, less the set}.
+SEED_FIGURES = {
+    "partial_spearman": "partial_spearman",
+    "snippet_accuracy": "snippet_accuracy",
+    "offset_shift": "offset_shift",
+    "within_level_spearman": "within_level_spearman",
+}
 FIGURES = ("spearman", "kendall", "pearson", "pair_accuracy")
 AGENTS = {
     "trex_policy": "T-REX policy (learned reward only)",
@@ -71,6 +79,15 @@ def reward_figures(metrics: list[dict]) -> dict:
         interval = bootstrap_ci(true, centred, np.random.default_rng(1))["spearman"]
         low, high = interval if interval is not None else (seeds["ci95_low"], seeds["ci95_high"])
         figures["centred_spearman"] = {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
+        if all("time_baseline" in m[key]["returns"] for m in metrics):
+            times = np.array([m[key]["returns"]["time_baseline"] for m in metrics])
+            seeds = seed_interval([m[key]["time_baseline"]["spearman"] for m in metrics])
+            interval = bootstrap_ci(true, times, np.random.default_rng(2))["spearman"]
+            low, high = interval if interval is not None else (seeds["ci95_low"], seeds["ci95_high"])
+            figures["time_spearman"] = {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
+        for name, column in SEED_FIGURES.items():
+            seeds = seed_interval([figure_columns(m)[f"{key}_{column}"] for m in metrics])
+            figures[name] = {**seeds, "seeds": seeds}
         out[key] = {**figures, "n_demos": metrics[0][key]["n_demos"], "num_seeds": len(metrics)}
     return out
 
@@ -98,6 +115,21 @@ def _reward_table(figures: dict) -> list[str]:
             )
             + " |"
         )
+    return rows
+
+
+def _beyond_time_table(figures: dict) -> list[str]:
+    """What a reward must beat to have learned more than "time passes", per level set."""
+    rows = [
+        "| level set | time-only baseline Spearman | partial Spearman given length | snippet accuracy | "
+        "within-level Spearman | offset shift from the training demos |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, name in SETS.items():
+        f = figures[key]
+        none = {"mean": None, "ci95_low": None}
+        names = ("time_spearman", *SEED_FIGURES)
+        rows.append(f"| {name} | " + " | ".join(cell(f.get(x, none)) for x in names) + " |")
     return rows
 
 
@@ -179,6 +211,26 @@ def reading(figures: dict) -> str:
     return text
 
 
+def _lever_section(reward: dict) -> list[str]:
+    """The second set of reward models (the study's `lever`) beside the first, on the headline figures."""
+    if "lever" not in reward:
+        return []
+    keys = ", ".join(f"{k}: {v}" for k, v in reward["lever"]["keys"].items())
+    rows = [
+        f"The same reward models with **{keys}** (the study's lever), same demos and seeds:",
+        "",
+        "| reward models | level set | Spearman | Spearman, centred | partial Spearman | snippet accuracy | "
+        "length baseline |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, figures in (("without", reward["figures"]), (f"with {keys}", reward["lever"]["figures"])):
+        for key, name in SETS.items():
+            f = figures[key]
+            names = ("spearman", "centred_spearman", "partial_spearman", "snippet_accuracy", "length_spearman")
+            rows.append(f"| {label} | {name} | " + " | ".join(cell(f[x]) for x in names) + " |")
+    return [*rows, ""]
+
+
 def write_report(cfg, configs, steps, results: dict, reward: dict, timings: dict) -> Path:
     """`results`: evaluation.json; `reward`: reward.json (`reward_figures` of the seeds' metrics, and the metrics)."""
     from trex.study import reward_dirs
@@ -245,6 +297,17 @@ def write_report(cfg, configs, steps, results: dict, reward: dict, timings: dict
         "",
         *_reward_table(figures),
         "",
+        "Beyond the passing of time: the time-only baseline gives every frame the training demos' mean learned "
+        "reward at its time step (what a reward that knows only *when* a frame comes would score); the partial "
+        "Spearman correlates predicted and true return with episode length partialled out; snippet accuracy ranks "
+        f"{trex.eval_pairs:,} equal-length snippet pairs of each set (a constant per-frame reward cannot move it); "
+        "within-level Spearman ranks episodes of one and the same level (mean over levels with 3 or more demos); the "
+        "offset shift is the mean reward per frame on the set less that on the training demos. Means over seeds, "
+        "seed intervals (Student t; the time baseline's interval is the bootstrap over demos):",
+        "",
+        *_beyond_time_table(figures),
+        "",
+        *_lever_section(reward),
         "Each seed, with its own 95% bootstrap interval over the demos:",
         "",
         *_seed_table(metrics),

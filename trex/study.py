@@ -67,6 +67,11 @@ class StudyConfig(RuntimeConfig):
     )
     trex: dict = option({}, "steps 2-3 keys (trex/reward_model.py train --help)")
     policy: dict = option({}, "step 4 keys (trex/train_policy.py --help); PPO keys default to step 1's")
+    lever: dict = option(
+        {},
+        "steps-3 keys of a second set of reward models trained on the same demos with the same seeds and "
+        "reported beside the first, e.g. {augment: [shift]} (empty = none)",
+    )
     reward_seeds: int = option(
         3,
         "reward models trained on the same demo folder, seeds seed, seed+1, ...: the report "
@@ -83,6 +88,7 @@ class StepConfigs:
     ppo: PPOConfig
     trex: TrexConfig
     policy: PolicyConfig
+    lever: TrexConfig | None = None  # the second set of reward models (StudyConfig.lever), if any
 
 
 @dataclass
@@ -95,6 +101,11 @@ class Step:
 def reward_dirs(cfg: StudyConfig) -> list[Path]:
     """One folder per reward-model seed; the first one's model trains the policy."""
     return [Path(cfg.run_dir) / "reward" / f"seed_{cfg.seed + k}" for k in range(cfg.reward_seeds)]
+
+
+def lever_dirs(cfg: StudyConfig) -> list[Path]:
+    """One folder per seed of the reward models trained with the lever's keys."""
+    return [Path(cfg.run_dir) / "reward" / "lever" / f"seed_{cfg.seed + k}" for k in range(cfg.reward_seeds)]
 
 
 def step_configs(cfg: StudyConfig) -> StepConfigs:
@@ -151,12 +162,24 @@ def step_configs(cfg: StudyConfig) -> StepConfigs:
         )
     except UserError as err:
         raise UserError(f"section 'policy': {err}") from None
-    return StepConfigs(out["ppo"], out["trex"], policy)
+    lever = None
+    if cfg.lever:
+        try:
+            lever = build_config(
+                TrexConfig, {**config_dict(out["trex"]), **cfg.lever, "run_dir": str(lever_dirs(cfg)[0])}
+            )
+        except UserError as err:
+            raise UserError(f"section 'lever': {err}") from None
+        from trex.demos import tasks
+
+        if tasks(lever) != tasks(out["trex"]):
+            raise UserError("section 'lever': its keys would change the demonstrations; give step-3 keys only")
+    return StepConfigs(out["ppo"], out["trex"], policy, lever)
 
 
 def config_files(cfg: StudyConfig) -> dict[str, Path]:
     cdir = Path(cfg.run_dir) / "configs"
-    return {name: cdir / f"{name}.yaml" for name in ("ppo", "trex", "policy")}
+    return {name: cdir / f"{name}.yaml" for name in ("ppo", "trex", "policy", *(("lever",) if cfg.lever else ()))}
 
 
 def _finished(summary_path: Path, total: int) -> bool:
@@ -188,18 +211,21 @@ def plan(cfg: StudyConfig, c: StepConfigs) -> list[Step]:
             lambda: _demos_done(c.trex),
         ),
     ]
-    for k, folder in enumerate(reward_dirs(cfg)):
+    models = [("trex", "", folder) for folder in reward_dirs(cfg)]
+    models += [("lever", " with the lever", folder) for folder in (lever_dirs(cfg) if cfg.lever else [])]
+    for k, (section, label, folder) in enumerate(models):
+        seed = cfg.seed + k % cfg.reward_seeds
         steps.append(
             Step(
-                f"3. reward model, seed {cfg.seed + k}",
+                f"3. reward model{label}, seed {seed}",
                 [
                     py,
                     "trex/reward_model.py",
                     "train",
                     "-c",
-                    files["trex"],
+                    files[section],
                     "--seed",
-                    str(cfg.seed + k),
+                    str(seed),
                     "--run_dir",
                     str(folder),
                 ],
@@ -321,7 +347,10 @@ def run_study(cfg: StudyConfig) -> Path:
     from trex.report import reward_figures, write_report
 
     metrics = [json.loads((d / "metrics.json").read_text()) for d in reward_dirs(cfg)]
-    reward = {"figures": reward_figures(metrics), "metrics": metrics}
+    reward: dict[str, Any] = {"figures": reward_figures(metrics), "metrics": metrics}
+    if cfg.lever:
+        lever = [json.loads((d / "metrics.json").read_text()) for d in lever_dirs(cfg)]
+        reward["lever"] = {"keys": cfg.lever, "figures": reward_figures(lever), "metrics": lever}
     write_json(run / "reward.json", reward)
     report = write_report(cfg, configs, steps, results, reward, timings)
     print(f"\nstudy done in {time.time() - t_start:.0f}s of steps run now -> {report}", flush=True)
