@@ -119,6 +119,9 @@ class SweepConfig(RuntimeConfig):
             unknown = sorted(set(values) - set(SLURM_KEYS))
             if unknown:
                 raise UserError(f"config key 'slurm': '{unknown[0]}' is not one of: {', '.join(SLURM_KEYS)}")
+            requeues = values.get("max_requeues", 0)
+            if not isinstance(requeues, int) or isinstance(requeues, bool) or requeues < 0:
+                raise UserError(f"config key 'slurm': max_requeues of '{stage}' must be a whole number >= 0")
 
 
 @dataclass
@@ -289,6 +292,20 @@ def run_local(jobs: list[Job], max_parallel: int, log_dir: Path, poll: float = 0
     running: dict[str, tuple[subprocess.Popen, Any, float, int | None]] = {}
     log_dir.mkdir(parents=True, exist_ok=True)
     print(f"{len(jobs)} jobs: {len(status)} done before, {len(waiting)} to run, {max_parallel} at once", flush=True)
+    try:
+        _schedule(waiting, running, status, max_parallel, log_dir, poll)
+    finally:  # SIGTERM or Ctrl-C: the running steps stop too (each resumes exactly on the rerun)
+        for proc, log, *_ in running.values():
+            proc.terminate()
+            proc.wait()
+            log.close()
+    return status
+
+
+def _schedule(
+    waiting: list[Job], running: dict, status: dict[str, str], max_parallel: int, log_dir: Path, poll: float
+) -> None:
+    """`run_local`'s loop: start what may start, collect what ended, until nothing waits or runs."""
     while waiting or running:
         for j in list(waiting):
             if any(status.get(n) in ("failed", "not run") for n in j.needs):
@@ -313,7 +330,6 @@ def run_local(jobs: list[Job], max_parallel: int, log_dir: Path, poll: float = 0
             where = "" if code == 0 else f" ({exit_reason(code, kills)}; log {log_dir / f'{name}.log'})"
             print(f"{status[name]}: {name} in {time.time() - t0:.0f}s{where}", flush=True)
         time.sleep(poll)
-    return status
 
 
 class StepTask:
@@ -340,7 +356,8 @@ class StepTask:
                 stderr=subprocess.STDOUT,
                 preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN),
             )
-            code = self.proc.wait()
+            while (code := self.proc.poll()) is None:  # not wait(): `checkpoint` must be able to reap it meanwhile
+                time.sleep(0.5)
         if code:
             raise RuntimeError(f"{exit_reason(code, None)}; log {log}")
 
