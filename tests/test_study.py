@@ -195,7 +195,13 @@ def test_a_study_on_every_level_runs_every_step_to_its_report(tmp_path):
         "eval_episodes": 2,
         "video_steps": 10,
         "ppo": {**MICRO["ppo"], "total_timesteps": 256, "eval_interval": 0},
-        "trex": {**MICRO["trex"], "num_demos": 6, "num_test_demos": 3, "test_start_level": 10_000, "demo_num_levels": 0},
+        "trex": {
+            **MICRO["trex"],
+            "num_demos": 6,
+            "num_test_demos": 3,
+            "test_start_level": 10_000,
+            "demo_num_levels": 0,
+        },
         "policy": {"total_timesteps": 256},
         "run_dir": str(tmp_path / "run"),
     }
