@@ -3,7 +3,8 @@
 A checkpoint is usable on its own: it carries the game, distribution mode, network sizes and step count. The
 newest one also has a sidecar, `step_X.resume.pt`, with what an exact resume needs beyond the weights (every
 env's game state, random generators, episode statistics): a run killed and rerun computes what it would have
-computed uninterrupted. Older sidecars are removed, so only the newest checkpoint pays for that state.
+computed uninterrupted. Older sidecars are removed, so only the newest checkpoint pays for that state. A sidecar
+is never taken for a checkpoint (it sorts after its checkpoint in a listing): it is refused naming the checkpoint.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from toolkit.files import torch_save
 
 FORMAT = "procgen-ppo-checkpoint/1"
 _NAME = re.compile(r"^step_(\d+)\.pt$")
+SIDECAR = ".resume.pt"
 
 
 def checkpoint_path(run_dir: str | Path, step: int) -> Path:
@@ -37,13 +39,16 @@ def list_checkpoints(ckpt_dir: str | Path) -> list[Path]:
 
 
 def resume_path(checkpoint: str | Path) -> Path:
-    return Path(checkpoint).with_suffix(".resume.pt")
+    return Path(checkpoint).with_suffix(SIDECAR)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any], resume: dict[str, Any] | None = None) -> None:
     """Write a checkpoint, and with `resume` its sidecar first, then drop older sidecars: the newest checkpoint
     always has its sidecar, whenever a kill comes."""
     path = Path(path)
+    bad = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:  # the trainer stops before this; a checkpoint holding NaN would poison every later step
+        raise UserError(f"refusing to write {path}: the weights hold non-finite values ({bad[0]})")
     if resume is not None:
         torch_save(resume_path(path), {"format": FORMAT, "step": state["step"], **resume})
     torch_save(path, {"format": FORMAT, **state})
@@ -54,17 +59,22 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], resume: dict[str, A
 
 
 def load_resume_state(checkpoint: str | Path, step: int) -> dict[str, Any] | None:
-    """The sidecar of `checkpoint` if it belongs to that step, else None (an inexact resume follows)."""
+    """The sidecar of `checkpoint` if it belongs to that step and can be read, else None (an inexact resume)."""
     path = resume_path(checkpoint)
     if not path.is_file():
         return None
-    state = load_checkpoint(path)
+    try:
+        state = _read(path, "cpu")
+    except UserError as err:
+        print(f"note: {err}; resuming without it", flush=True)
+        return None
     return state if state.get("step") == step else None
 
 
 def resume_point(run_dir: str | Path, resolved: dict[str, Any], resumable: tuple[str, ...]) -> Path | None:
-    """The newest checkpoint of a run of the same config in `run_dir` (None for a new run); a run of another
-    config there is refused in one line, whatever it wrote."""
+    """The newest readable checkpoint of a run of the same config in `run_dir` (None for a new run); a run of
+    another config there is refused in one line, whatever it wrote. A newest checkpoint that cannot be read (a
+    crash of the host cut it) is passed over for the one before, in one line."""
     run_dir = Path(run_dir)
     saved = run_dir / "config.yaml"
     if saved.exists():
@@ -74,12 +84,19 @@ def resume_point(run_dir: str | Path, resolved: dict[str, Any], resumable: tuple
                 f"{run_dir} holds a run with another config (keys differ: {', '.join(diff)}); use a new --run_dir"
             )
     found = list_checkpoints(run_dir / "checkpoints")
-    return found[-1] if found else None
+    for k in range(len(found) - 1, -1, -1):
+        try:
+            load_checkpoint(found[k])
+        except UserError as err:
+            older = f"resuming from {found[k - 1].name}" if k else "starting anew"
+            print(f"note: {err}; {older}", flush=True)
+            continue
+        return found[k]
+    return None
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint safely; one clear `UserError` for a missing, corrupt or foreign file."""
-    path = Path(path)
+def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    """A file of this format, read with `weights_only=True`; one `UserError` for a missing, corrupt or foreign one."""
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
@@ -89,6 +106,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise UserError(f"cannot read checkpoint {path}: not a PyTorch file, or truncated ({detail})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a PPO checkpoint of this project")
+    return state
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint safely; one clear `UserError` for a missing, corrupt or foreign file, or a sidecar."""
+    path = Path(path)
+    if path.name.endswith(SIDECAR):
+        checkpoint = path.with_name(path.name.removesuffix(SIDECAR) + ".pt")
+        raise UserError(
+            f"{path} is the resume state of a checkpoint, not a checkpoint: use {checkpoint} (or its folder, "
+            f"{path.parent}, for the newest)"
+        )
+    state = _read(path, map_location)
+    if "model" not in state:
+        raise UserError(f"{path} holds no weights: not a checkpoint (a resume state renamed?)")
     return state
 
 

@@ -10,6 +10,12 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from toolkit.cli import UserError
+
+
+class NonFinite(UserError):
+    """The policy's outputs hold NaN or inf: its weights overflowed (a diverging training run)."""
+
 
 class ResidualBlock(nn.Module):
     def __init__(self, channels: int):
@@ -98,6 +104,8 @@ class Policy(nn.Module):
         """Actions, their log-probabilities and the values, without autograd; `forward` may be a compiled
         version of this module."""
         logits, value = (self if forward is None else forward)(obs)
+        if not bool(torch.isfinite(logits).all() & torch.isfinite(value).all()):  # one sync; .cpu() of actions follows
+            raise NonFinite("the policy's action logits or values are not finite: its weights overflowed")
         dist = Categorical(logits=logits)
         action = logits.argmax(-1) if greedy else dist.sample()
         return action, dist.log_prob(action), value

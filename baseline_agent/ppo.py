@@ -53,7 +53,7 @@ from baseline_agent.envs import (
     make_procgen,
     step_groups,
 )
-from baseline_agent.models import Policy
+from baseline_agent.models import NonFinite, Policy
 from baseline_agent.ppo_logs import explained_variance, progress_row, run_summary, write_summary
 from toolkit.cli import UserError
 from toolkit.config import config_dict, option, save_run_config
@@ -210,7 +210,7 @@ def ppo_loss(
     """ppo2's loss on one minibatch; advantages are normalised here, per minibatch, as ppo2 did, unless
     the caller already normalised them over the whole minibatch (see `ppo_gradient`)."""
     adv = normalize(advantages) if normalize_advantages else advantages
-    dist = Categorical(logits=logits)
+    dist = Categorical(logits=logits, validate_args=False)  # non-finite logits give a NaN loss: `check_finite`
     logp = dist.log_prob(actions)
     entropy = dist.entropy().mean()
     values_clipped = old_values + torch.clamp(values - old_values, -clip_range, clip_range)
@@ -272,6 +272,23 @@ def ppo_gradient(
         for k, v in losses.items():
             totals[k] = totals.get(k, 0.0) + v.detach() * weight
     return totals
+
+
+def check_finite(losses: dict[str, torch.Tensor], grad_norm: torch.Tensor, update: int, learning_rate: float) -> None:
+    """Stop at the first non-finite loss or gradient, before the optimizer applies it: the weights (and so every
+    checkpoint) stay finite and the newest checkpoint is the last good one. One sync per minibatch."""
+    if bool(torch.isfinite(losses["loss"]) & torch.isfinite(grad_norm)):
+        return
+    shown = ", ".join(f"{k} {float(losses[k]):.4g}" for k in ("loss", "policy_loss", "value_loss", "policy_entropy"))
+    raise diverged(update, learning_rate, f"{shown}, gradient norm {float(grad_norm):.4g}")
+
+
+def diverged(update: int, learning_rate: float, what: str) -> UserError:
+    return UserError(
+        f"PPO diverged at update {update}: {what}; the likely cause is a learning rate too high (learning_rate "
+        f"{learning_rate:g}) or rewards of extreme size; no checkpoint holds it (the newest is the last good "
+        "one): lower learning_rate in a new --run_dir"
+    )
 
 
 def env_threads() -> int:
@@ -377,8 +394,11 @@ class PPOTrainer:
     def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The rollout's and evaluation's actions, log-probabilities and values, through the compiled forward
         pass with compile: true (its outputs are copied: CUDA graphs reuse their output memory)."""
-        with self.autocast():
-            out = self.policy.act(obs, forward=self.compiled)
+        try:
+            with self.autocast():
+                out = self.policy.act(obs, forward=self.compiled)
+        except NonFinite as err:
+            raise diverged(self.update + 1, self.cfg.learning_rate, str(err)) from None
         if self.compiled is None:
             return out
         actions, logps, values = out
@@ -578,7 +598,8 @@ class PPOTrainer:
                     self.autocast,
                 )
                 average_gradients(params, self.dist)
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                check_finite(losses, grad_norm, self.update + 1, cfg.learning_rate)
                 self.optimizer.step()
                 for k, v in losses.items():
                     totals[k] = totals.get(k, 0.0) + v

@@ -153,3 +153,43 @@ def test_the_study2020_preset_holds_the_2020_studys_values():
     )
     assert (cfg.epochs, cfg.eval_interval, cfg.patience, cfg.progress_constraint) == (1, 1000, 10, True)
     assert cfg.sweep_num_demos == [12, 25, 50, 100, 200, 300, 1000] and cfg.sweep_seeds == 5
+
+
+ENTRY_POINTS = [
+    ("baseline_agent/train.py", []),
+    ("trex/train_policy.py", []),
+    ("trex/reward_model.py", []),
+    ("trex/reward_model.py", ["demos"]),
+    ("trex/reward_model.py", ["train"]),
+    ("trex/reward_model.py", ["sweep"]),
+    ("trex/study.py", []),
+    ("trex/sweep.py", []),
+    ("test_policy.py", []),
+    ("rec_video.py", []),
+]
+
+
+@pytest.mark.parametrize("script, verb", ENTRY_POINTS, ids=[" ".join([s, *v]) for s, v in ENTRY_POINTS])
+def test_help_of_every_entry_point_exits_0_without_a_traceback(script, verb, capsys):
+    import runpy
+
+    main = runpy.run_path(str(ROOT / script))["main"]  # the file's own main, as `python FILE` runs it
+    with pytest.raises(SystemExit) as done:
+        main([*verb, "--help"])
+        raise SystemExit(0)  # reward_model.py's own overview returns instead of exiting
+    assert done.value.code in (0, None)
+    assert "usage:" in capsys.readouterr().out or not verb and script == "trex/reward_model.py"
+
+
+def test_a_percent_sign_in_any_help_text_is_safe():
+    from dataclasses import dataclass
+
+    from toolkit.config import option
+
+    @dataclass
+    class Cfg:
+        width: float = option(0.95, "95% interval, 100%% sure, %(prog)s untouched")
+
+    with pytest.raises(SystemExit) as done:
+        parse_config(Cfg, ["--help"], "prog", "a description: 5% of it")
+    assert done.value.code == 0

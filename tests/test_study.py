@@ -183,3 +183,30 @@ def test_a_bad_key_in_a_section_names_the_section(tmp_path):
     cfg.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "trex": {"num_demoz": 3}}))
     with pytest.raises(UserError, match="section 'trex': unknown config key 'num_demoz'"):
         study_main(["-c", str(cfg)])
+
+
+def test_a_study_on_every_level_runs_every_step_to_its_report(tmp_path):
+    """num_levels 0 (demonstrators on every level, as configs/study/starpilot2020.yaml): every step the study
+    launches, the video included, works for that layout."""
+    micro = {
+        **MICRO,
+        "num_levels": 0,
+        "reward_seeds": 1,
+        "eval_episodes": 2,
+        "video_steps": 10,
+        "ppo": {**MICRO["ppo"], "total_timesteps": 256, "eval_interval": 0},
+        "trex": {
+            **MICRO["trex"],
+            "num_demos": 6,
+            "num_test_demos": 3,
+            "test_start_level": 10_000,
+            "demo_num_levels": 0,
+        },
+        "policy": {"total_timesteps": 256},
+        "run_dir": str(tmp_path / "run"),
+    }
+    cfg = tmp_path / "all_levels.yaml"
+    cfg.write_text(yaml.safe_dump(micro))
+    report = study_main(["-c", str(cfg)])
+    assert report.is_file() and (tmp_path / "run" / "policy.mp4").is_file()
+    assert "--start_level 10000" in report.read_text()  # the video's command, listed, names the held-out levels

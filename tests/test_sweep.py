@@ -203,3 +203,46 @@ def test_slurm_launcher_submits_arrays_with_dependencies_and_collects(local_swee
         assert got["test_levels"] == want["test_levels"]  # the same command gives the same model there as here
     sweep_main(["-c", str(cfg), "--collect", "true"])
     assert len(list(csv.DictReader((tmp_path / "run" / "sweep_results.csv").open()))) == 4
+
+
+def test_a_job_cut_off_by_its_time_limit_is_requeued_and_resumes_where_it_stopped(tmp_path):
+    """submitit's own time-limit machinery (its local executor: the USR2 signal ahead of the limit, the checkpoint
+    call, the requeue) around the task Slurm runs: the step is cut off, requeued, resumes from its newest
+    checkpoint and finishes. On a real Slurm cluster the signal and the requeue are Slurm's."""
+    import submitit
+
+    from baseline_agent.checkpoint import list_checkpoints
+    from trex.sweep import StepTask
+
+    run, log = tmp_path / "ppo", tmp_path / "job.log"
+    tiny_ppo = ["--num_envs", "4", "--num_steps", "16", "--num_minibatches", "2", "--update_epochs", "1"]
+    tiny_ppo += ["--channels", "4,8,8", "--hidden_size", "16", "--eval_interval", "0", "--num_threads", "1"]
+    command = ["python", "baseline_agent/train.py", *tiny_ppo, "--save_interval", "10", "--log_interval", "50"]
+    command += ["--total_timesteps", "6400", "--run_dir", str(run)]  # about 10 s of work here
+    executor = submitit.LocalExecutor(folder=str(tmp_path / "submitit"), max_num_timeout=6)
+    executor.update_parameters(timeout_min=0.75, signal_delay_s=35)  # USR2 10 s after each start
+    job = executor.submit(StepTask(6), command, str(log))
+    job.result()  # raises if the job failed
+    text = log.read_text()
+    assert "(6 requeues left)" in text and "(5 requeues left)" in text, text  # cut off once at least
+    assert "terminated (SIGTERM)" in text and "resuming" in text
+    assert list_checkpoints(run / "checkpoints")[-1].name == "step_0000006400.pt"
+
+
+def test_requeues_are_bounded():
+    from trex.sweep import StepTask
+
+    task = StepTask(2)
+    first = task.checkpoint(["python", "x.py"], "log")
+    assert first.function.requeues == 1 and first.args == (["python", "x.py"], "log")
+    assert first.function.checkpoint(*first.args).function.requeues == 0
+    assert StepTask(0).checkpoint(["python", "x.py"], "log") is None
+    assert max_requeues_of({"default": {"max_requeues": 5}, "ppo": {"max_requeues": 1}}) == {"ppo": 1, "demos": 5}
+
+
+def max_requeues_of(slurm: dict) -> dict:
+    from trex.sweep import max_requeues
+
+    cfg = SweepConfig(slurm=slurm)
+    cfg.check()
+    return {stage: max_requeues(cfg, stage) for stage in ("ppo", "demos")}

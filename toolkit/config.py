@@ -148,9 +148,10 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _help_line(f: dataclasses.Field) -> str:
+    """The key's --help line; argparse %-formats help texts, so every % of it is escaped ("95% interval")."""
     default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
     extra = f" (choices: {', '.join(map(str, f.metadata['choices']))})" if f.metadata.get("choices") else ""
-    return f"{f.metadata['help']}{extra} [default: {default}]"
+    return f"{f.metadata['help']}{extra} [default: {default}]".replace("%", "%%")
 
 
 def parse_config(cls: type[C], argv: list[str] | None, prog: str, description: str) -> C:

@@ -1,4 +1,5 @@
-"""Atomic writes (a temporary file in the same folder, then `os.replace`, so a crash leaves no half file), and the
+"""Atomic, durable writes (a temporary file in the same folder, flushed to disk, then `os.replace` and the folder
+flushed, so neither a killed process nor a crash of the host leaves a half file under the final name), and the
 lock that keeps one writer per run folder."""
 
 from __future__ import annotations
@@ -14,22 +15,49 @@ from typing import Any
 
 import torch
 
-from toolkit.cli import UserError
+from toolkit.cli import NO_SPACE, UserError, no_space
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call `write(tmp_path)` then move the result onto `path` in one step."""
+    """Call `write(tmp_path)` then move the result onto `path` in one step. The file and then its folder are
+    fsynced: after a power loss `path` holds the old or the new bytes, never an empty or truncated file. A full
+    disk raises one `UserError` naming the folder; the temporary file goes and `path` keeps its old bytes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+        _fsync(path.parent)
+    except (OSError, RuntimeError) as err:  # torch reports a short write as RuntimeError("unexpected pos ...")
+        if getattr(err, "errno", None) in NO_SPACE or _free_bytes(path.parent) < LOW_SPACE:
+            raise no_space(path.parent) from None
+        raise
+    finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-        raise
+
+
+# Free bytes below which a failed write is put down to a full disk (checked before its temporary file goes).
+LOW_SPACE = 1 << 20
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return LOW_SPACE
+    return st.f_bavail * st.f_frsize
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -45,7 +73,12 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 def torch_save(path: str | os.PathLike, obj: Any) -> None:
     """Save tensors and plain Python values only, so that `torch.load(weights_only=True)` reads them."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # through a Python file, so a full disk raises OSError(ENOSPC), not torch's own
+            torch.save(obj, f)
+
+    atomic_write(path, write)
 
 
 @contextlib.contextmanager

@@ -42,6 +42,21 @@ class SnippetPairs:
         return starts[segment] + within * self.frame_stride, segment
 
 
+def frame_chunks(pairs: SnippetPairs, max_frames: int) -> list[np.ndarray]:
+    """Consecutive pair indices in chunks of at most `max_frames` frames each (a pair longer than that alone), so a
+    no-grad pass over them holds a bounded number of activations whatever the snippets' length."""
+    frames = 2 * -(-pairs.length // pairs.frame_stride)
+    chunks, start, total = [], 0, 0
+    for n, f in enumerate(frames.tolist()):
+        if total + f > max_frames and n > start:
+            chunks.append(np.arange(start, n))
+            start, total = n, 0
+        total += f
+    if len(pairs) > start:
+        chunks.append(np.arange(start, len(pairs)))
+    return chunks
+
+
 def concat_obs(demos: list[Demo]) -> tuple[np.ndarray, np.ndarray]:
     """All demos' frames in one uint8 array and each demo's offset into it, so a batch is one gather."""
     lengths = np.array([len(d.obs) for d in demos])

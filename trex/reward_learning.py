@@ -42,6 +42,7 @@ from trex.augment import augment
 from trex.config import TrexConfig, demo_levels
 from trex.demo_store import Demo, check_game, load_demos
 from trex.evaluation import (
+    PREDICT_BATCH,
     TrainingProfile,
     centred_figures,
     evaluate_demos,
@@ -52,13 +53,12 @@ from trex.evaluation import (
     predict_rewards,
     seed_interval,
 )
-from trex.pairs import SnippetPairs, concat_obs, create_training_data
-from trex.reward_net import FILE_NAME, RewardNet, save_reward_model
+from trex.pairs import SnippetPairs, concat_obs, create_training_data, frame_chunks
+from trex.reward_net import FILE_NAME, RewardNet, load_reward_model, save_reward_model
 
 # Keys that cannot change a reward model trained from the same demos.
 IRRELEVANT = ("device", "torch_threads", "run_dir", "sweep_num_demos", "sweep_demo_levels", "sweep_seeds", "name")
 VAL_PAIRS_MAX = 1000  # validation pairs, as the 2020 study's 1,000
-EVAL_CHUNK = 256  # pairs per no-grad forward pass when measuring accuracy
 METRICS = ("spearman", "kendall", "pearson")
 LEVEL_SETS = {"train_levels": "train_eval", "test_levels": "test"}  # metrics.json key: the demos' level set
 # One-number figures of a level set's block beyond the correlations: what a reward must beat "time passes" by.
@@ -173,6 +173,7 @@ class RewardTrainer:
         self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.amp = cfg.amp and device.type == "cuda"
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the augmentations' draws
+        self.steps = 0  # optimizer steps taken, for the message of a diverging loss
 
     def snippet_returns(
         self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray
@@ -207,8 +208,7 @@ class RewardTrainer:
         """Share of pairs whose better snippet gets the higher predicted return (ensemble mean; ties count half)."""
         self.net.eval()
         score = 0.0
-        for s in range(0, len(pairs), EVAL_CHUNK):
-            idx = np.arange(s, min(s + EVAL_CHUNK, len(pairs)))
+        for idx in frame_chunks(pairs, PREDICT_BATCH):
             returns = self.snippet_returns(frames, offsets, pairs, idx)[0].mean(0)
             score += _correct(returns, torch.from_numpy(pairs.label[idx]).to(self.device)).item()
         self.net.train()
@@ -241,7 +241,15 @@ class RewardTrainer:
             seen = sum(p[3] for p in parts)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        grads = [p.grad for p in self.net.parameters() if p.grad is not None]
+        if not bool(torch.isfinite(loss) & torch.isfinite(torch.nn.utils.get_total_norm(grads))):
+            raise UserError(
+                f"the reward model diverged at step {self.steps + 1}: loss {loss.item():.4g}, or its gradient, is "
+                f"not finite; the likely cause is a learning rate too high (learning_rate {self.cfg.learning_rate:g}); "
+                "nothing was saved: lower learning_rate"
+            )
         self.optimizer.step()
+        self.steps += 1
         return {"loss": loss.item() * idx.shape[-1], "correct": correct, "frames": seen}
 
     def fit(
@@ -439,6 +447,11 @@ def finished_run(cfg: TrexConfig) -> dict | None:
         )
     if not metrics_path.is_file():  # interrupted between saving the model and its evaluation: train it again
         print(f"{cfg.run_dir}: {model.name} has no metrics.json (an interrupted run); training again", flush=True)
+        return None
+    try:
+        load_reward_model(model)
+    except UserError as err:  # cut by a crash of the host: the same seeds train it again
+        print(f"note: {err}; training it again", flush=True)
         return None
     print(f"{cfg.run_dir}: already trained with this config, keeping {model}", flush=True)
     return json.loads(metrics_path.read_text())

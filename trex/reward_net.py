@@ -102,6 +102,9 @@ def save_reward_model(path: str | Path, model: RewardNet, meta: dict[str, Any]) 
 
     `meta` must hold plain values (it is merged in, e.g. game, distribution_mode, val_accuracy).
     """
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:  # training stops before this; a reward holding NaN would poison the policy trained on it
+        raise UserError(f"refusing to write {path}: the weights hold non-finite values ({bad[0]})")
     state = {
         "format": FORMAT,
         **meta,

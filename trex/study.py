@@ -32,7 +32,7 @@ from baseline_agent.envs import GAMES, MODES
 from baseline_agent.evaluation import procgen_options, run_episodes, summarize_returns
 from baseline_agent.ppo import PPOConfig, train_levels
 from baseline_agent.scores import normalized_score
-from toolkit.cli import UserError, run_main
+from toolkit.cli import UserError, exit_reason, oom_kills, run_main
 from toolkit.config import build_config, config_dict, load_yaml, option, parse_config, save_run_config
 from toolkit.files import exclusive, write_json, write_text
 from toolkit.runtime import RuntimeConfig
@@ -241,6 +241,7 @@ def plan(cfg: StudyConfig, c: StepConfigs) -> list[Step]:
                 lambda: (sweep_dir / "sweep.csv").is_file(),
             )
         )
+    video_levels = held_out(c.trex)  # named, so that a policy trained on every level can be filmed too
     steps += [
         Step(
             "4. policy on the learned reward",
@@ -262,6 +263,10 @@ def plan(cfg: StudyConfig, c: StepConfigs) -> list[Step]:
                 str(cfg.video_steps),
                 "--seed",
                 str(cfg.seed),
+                "--start_level",
+                str(video_levels.start_level),
+                "--num_levels",
+                str(video_levels.num_levels),
                 "--torch_threads",
                 str(cfg.torch_threads),
             ],
@@ -274,11 +279,11 @@ def plan(cfg: StudyConfig, c: StepConfigs) -> list[Step]:
 def run_step(step: Step) -> float:
     """Run one step's command from the repository root, streaming its output; its wall time in seconds."""
     print(f"\n=== {step.name}\n$ {shlex.join(step.command)}", flush=True)
-    start = time.time()
+    start, kills = time.time(), oom_kills()
     proc = subprocess.run([sys.executable, *step.command[1:]], cwd=ROOT)
     if proc.returncode != 0:
         raise UserError(
-            f"step '{step.name}' failed (exit {proc.returncode}); rerun `make demo` or the study to "
+            f"step '{step.name}' failed ({exit_reason(proc.returncode, kills)}); rerun `make demo` or the study to "
             f"resume it, or run it alone: {shlex.join(step.command)}"
         )
     return time.time() - start

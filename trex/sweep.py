@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ import yaml
 
 from baseline_agent.envs import GAMES, MODES
 from baseline_agent.ppo import PPOConfig, run_is_finished
-from toolkit.cli import UserError, run_main
+from toolkit.cli import UserError, exit_reason, oom_kills, run_main
 from toolkit.config import build_config, config_dict, load_yaml, option, parse_config, save_run_config
 from toolkit.files import exclusive, write_json, write_text
 from toolkit.logger import fmt
@@ -61,7 +62,8 @@ DEMO_KEYS = (
     "num_envs",
     "demo_dir",
 )
-SLURM_KEYS = ("partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb")
+SLURM_KEYS = ("partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "max_requeues")
+MAX_REQUEUES = 3  # requeues of a job cut off by its time limit or a preemption, before it counts as failed
 
 
 @dataclass
@@ -99,7 +101,8 @@ class SweepConfig(RuntimeConfig):
     slurm: dict = option(
         {},
         "Slurm resources: {default: {partition, timeout_min, gpus_per_node, cpus_per_task, "
-        "mem_gb}, ppo: {...}, demos: {...}, reward: {...}, policy: {...}, array_parallelism: N}",
+        "mem_gb, max_requeues (default 3)}, ppo: {...}, demos: {...}, reward: {...}, policy: {...}, "
+        "array_parallelism: N}",
     )
     collect: bool = option(False, "gather the finished runs into sweep_results.csv, figures and sweep_report.md")
 
@@ -116,6 +119,9 @@ class SweepConfig(RuntimeConfig):
             unknown = sorted(set(values) - set(SLURM_KEYS))
             if unknown:
                 raise UserError(f"config key 'slurm': '{unknown[0]}' is not one of: {', '.join(SLURM_KEYS)}")
+            requeues = values.get("max_requeues", 0)
+            if not isinstance(requeues, int) or isinstance(requeues, bool) or requeues < 0:
+                raise UserError(f"config key 'slurm': max_requeues of '{stage}' must be a whole number >= 0")
 
 
 @dataclass
@@ -283,9 +289,23 @@ def run_local(jobs: list[Job], max_parallel: int, log_dir: Path, poll: float = 0
     every job's status: done (before), ok, failed, or not run (a job it needs failed)."""
     status = {j.name: "done" for j in jobs if j.done()}
     waiting = [j for j in jobs if j.name not in status]
-    running: dict[str, tuple[subprocess.Popen, Any, float]] = {}
+    running: dict[str, tuple[subprocess.Popen, Any, float, int | None]] = {}
     log_dir.mkdir(parents=True, exist_ok=True)
     print(f"{len(jobs)} jobs: {len(status)} done before, {len(waiting)} to run, {max_parallel} at once", flush=True)
+    try:
+        _schedule(waiting, running, status, max_parallel, log_dir, poll)
+    finally:  # SIGTERM or Ctrl-C: the running steps stop too (each resumes exactly on the rerun)
+        for proc, log, *_ in running.values():
+            proc.terminate()
+            proc.wait()
+            log.close()
+    return status
+
+
+def _schedule(
+    waiting: list[Job], running: dict, status: dict[str, str], max_parallel: int, log_dir: Path, poll: float
+) -> None:
+    """`run_local`'s loop: start what may start, collect what ended, until nothing waits or runs."""
     while waiting or running:
         for j in list(waiting):
             if any(status.get(n) in ("failed", "not run") for n in j.needs):
@@ -297,39 +317,83 @@ def run_local(jobs: list[Job], max_parallel: int, log_dir: Path, poll: float = 0
                 proc = subprocess.Popen(
                     [sys.executable, *j.command[1:]], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
                 )
-                running[j.name] = (proc, log, time.time())
+                running[j.name] = (proc, log, time.time(), oom_kills())
                 waiting.remove(j)
                 print(f"start: {j.name}: {shlex.join(j.command)}", flush=True)
-        for name, (proc, log, t0) in list(running.items()):
+        for name, (proc, log, t0, kills) in list(running.items()):
             code = proc.poll()
             if code is None:
                 continue
             log.close()
             del running[name]
             status[name] = "ok" if code == 0 else "failed"
-            where = "" if code == 0 else f" (exit {code}; log {log_dir / f'{name}.log'})"
+            where = "" if code == 0 else f" ({exit_reason(code, kills)}; log {log_dir / f'{name}.log'})"
             print(f"{status[name]}: {name} in {time.time() - t0:.0f}s{where}", flush=True)
         time.sleep(poll)
-    return status
 
 
-def run_command(command: list[str], log: str) -> None:
-    """What a Slurm task runs: one step command from the repository root, its output in `log`."""
-    with open(log, "w") as out:
-        code = subprocess.run([sys.executable, *command[1:]], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT).returncode
-    if code:
-        raise RuntimeError(f"exit {code}; log {log}")
+class StepTask:
+    """What a Slurm task runs: one step command from the repository root, its output appended to `log`.
+
+    Ahead of a time limit or at a preemption, submitit calls `checkpoint` (Slurm's USR2 signal): the step gets
+    SIGTERM and stops within seconds, and the job is requeued, at most `requeues` times, to resume the step where
+    it stopped (every step resumes exactly). The step itself ignores USR2, which Slurm sends to it too."""
+
+    def __init__(self, requeues: int):
+        self.requeues = requeues
+        self.proc: subprocess.Popen | None = None
+
+    def __call__(self, command: list[str], log: str) -> None:
+        with open(log, "a") as out:
+            out.write(
+                f"=== {time.strftime('%Y-%m-%d %H:%M:%S')}: {shlex.join(command)} ({self.requeues} requeues left)\n"
+            )
+            out.flush()
+            self.proc = subprocess.Popen(
+                [sys.executable, *command[1:]],
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN),
+            )
+            while (code := self.proc.poll()) is None:  # not wait(): `checkpoint` must be able to reap it meanwhile
+                time.sleep(0.5)
+        if code:
+            raise RuntimeError(f"{exit_reason(code, None)}; log {log}")
+
+    def checkpoint(self, command: list[str], log: str) -> Any:
+        """The submission that resumes this step after a requeue, or None once the requeues are spent."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.requeues <= 0:
+            return None
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(StepTask(self.requeues - 1), command, log)
+
+    def __getstate__(self) -> dict:
+        return {"requeues": self.requeues, "proc": None}
 
 
 def slurm_parameters(cfg: SweepConfig, stage: str) -> dict[str, Any]:
     """submitit parameters of one stage: the stage's resources over the default ones."""
     values = {**cfg.slurm.get("default", {}), **cfg.slurm.get(stage, {})}
+    values.pop("max_requeues", None)
     out: dict[str, Any] = {"name": f"{cfg.name}-{stage}"}
     for key, value in values.items():
         out["slurm_partition" if key == "partition" else key] = value
     if "array_parallelism" in cfg.slurm:
         out["slurm_array_parallelism"] = int(cfg.slurm["array_parallelism"])
     return out
+
+
+def max_requeues(cfg: SweepConfig, stage: str) -> int:
+    """Requeues a job of `stage` may take after a time limit or a preemption (slurm key max_requeues)."""
+    return int({**cfg.slurm.get("default", {}), **cfg.slurm.get(stage, {})}.get("max_requeues", MAX_REQUEUES))
 
 
 def run_slurm(cfg: SweepConfig, jobs: list[Job], log_dir: Path) -> dict[str, str]:
@@ -339,7 +403,11 @@ def run_slurm(cfg: SweepConfig, jobs: list[Job], log_dir: Path) -> dict[str, str
 
     status = {j.name: "done" for j in jobs if j.done()}
     log_dir.mkdir(parents=True, exist_ok=True)
-    executor = submitit.AutoExecutor(folder=str(Path(cfg.run_dir) / "slurm"), cluster="slurm")
+    # submitit's own bound on timeouts is the largest stage's; StepTask holds each stage's own.
+    bound = max(max_requeues(cfg, stage) for stage in STAGES)
+    executor = submitit.AutoExecutor(
+        folder=str(Path(cfg.run_dir) / "slurm"), cluster="slurm", slurm_max_num_timeout=bound
+    )
     handles: dict[str, Any] = {}
     for stage in STAGES:
         todo = [j for j in jobs if j.stage == stage and j.name not in status]
@@ -352,7 +420,8 @@ def run_slurm(cfg: SweepConfig, jobs: list[Job], log_dir: Path) -> dict[str, str
         )
         with executor.batch():
             for j in todo:
-                handles[j.name] = executor.submit(run_command, j.command, str(log_dir / f"{j.name}.log"))
+                task = StepTask(max_requeues(cfg, stage))
+                handles[j.name] = executor.submit(task, j.command, str(log_dir / f"{j.name}.log"))
         print(f"submitted {stage}: {len(todo)} jobs" + (f" after {', '.join(after)}" if after else ""), flush=True)
     for name, handle in handles.items():
         try:
