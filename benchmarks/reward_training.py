@@ -109,7 +109,9 @@ AUGMENT_VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def augmentation_cost(cfg: TrexConfig, train, num_pairs: int, repeats: int) -> dict:
-    """(d): each augmentation's pairs/s over a plain run's, the two alternating `repeats` times on the same pairs."""
+    """(d): each augmentation's pairs/s over a plain run's, the two alternating `repeats` times on the same pairs
+    (one pass over them each)."""
+    cfg = dataclasses.replace(cfg, epochs=1)
     out = {}
     for name, keys in AUGMENT_VARIANTS.items():
         plain, augmented = [], []
