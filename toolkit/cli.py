@@ -20,3 +20,17 @@ def run_main(main: Callable[[list[str]], object], argv: list[str] | None = None)
     except KeyboardInterrupt:
         print("interrupted: the newest checkpoint and every finished file are intact", file=sys.stderr)
         sys.exit(130)
+
+
+def require_extra(extra: str, purpose: str, *modules: str) -> None:
+    """Refuse in one line, naming the install command, when an optional extra's modules are missing."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise UserError(
+                f"{purpose} needs the '{extra}' extra ({module} is not installed): "
+                f"pip install -e '.[{extra}]' -c constraints.txt"
+            ) from None
