@@ -8,6 +8,7 @@ from baseline_agent.envs import GAMES, MODES, LevelSet, held_out_levels
 from toolkit.cli import UserError
 from toolkit.config import option
 from toolkit.runtime import RuntimeConfig
+from toolkit.tracking import TrackingConfig
 from trex.reward_net import ARCHITECTURES
 
 FRESH_LEVELS = 1_000_000_000  # levels a fresh level per demo is drawn from (demo_num_levels 0)
@@ -15,7 +16,7 @@ MAX_LEVEL = 2**31 - 1  # Procgen's level seeds are 32-bit ints
 
 
 @dataclass
-class TrexConfig(RuntimeConfig):
+class TrexConfig(RuntimeConfig, TrackingConfig):
     """Ranked demonstrations (step 2) and the T-REX reward model (step 3)."""
 
     # --- the game and the level sets
