@@ -4,6 +4,7 @@ resolved config and the figures; a study and a sweep put their steps in one grou
 import json
 import struct
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,14 @@ def offline(monkeypatch, tmp_path):
 
 
 def read_run(run_dir: Path) -> dict:
+    """`_read_run` once wandb's service has written the run's exit record (it writes after `finish()` returns)."""
+    deadline = time.time() + 30
+    while "exit" not in (out := _read_run(run_dir))["kinds"] and time.time() < deadline:
+        time.sleep(0.1)
+    return out
+
+
+def _read_run(run_dir: Path) -> dict:
     """The records of the one offline wandb run under run_dir: its run record, config, history rows and media.
 
     A .wandb file is a LevelDB-style log: a 7-byte header, then 32 KiB blocks of records, each with a 7-byte
@@ -42,11 +51,12 @@ def read_run(run_dir: Path) -> dict:
         pieces = data if kind in (1, 2) else pieces + data
         if kind in (1, 4):
             records.append(pieces)
-    out: dict = {"history": [], "config": {}}
+    out: dict = {"history": [], "config": {}, "kinds": []}
     for data in records:
         rec = wandb_pb.Record()
         rec.ParseFromString(data)
         kind = rec.WhichOneof("record_type")
+        out["kinds"].append(kind)
         if kind == "run":
             out["run"] = rec.run
             out["config"].update({c.key: json.loads(c.value_json) for c in rec.run.config.update})
