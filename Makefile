@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+EXTRAS := $(VENV)/.extras
 
 .PHONY: demo test lint install clean
 
@@ -11,6 +12,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade "pip>=24"
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
+
+# The optional extras (Stable-Baselines3, Weights & Biases, imitation), for the tests that cover them.
+$(EXTRAS): $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,sb3,wandb,imitation]"
+	touch $(EXTRAS)
 
 install: $(STAMP)
 
@@ -24,7 +30,7 @@ lint: $(STAMP)
 
 # Every test process runs torch on one thread (tests/conftest.py), so the suite spreads over the cores, whole files
 # per worker (a module's fixtures are built once).
-test: lint
+test: $(EXTRAS) lint
 	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=15
 
 clean:

@@ -59,10 +59,11 @@ from toolkit.cli import UserError
 from toolkit.config import config_dict, option, save_run_config
 from toolkit.logger import ProgressLine, RunLogger
 from toolkit.runtime import RuntimeConfig, check_precision, wants_cuda
+from toolkit.tracking import TRACKING_KEYS, Tracker, TrackingConfig, start_tracking
 
 
 @dataclass
-class PPOConfig(RuntimeConfig):
+class PPOConfig(RuntimeConfig, TrackingConfig):
     """Step 1: PPO on Procgen. Defaults are the Procgen paper's protocol (easy, 200 levels, 25M steps)."""
 
     env_name: str = option("coinrun", "Procgen game", choices=GAMES)
@@ -162,6 +163,7 @@ RESUMABLE_KEYS = (
     "env_groups",
     "precision",
     "compile",
+    *TRACKING_KEYS,
 )
 
 
@@ -377,7 +379,8 @@ class PPOTrainer:
             (cfg.num_envs, *OBS_SHAPE), dtype=torch.uint8, pin_memory=self.device.type == "cuda"
         )
         self.timings = dict.fromkeys(("env", "inference", "update"), 0.0)  # seconds per phase, this update
-        self.logger = RunLogger(self.run_dir, self.step if self.resumed else None, enabled=self.dist.is_main)
+        tracker = start_tracking(cfg, self.run_dir, self.resolved, "ppo") if self.dist.is_main else Tracker()
+        self.logger = RunLogger(self.run_dir, self.step if self.resumed else None, self.dist.is_main, tracker)
         self.wall_start, self.start_step = time.time(), self.step
 
     def _make_groups(self, levels: LevelSet, seed: int) -> list[VecEnv]:
@@ -716,6 +719,7 @@ class PPOTrainer:
         )
         if self.dist.is_main:
             write_summary(self.run_dir, summary)
+            self.logger.tracker.log_files([self.run_dir / "learning_curve.png"])
         self.logger.close()
         shutdown(self.dist)
         return summary

@@ -85,3 +85,17 @@ def exit_reason(code: int, oom_kills_before: int | None) -> str:
     if now is not None and oom_kills_before is not None and now > oom_kills_before:
         return "killed by the kernel's OOM killer: out of memory (exit -9)"
     return "killed by SIGKILL (exit -9): when no one sent it, the kernel's OOM killer did, out of memory (see dmesg)"
+
+
+def require_extra(extra: str, purpose: str, *modules: str) -> None:
+    """Refuse in one line, naming the install command, when an optional extra's modules are missing."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise UserError(
+                f"{purpose} needs the '{extra}' extra ({module} is not installed): "
+                f"pip install -e '.[{extra}]' -c constraints.txt"
+            ) from None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.files import atomic_write
+from toolkit.tracking import Tracker
 
 STEP_KEY = "misc/total_timesteps"
 
@@ -25,10 +26,13 @@ def read_progress(path: str | Path) -> list[dict[str, str]]:
 
 
 class RunLogger:
-    """Appends one row per update to progress.csv and TensorBoard; on resume, rows past the checkpoint go."""
+    """Appends one row per update to progress.csv and TensorBoard (and the same scalars to `tracker`, W&B where
+    `track` is on); on resume, rows past the checkpoint go."""
 
-    def __init__(self, run_dir: str | Path, resume_step: int | None, enabled: bool = True):
-        self.enabled = enabled
+    def __init__(
+        self, run_dir: str | Path, resume_step: int | None, enabled: bool = True, tracker: Tracker | None = None
+    ):
+        self.enabled, self.tracker = enabled, tracker or Tracker()
         self.csv_path = Path(run_dir) / "progress.csv"
         self.fields: list[str] | None = None
         self.writer = None
@@ -69,13 +73,19 @@ class RunLogger:
                 w.writeheader()
             w.writerow({k: "" if v is None else v for k, v in row.items()})
         step = int(row[STEP_KEY])
-        for key, value in row.items():
-            if value is not None and key != STEP_KEY and not (isinstance(value, float) and math.isnan(value)):
-                self.writer.add_scalar(key, value, step)
+        scalars = {
+            key: value
+            for key, value in row.items()
+            if value is not None and key != STEP_KEY and not (isinstance(value, float) and math.isnan(value))
+        }
+        for key, value in scalars.items():
+            self.writer.add_scalar(key, value, step)
+        self.tracker.log(scalars, step)
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        self.tracker.finish()
 
 
 def fmt(x: float | None, spec: str = ".2f") -> str:

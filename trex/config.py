@@ -8,6 +8,7 @@ from baseline_agent.envs import GAMES, MODES, LevelSet, held_out_levels
 from toolkit.cli import UserError
 from toolkit.config import option
 from toolkit.runtime import RuntimeConfig
+from toolkit.tracking import TrackingConfig
 from trex.augment import AUGMENTATIONS
 from trex.reward_net import ARCHITECTURES
 
@@ -16,7 +17,7 @@ MAX_LEVEL = 2**31 - 1  # Procgen's level seeds are 32-bit ints
 
 
 @dataclass
-class TrexConfig(RuntimeConfig):
+class TrexConfig(RuntimeConfig, TrackingConfig):
     """Ranked demonstrations (step 2) and the T-REX reward model (step 3)."""
 
     # --- the game and the level sets

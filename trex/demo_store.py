@@ -51,6 +51,14 @@ _TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(DemoRecord)}
 _CAST = {"int": int, "float": float, "str": str}
 
 
+def parse_record(row: dict) -> DemoRecord:
+    """An index row (strings from index.csv, or plain JSON values) as a typed record; TypeError or ValueError
+    when a field is missing or malformed."""
+    if set(row) != set(_TYPES):
+        raise ValueError(f"fields {sorted(row)} are not a demo record's")
+    return DemoRecord(**{k: _CAST[_TYPES[k]](v) for k, v in row.items()})
+
+
 def check_game(
     records: list[DemoRecord], demo_dir: str | Path, env_name: str, distribution_mode: str, remedy: str
 ) -> None:
@@ -79,7 +87,7 @@ def read_index(demo_dir: str | Path, check_files: bool = True) -> list[DemoRecor
             )
         for n, row in enumerate(reader, start=2):
             try:
-                records.append(DemoRecord(**{k: _CAST[_TYPES[k]](v) for k, v in row.items()}))
+                records.append(parse_record(row))
             except (TypeError, ValueError):
                 raise UserError(f"{path} line {n} is malformed") from None
     if check_files:

@@ -38,6 +38,7 @@ from toolkit.cli import UserError
 from toolkit.config import config_dict, diff_configs, load_yaml, save_run_config
 from toolkit.files import atomic_write, exclusive, write_json
 from toolkit.logger import fmt, fmt_duration
+from toolkit.tracking import TRACKING_KEYS, start_tracking
 from trex.augment import augment
 from trex.config import TrexConfig, demo_levels
 from trex.demo_store import Demo, check_game, load_demos
@@ -57,7 +58,16 @@ from trex.pairs import SnippetPairs, concat_obs, create_training_data, frame_chu
 from trex.reward_net import FILE_NAME, RewardNet, load_reward_model, save_reward_model
 
 # Keys that cannot change a reward model trained from the same demos.
-IRRELEVANT = ("device", "torch_threads", "run_dir", "sweep_num_demos", "sweep_demo_levels", "sweep_seeds", "name")
+IRRELEVANT = (
+    "device",
+    "torch_threads",
+    "run_dir",
+    "sweep_num_demos",
+    "sweep_demo_levels",
+    "sweep_seeds",
+    "name",
+    *TRACKING_KEYS,
+)
 VAL_PAIRS_MAX = 1000  # validation pairs, as the 2020 study's 1,000
 METRICS = ("spearman", "kendall", "pearson")
 LEVEL_SETS = {"train_levels": "train_eval", "test_levels": "test"}  # metrics.json key: the demos' level set
@@ -264,7 +274,7 @@ class RewardTrainer:
         checks without a better validation accuracy; restore the best weights."""
         cfg = self.cfg
         total_steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
-        log = _TrainLog(self.run_dir) if self.run_dir is not None else None
+        log = _TrainLog(self.run_dir, cfg) if self.run_dir is not None else None
         best = _Best()
         step = pairs_seen = frames_seen = 0
         train_time, t0 = 0.0, time.time()
@@ -376,7 +386,7 @@ class _TrainLog:
 
     FIELDS = ("step", "pairs", "loss", "train_acc", "val_acc", "best_val_acc", "pairs_per_s", "wall_s")
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, cfg: TrexConfig):
         from torch.utils.tensorboard import SummaryWriter
 
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -385,17 +395,20 @@ class _TrainLog:
         self.csv = csv.DictWriter(self.file, self.FIELDS)
         self.csv.writeheader()
         self.tb = SummaryWriter(str(run_dir / "tb"))
+        self.tracker = start_tracking(cfg, run_dir, config_dict(cfg), "reward", resumable=False)
 
     def write(self, row: dict) -> None:
         self.csv.writerow({k: "" if row[k] is None else row[k] for k in self.FIELDS})
         self.file.flush()
-        for k in self.FIELDS[2:]:
-            if row[k] is not None:
-                self.tb.add_scalar(f"reward/{k}", row[k], row["pairs"])
+        scalars = {f"reward/{k}": row[k] for k in self.FIELDS[2:] if row[k] is not None}
+        for key, value in scalars.items():
+            self.tb.add_scalar(key, value, row["pairs"])
+        self.tracker.log(scalars, row["pairs"])
 
     def close(self) -> None:
         self.file.close()
         self.tb.close()
+        self.tracker.finish()
 
 
 # --------------------------------------------------------------------------- one reward model, end to end

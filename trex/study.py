@@ -36,6 +36,7 @@ from toolkit.cli import UserError, exit_reason, oom_kills, run_main
 from toolkit.config import build_config, config_dict, load_yaml, option, parse_config, save_run_config
 from toolkit.files import exclusive, write_json, write_text
 from toolkit.runtime import RuntimeConfig
+from toolkit.tracking import TrackingConfig, start_tracking, tracking_keys
 from trex.config import TrexConfig, held_out
 from trex.demo_store import read_index
 from trex.train_policy import PolicyConfig
@@ -44,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
-class StudyConfig(RuntimeConfig):
+class StudyConfig(RuntimeConfig, TrackingConfig):
     """One game's study. `ppo`, `trex` and `policy` hold the keys of each step's own config; the
     shared keys here (game, levels, seed, device, threads) are passed to every step."""
 
@@ -117,6 +118,7 @@ def step_configs(cfg: StudyConfig) -> StepConfigs:
         "seed": cfg.seed,
         "device": cfg.device,
         "torch_threads": cfg.torch_threads,
+        **tracking_keys(cfg, group=Path(cfg.run_dir).name),
     }
     sections = {
         "ppo": (
@@ -358,6 +360,8 @@ def run_study(cfg: StudyConfig) -> Path:
         reward["lever"] = {"keys": cfg.lever, "figures": reward_figures(lever), "metrics": lever}
     write_json(run / "reward.json", reward)
     report = write_report(cfg, configs, steps, results, reward, timings)
+    with start_tracking(cfg, run, config_dict(cfg), "study", resumable=False) as tracker:
+        tracker.log_report(report)
     print(f"\nstudy done in {time.time() - t_start:.0f}s of steps run now -> {report}", flush=True)
     return report
 

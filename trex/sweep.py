@@ -35,6 +35,7 @@ from toolkit.config import build_config, config_dict, load_yaml, option, parse_c
 from toolkit.files import exclusive, write_json, write_text
 from toolkit.logger import fmt
 from toolkit.runtime import RuntimeConfig
+from toolkit.tracking import TrackingConfig, tracking_keys
 from trex.config import TrexConfig
 from trex.demos import demos_are_complete
 from trex.evaluation import plot_sweep, seed_interval
@@ -67,7 +68,7 @@ MAX_REQUEUES = 3  # requeues of a job cut off by its time limit or a preemption,
 
 
 @dataclass
-class SweepConfig(RuntimeConfig):
+class SweepConfig(RuntimeConfig, TrackingConfig):
     """A grid of T-REX runs. `ppo`, `trex` and `policy` hold each step's own keys for every run of the grid."""
 
     name: str = option("sweep", "the sweep's name, in its report and Slurm job names")
@@ -165,6 +166,7 @@ def expand(cfg: SweepConfig) -> list[Job]:
             "distribution_mode": cfg.distribution_mode,
             "device": cfg.device,
             "torch_threads": cfg.torch_threads,
+            **tracking_keys(cfg, group=cfg.name),  # one W&B group per grid
         }
         for dseed in cfg.demonstrator_seeds:
             tag = f"{game}_d{dseed}"
