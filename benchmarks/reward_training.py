@@ -108,12 +108,13 @@ AUGMENT_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def augmentation_cost(cfg: TrexConfig, train, num_pairs: int, repeats: int) -> dict:
+def augmentation_cost(cfg: TrexConfig, train, num_pairs: int, repeats: int, variants: list[str]) -> dict:
     """(d): each augmentation's pairs/s over a plain run's, the two alternating `repeats` times on the same pairs
     (one pass over them each)."""
     cfg = dataclasses.replace(cfg, epochs=1)
     out = {}
-    for name, keys in AUGMENT_VARIANTS.items():
+    for name in variants:
+        keys = AUGMENT_VARIANTS[name]
         plain, augmented = [], []
         for _ in range(repeats):
             plain.append(trainer_run(cfg, train, [], num_pairs)[0]["pairs_per_s"])
@@ -136,6 +137,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quality_pairs", type=int, default=400, help="pairs per quality run (0: skip)")
     parser.add_argument("--quality_seeds", type=int, default=3, help="seeds per quality comparison (mean reported)")
     parser.add_argument("--augment_repeats", type=int, default=2, help="plain/augmented alternations per variant")
+    parser.add_argument(
+        "--augmentations",
+        default="",
+        help=f"variants of (d), ';'-separated (default all: {'; '.join(AUGMENT_VARIANTS)})",
+    )
     args = parser.parse_args(argv)
     if args.demo_dir:
         train, test = load_demos(args.demo_dir, "train"), load_demos(args.demo_dir, "test")
@@ -161,7 +167,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"(c) floor {cfg.reward_net}: {c['frames_per_s']:.0f} frames/s; study2020: {c_2020['frames_per_s']:.0f}",
         flush=True,
     )
-    augmentation = augmentation_cost(cfg, train, b_pairs, args.augment_repeats)
+    variants = [v for v in args.augmentations.split(";") if v] if args.augmentations else list(AUGMENT_VARIANTS)
+    augmentation = augmentation_cost(cfg, train, b_pairs, args.augment_repeats, variants)
     out = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"{'cuda' if torch.cuda.is_available() else 'cpu'}",

@@ -20,7 +20,7 @@ TINY = dict(
     num_threads=1,
     save_interval=100,
     eval_interval=1,
-    reward_model="unused.pt",
+    reward_model=["unused.pt"],
 )
 
 
@@ -89,3 +89,34 @@ def test_a_reward_model_of_another_game_or_mode_is_refused(tmp_path):
         load_learned_reward(str(path), "coinrun", "hard")
     with pytest.raises(UserError, match="trained on hard levels, not easy"):
         load_learned_reward(str(path), "starpilot", "easy")
+
+
+def test_reward_transforms_ensemble_and_survival_bonus_by_hand(tmp_path):
+    """raw, sigmoid and standardise (by each model's stored training-frame mean and std), averaged over models,
+    then the survival bonus; a file without statistics is refused for standardise in one line."""
+    from toolkit.cli import UserError
+    from trex.learned_reward import ConstantReward, load_reward_source
+    from trex.reward_net import RewardNet, save_reward_model
+
+    obs = torch.randint(0, 256, (5, 64, 64, 3), dtype=torch.uint8)
+    paths, raw = [], []
+    for k, stats in enumerate(({"mean": 0.5, "std": 2.0, "frames": 10}, {"mean": -1.0, "std": 0.5, "frames": 10})):
+        torch.manual_seed(k)
+        net = RewardNet("fast").eval()
+        paths.append(str(tmp_path / f"m{k}.pt"))
+        meta = {"env_name": "starpilot", "distribution_mode": "easy", "reward_stats": stats}
+        save_reward_model(paths[-1], net, meta)
+        with torch.no_grad():
+            raw.append((net(obs), stats))
+    expect = {
+        "none": (raw[0][0] + raw[1][0]) / 2,
+        "sigmoid": (torch.sigmoid(raw[0][0]) + torch.sigmoid(raw[1][0])) / 2,
+        "standardise": sum((r - s["mean"]) / s["std"] for r, s in raw) / 2,
+    }
+    for transform, want in expect.items():
+        source = load_reward_source(paths, "starpilot", "easy", transform, survival=0.25)
+        torch.testing.assert_close(source(obs), want + 0.25)
+    torch.testing.assert_close(ConstantReward()(obs), torch.ones(5))
+    save_reward_model(tmp_path / "old.pt", RewardNet("fast"), {"env_name": "starpilot", "distribution_mode": "easy"})
+    with pytest.raises(UserError, match="standardise"):
+        load_reward_source([str(tmp_path / "old.pt")], "starpilot", "easy", "standardise")

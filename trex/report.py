@@ -31,6 +31,8 @@ SEED_FIGURES = {
 FIGURES = ("spearman", "kendall", "pearson", "pair_accuracy")
 AGENTS = {
     "trex_policy": "T-REX policy (learned reward only)",
+    "survival_control": "control: PPO on survival alone (+1 per step)",
+    "true_reward_ppo": "control: PPO on the true reward, same budget",
     "demonstrator": "final demonstrator (true reward)",
     "random": "uniform random actions",
 }
@@ -152,18 +154,39 @@ def _seed_table(metrics: list[dict]) -> list[str]:
 
 def _returns_table(results: dict) -> list[str]:
     rows = [
-        "| policy | level set | mean return | 95% CI | normalised score | mean length | episodes |",
-        "|---|---|---|---|---|---|---|",
+        "| policy | level set | mean return | 95% CI | normalised score | mean length | 95% CI | episodes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for key, label in AGENTS.items():
-        for level_set in SETS:
+        for level_set in SETS if key in results else ():
             s = results[key][level_set]
             ci = f"[{fmt(s.get('ci95_low'))}, {fmt(s.get('ci95_high'))}]"
+            length = s.get("length", {})
+            length_ci = f"[{fmt(length.get('ci95_low'), '.0f')}, {fmt(length.get('ci95_high'), '.0f')}]"
             rows.append(
                 f"| {label} | {level_set.replace('_', ' ')} | {fmt(s['mean'])} | {ci} | "
-                f"{fmt(s.get('normalized_score'))} | {fmt(s.get('mean_length'), '.0f')} | {s['n']} |"
+                f"{fmt(s.get('normalized_score'))} | {fmt(s.get('mean_length'), '.0f')} | {length_ci} | {s['n']} |"
             )
     return rows
+
+
+def _policy_line(cfg, policy, results: dict, metrics: list[dict]) -> str:
+    """The headline's policy sentence: what it learned from, and its return beside the baselines."""
+    models = (
+        f"seed {cfg.seed}'s model"
+        if len(policy.reward_model) == 1
+        else f"the mean of {len(policy.reward_model)} models"
+    )
+    test = lambda k: fmt(results[k]["test_levels"]["mean"]) if k in results else "not run"
+    first = metrics[0]["test_levels"]
+    return (
+        f"Policy trained on the learned reward alone ({models}, transform {policy.reward_transform}, survival "
+        f"bonus {policy.survival_bonus:g}; seed {cfg.seed}'s model: held-out Spearman {fmt(first['spearman'])}, "
+        f"mean reward per frame on its training demos {fmt(first.get('offset', {}).get('train'), '.3g')}), true "
+        f"return on held-out levels: {test('trex_policy')} (survival control {test('survival_control')}, "
+        f"true-reward PPO at the same budget {test('true_reward_ppo')}, random policy {test('random')}, "
+        f"demonstrator {test('demonstrator')})."
+    )
 
 
 def _demo_ranges(demo_summary: dict) -> list[str]:
@@ -270,10 +293,7 @@ def write_report(cfg, configs, steps, results: dict, reward: dict, timings: dict
         "",
         reading(figures),
         "",
-        f"Policy trained on the learned reward alone (seed {cfg.seed}'s model), true return on held-out levels: "
-        f"{fmt(results['trex_policy']['test_levels']['mean'])} (random policy "
-        f"{fmt(results['random']['test_levels']['mean'])}, demonstrator "
-        f"{fmt(results['demonstrator']['test_levels']['mean'])}).",
+        _policy_line(cfg, policy, results, metrics),
         "",
         "## 1. Demonstrators (PPO on the true reward)",
         "",

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from trex.gym_env import ProcgenEnv, ProcgenVecEnv
-from trex.learned_reward import LearnedReward, load_learned_reward
+from trex.learned_reward import load_reward_source
 
 VECTOR_ATTRIBUTES: tuple[str, ...] = ("num_envs", "observation_space", "action_space", "single_observation_space")
 VECTOR_ATTRIBUTES += ("single_action_space", "is_vector_env", "env_name", "distribution_mode")
@@ -27,8 +27,7 @@ class _Scorer:
 
     def __init__(self, path: str, env_name: str, distribution_mode: str, transform: str, device: str):
         self.device = torch.device(device)
-        model = load_learned_reward(path, env_name, distribution_mode, self.device)
-        self.reward = LearnedReward(model, transform)
+        self.reward = load_reward_source(path, env_name, distribution_mode, transform, device=self.device)
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         return self.reward(torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)).cpu().numpy()

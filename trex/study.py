@@ -79,6 +79,17 @@ class StudyConfig(RuntimeConfig, TrackingConfig):
         "gives each figure's mean and 95% interval over them; the policy learns from the first",
         min=1,
     )
+    policy_reward_models: str = option(
+        "first",
+        "the reward models the policy learns from: first (the first seed's) or all (every seed's, their "
+        "transformed rewards averaged)",
+        choices=("first", "all"),
+    )
+    controls: bool = option(
+        True,
+        "also train the two controls a learned-reward policy must beat, with the policy's budget, network and "
+        "levels: PPO on survival alone (+1 per step) and PPO on the true reward",
+    )
     sweep: bool = option(False, "also run step 3's sweep (correlation by number of demos and of levels)")
     eval_episodes: int = option(100, "episodes per evaluation (policy, demonstrators, random) and level set", min=1)
     video_steps: int = option(500, "length cap of the video's episode", min=1)
@@ -90,6 +101,8 @@ class StepConfigs:
     trex: TrexConfig
     policy: PolicyConfig
     lever: TrexConfig | None = None  # the second set of reward models (StudyConfig.lever), if any
+    survival: PolicyConfig | None = None  # the controls (StudyConfig.controls): +1 per step,
+    true_reward: PPOConfig | None = None  # and the true reward, at the policy's budget
 
 
 @dataclass
@@ -152,6 +165,7 @@ def step_configs(cfg: StudyConfig) -> StepConfigs:
         except UserError as err:
             raise UserError(f"section '{name}': {err}") from None
     ppo_keys = {k: v for k, v in config_dict(out["ppo"]).items() if k != "run_dir"}
+    models = reward_dirs(cfg)[: 1 if cfg.policy_reward_models == "first" else None]
     try:
         policy = build_config(
             PolicyConfig,
@@ -159,11 +173,25 @@ def step_configs(cfg: StudyConfig) -> StepConfigs:
                 **ppo_keys,
                 **cfg.policy,
                 "run_dir": str(run / "policy"),
-                "reward_model": str(reward_dirs(cfg)[0] / "reward_model.pt"),
+                "reward_model": [str(d / "reward_model.pt") for d in models],
             },
         )
     except UserError as err:
         raise UserError(f"section 'policy': {err}") from None
+    survival = true_reward = None
+    if cfg.controls:
+        policy_keys = config_dict(policy)
+        survival = build_config(
+            PolicyConfig, {**policy_keys, "reward": "survival", "run_dir": str(run / "controls" / "survival")}
+        )
+        ppo_fields = set(config_dict(out["ppo"]))
+        true_reward = build_config(
+            PPOConfig,
+            {
+                **{k: v for k, v in policy_keys.items() if k in ppo_fields},
+                "run_dir": str(run / "controls" / "true_reward"),
+            },
+        )
     lever = None
     if cfg.lever:
         try:
@@ -176,12 +204,14 @@ def step_configs(cfg: StudyConfig) -> StepConfigs:
 
         if tasks(lever) != tasks(out["trex"]):
             raise UserError("section 'lever': its keys would change the demonstrations; give step-3 keys only")
-    return StepConfigs(out["ppo"], out["trex"], policy, lever)
+    return StepConfigs(out["ppo"], out["trex"], policy, lever, survival, true_reward)
 
 
 def config_files(cfg: StudyConfig) -> dict[str, Path]:
     cdir = Path(cfg.run_dir) / "configs"
-    return {name: cdir / f"{name}.yaml" for name in ("ppo", "trex", "policy", *(("lever",) if cfg.lever else ()))}
+    names = ("ppo", "trex", "policy", *(("lever",) if cfg.lever else ()))
+    names += ("survival", "true_reward") if cfg.controls else ()
+    return {name: cdir / f"{name}.yaml" for name in names}
 
 
 def _finished(summary_path: Path, total: int) -> bool:
@@ -250,6 +280,22 @@ def plan(cfg: StudyConfig, c: StepConfigs) -> list[Step]:
             [py, "trex/train_policy.py", "-c", files["policy"]],
             lambda: _finished(Path(c.policy.run_dir) / "summary.json", c.policy.total_timesteps),
         ),
+    ]
+    if c.survival is not None and c.true_reward is not None:
+        survival, true_reward = c.survival, c.true_reward
+        steps += [
+            Step(
+                "4. control: PPO on survival alone (+1 per step)",
+                [py, "trex/train_policy.py", "-c", files["survival"]],
+                lambda: _finished(Path(survival.run_dir) / "summary.json", survival.total_timesteps),
+            ),
+            Step(
+                "4. control: PPO on the true reward, same budget",
+                [py, "baseline_agent/train.py", "-c", files["true_reward"]],
+                lambda: _finished(Path(true_reward.run_dir) / "summary.json", true_reward.total_timesteps),
+            ),
+        ]
+    steps += [
         Step(
             "5. video of the policy",
             [
@@ -258,7 +304,7 @@ def plan(cfg: StudyConfig, c: StepConfigs) -> list[Step]:
                 "--load_path",
                 str(Path(c.policy.run_dir) / "checkpoints"),
                 "--reward_model",
-                c.policy.reward_model,
+                c.policy.reward_model[0],
                 "--out",
                 str(run / "policy.mp4"),
                 "--max_steps",
@@ -292,14 +338,18 @@ def run_step(step: Step) -> float:
 
 
 def evaluate(cfg: StudyConfig, c: StepConfigs) -> dict:
-    """True returns of the T-REX policy, the final demonstrator and a random policy, on both level sets."""
+    """True returns and episode lengths (mean, 95% interval) of the T-REX policy, the final demonstrator, a random
+    policy and the controls, on the policy's training levels and the held-out levels."""
     torch.manual_seed(cfg.seed)
-    levels = {"train_levels": train_levels(c.ppo), "test_levels": held_out(c.trex)}
-    agents = {
+    levels = {"train_levels": train_levels(c.policy), "test_levels": held_out(c.trex)}
+    agents: dict[str, Path | None] = {
         "trex_policy": list_checkpoints(Path(c.policy.run_dir) / "checkpoints")[-1],
         "demonstrator": list_checkpoints(Path(c.ppo.run_dir) / "checkpoints")[-1],
         "random": None,
     }
+    for name, control in (("survival_control", c.survival), ("true_reward_ppo", c.true_reward)):
+        if control is not None:
+            agents[name] = list_checkpoints(Path(control.run_dir) / "checkpoints")[-1]
     out: dict = {"levels": {k: [v.start_level, v.num_levels] for k, v in levels.items()}}
     for name, path in agents.items():
         net, meta = load_policy(path) if path is not None else (None, {"config": config_dict(c.ppo)})
@@ -318,6 +368,7 @@ def evaluate(cfg: StudyConfig, c: StepConfigs) -> dict:
             stats = summarize_returns([e["ret"] for e in eps])
             stats["normalized_score"] = normalized_score(cfg.env_name, cfg.distribution_mode, stats["mean"])
             stats["mean_length"] = float(np.mean([e["length"] for e in eps]))
+            stats["length"] = summarize_returns([e["length"] for e in eps])
             out[name][set_name] = stats
     return out
 

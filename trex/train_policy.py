@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from baseline_agent.distributed import main_process_lock
-from baseline_agent.ppo import PPOConfig, PPOTrainer
+from baseline_agent.ppo import PPOConfig, PPOTrainer, RewardSource
 from toolkit.cli import UserError, run_main
 from toolkit.config import option, parse_config
-from trex.learned_reward import TRANSFORMS, LearnedReward, load_learned_reward
+from trex.learned_reward import TRANSFORMS, ConstantReward, load_reward_source
+
+REWARDS = ("learned", "survival")
 
 
 @dataclass
@@ -22,26 +24,45 @@ class PolicyConfig(PPOConfig):
     """PPO's keys plus the learned reward. `normalize_reward` (default on) scales the learned reward by the
     running std of its discounted return, as step 1 did for the true reward."""
 
-    reward_model: str = option("", "reward_model.pt from `trex/reward_model.py train` (required)")
+    reward: str = option(
+        "learned",
+        "what the policy learns from: the learned reward, or survival (+1 per step, whatever the frame: the "
+        "control a learned reward must beat)",
+        choices=REWARDS,
+    )
+    reward_model: list[str] = option(
+        [],
+        "reward_model.pt file(s) from `trex/reward_model.py train` (required with reward: learned); several: "
+        "the mean of their transformed rewards",
+    )
     reward_transform: str = option(
         "none",
-        "applied to each learned reward before scaling: none, or sigmoid "
-        "as the T-REX paper did on Atari (then consider --normalize_reward false)",
+        "applied to each model's reward before scaling (trex/learned_reward.py): none (raw), sigmoid (as T-REX "
+        "on Atari) or standardise (by the model's own training frames' mean and std)",
         choices=TRANSFORMS,
+    )
+    survival_bonus: float = option(
+        0.0, "added to every step's learned reward after the transform: > 0 rewards staying alive, < 0 ending sooner"
     )
     run_dir: str = option("runs/policy", "folder for config, checkpoints, logs and summary")
 
     def check(self) -> None:
         super().check()
-        if not self.reward_model:
+        if self.reward == "learned" and not self.reward_model:
             raise UserError("config key 'reward_model': the path of a reward_model.pt is required")
 
 
 def main(argv: list[str]) -> dict:
     cfg = parse_config(PolicyConfig, argv, prog="trex/train_policy.py", description=__doc__.splitlines()[0])
-    model = load_learned_reward(cfg.reward_model, cfg.env_name, cfg.distribution_mode)
+    source: RewardSource
+    if cfg.reward == "survival":
+        source = ConstantReward(1.0)
+    else:
+        source = load_reward_source(
+            cfg.reward_model, cfg.env_name, cfg.distribution_mode, cfg.reward_transform, cfg.survival_bonus
+        )
     with main_process_lock(cfg.run_dir):
-        return PPOTrainer(cfg, reward_source=LearnedReward(model, cfg.reward_transform)).train()
+        return PPOTrainer(cfg, reward_source=source).train()
 
 
 if __name__ == "__main__":
