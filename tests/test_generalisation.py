@@ -21,6 +21,7 @@ from trex.evaluation import (
     evaluate_returns,
     partial_spearman,
     predict_rewards,
+    spearman_difference_ci,
     within_level,
 )
 from trex.pairs import concat_obs, create_training_data
@@ -187,3 +188,16 @@ def test_resampled_members_see_different_pairs(monkeypatch):
     _fit(cfg, train)
     assert all(idx.shape == (2, 16) for idx in resampled) and any((i[0] != i[1]).any() for i in resampled)
     assert all(idx.ndim == 1 for idx in seen)
+
+
+def test_spearman_difference_ci_is_paired_and_by_hand():
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=50)
+    baseline = true + rng.normal(size=50)
+    better = np.stack([true + 0.1 * rng.normal(size=50), true + 0.2 * rng.normal(size=50)])
+    got = spearman_difference_ci(true, better, baseline, np.random.default_rng(1))
+    by_hand = np.mean([stats.spearmanr(true, p)[0] for p in better]) - stats.spearmanr(true, baseline)[0]
+    assert got["difference"] == pytest.approx(by_hand)
+    assert 0 < got["ci95"][0] < by_hand < got["ci95"][1]  # clearly better: the interval excludes 0
+    same = spearman_difference_ci(true, baseline, baseline, np.random.default_rng(1))
+    assert same["difference"] == 0 and same["ci95"] == [0.0, 0.0]  # paired: identical predictions differ by 0

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -102,18 +103,29 @@ def test_report_figures_are_those_of_the_runs_json(study):
         assert centred["ci95_low"] <= centred["mean"] <= centred["ci95_high"]
         assert f"centred {fmt(centred['mean'])} [" in text
         want = [f"{fmt(x['mean'])} [{fmt(x['ci95_low'])}, {fmt(x['ci95_high'])}]" for x in (spearman, length)]
-        (row,) = _rows(text, name)
+        row, beyond = _rows(text, name)  # the reward table, then the figures beyond the passing of time
         assert (row[1], row[2], row[6]) == (str(metrics[0][key]["n_demos"]), *want)
+        partial = seed_interval([m[key]["partial_spearman"]["value"] for m in metrics])
+        assert beyond[2] == f"{fmt(partial['mean'])} [{fmt(partial['ci95_low'])}, {fmt(partial['ci95_high'])}]"
+        snippet = np.mean([m[key]["snippet_accuracy"] for m in metrics])
+        assert beyond[3].startswith(fmt(snippet))
         assert f"**{want[0]}** (episode-length baseline {want[1]}" in text  # the headline
     evaluation = json.loads((run / "evaluation.json").read_text())
     for agent, label in (
         ("trex_policy", "T-REX policy (learned reward only)"),
+        ("survival_control", "control: PPO on survival alone (+1 per step)"),
+        ("true_reward_ppo", "control: PPO on the true reward, same budget"),
         ("demonstrator", "final demonstrator (true reward)"),
         ("random", "uniform random actions"),
     ):
         rows = _rows(text, label)
-        assert [(r[1], r[2], r[6]) for r in rows] == [
-            (s.replace("_", " "), fmt(evaluation[agent][s]["mean"]), str(evaluation[agent][s]["n"]))
+        assert [(r[1], r[2], r[5], r[7]) for r in rows] == [
+            (
+                s.replace("_", " "),
+                fmt(evaluation[agent][s]["mean"]),
+                fmt(evaluation[agent][s]["length"]["mean"], ".0f"),
+                str(evaluation[agent][s]["n"]),
+            )
             for s in ("train_levels", "test_levels")
         ]
     demos = json.loads((run / "demos" / "summary.json").read_text())
@@ -139,7 +151,8 @@ def test_a_finished_study_is_skipped_step_by_step(study, capsys):
     cfg, _, _ = study
     capsys.readouterr()
     study_main(["-c", str(cfg)])
-    assert capsys.readouterr().out.count("outputs exist, skipped") == 6  # PPO, demos, 2 reward seeds, policy, video
+    # PPO, demos, 2 reward seeds, policy, its two controls, video
+    assert capsys.readouterr().out.count("outputs exist, skipped") == 8
 
 
 def _json(path: Path, root: Path) -> dict:

@@ -117,6 +117,27 @@ def bootstrap_ci(
     return out
 
 
+def spearman_difference_ci(
+    true: np.ndarray, pred: np.ndarray, baseline: np.ndarray, rng: np.random.Generator, resamples: int = BOOTSTRAP
+) -> dict[str, float | list[float] | None]:
+    """The mean Spearman of `pred` ([n], or [S, n] of S reward models) less the Spearman of `baseline` [n] on the
+    same demos, with the 95% percentile interval of that difference over resamplings of the demos, every
+    prediction and the baseline resampled alike (a paired interval: does the reward beat the baseline?)."""
+    true, pred = np.asarray(true, np.float64), np.atleast_2d(np.asarray(pred, np.float64))
+    baseline = np.asarray(baseline, np.float64)
+    spearman = lambda x, y: _pearson_rows(stats.rankdata(x, axis=1), stats.rankdata(y, axis=1))
+    point = float(np.mean(spearman(true[None].repeat(len(pred), 0), pred)) - spearman(true[None], baseline[None])[0])
+    if len(true) < 3:
+        return {"difference": point, "ci95": None}
+    idx = rng.integers(0, len(true), (resamples, len(true)))
+    draws = -spearman(true[idx], baseline[idx])
+    for p in pred:
+        draws = draws + spearman(true[idx], p[idx]) / len(pred)
+    draws = draws[np.isfinite(draws)]
+    ci = [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))] if len(draws) > resamples / 2 else None
+    return {"difference": point, "ci95": ci}
+
+
 def seed_interval(values: list[float | None]) -> dict[str, Any]:
     """Mean and 95% Student-t interval of one figure over reward-model seeds (None values dropped)."""
     x = np.array([v for v in values if v is not None], np.float64)

@@ -1,0 +1,145 @@
+"""The level-diversity curve: how a reward learned from N distinct levels ranks episodes of unseen levels, per lever.
+
+    python results/level_generalisation/figure.py OUT_DIR DEMO_DIR LEVER=SWEEP_DIR [LEVER=SWEEP_DIR ...]
+
+Reads each lever's `trex/reward_model.py sweep` folder (sweep.json and every reward model's metrics.json) and the
+demo folders' summary.json; writes OUT_DIR/results.csv (one row per lever x levels x demos x level set),
+OUT_DIR/table.md and OUT_DIR/level_generalisation.png. Intervals: over the reward-model seeds (Student t) for the
+models' figures; for "centred - length" the paired 95% bootstrap interval over the demos of the seeds' mean centred
+Spearman less the episode-length baseline's, on the same demos.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from trex.evaluation import _figure, _save, block_offset, centred_returns, seed_interval, spearman_difference_ci
+from trex.reward_learning import figure_columns
+
+SETS = {"train_levels": "new episodes of the training levels", "test_levels": "held-out levels"}
+FIGURES = ("spearman", "centred_spearman", "partial_spearman", "snippet_accuracy", "within_level_spearman")
+
+
+def load(lever_dirs: dict[str, Path]) -> dict[tuple, list[dict]]:
+    """{(lever, demo levels, demos): [metrics.json of each seed]}."""
+    groups: dict[tuple, list[dict]] = {}
+    for lever, folder in lever_dirs.items():
+        for point in json.loads((folder / "sweep.json").read_text())["points"]:
+            metrics = json.loads((Path(point["run_dir"]) / "metrics.json").read_text())
+            groups.setdefault((lever, point["demo_levels"], point["num_demos"]), []).append(metrics)
+    return groups
+
+
+def row(lever: str, levels: int, demos: int, key: str, metrics: list[dict]) -> dict:
+    columns = [figure_columns(m) for m in metrics]
+    out: dict = {"lever": lever, "demo_levels": levels or "fresh", "num_demos": demos, "level_set": key}
+    for f in FIGURES:
+        s = seed_interval([c[f"{key}_{f}"] for c in columns])
+        out.update({f: s["mean"], f"{f}_low": s["ci95_low"], f"{f}_high": s["ci95_high"]})
+    block = metrics[0][key]
+    r = block["returns"]
+    true, lengths = np.array(r["true"]), np.array(r["length"])
+    centred = np.array(
+        [centred_returns(m[key]["returns"]["predicted"], lengths, block_offset(m[key])) for m in metrics]
+    )
+    diff = spearman_difference_ci(true, centred, lengths, np.random.default_rng(0))
+    ci = diff["ci95"] or [None, None]
+    out.update({"centred_minus_length": diff["difference"], "centred_minus_length_low": ci[0]})
+    out["centred_minus_length_high"] = ci[1]
+    length_ci = block["length_baseline"]["ci95"]["spearman"] or [None, None]
+    out.update({"length_baseline": block["length_baseline"]["spearman"], "length_low": length_ci[0]})
+    out["length_high"] = length_ci[1]
+    out["time_baseline"] = seed_interval([c[f"{key}_time_baseline_spearman"] for c in columns])["mean"]
+    out["offset_shift"] = seed_interval([c[f"{key}_offset_shift"] for c in columns])["mean"]
+    out["demo_mean_return"] = float(np.mean(true))
+    out["seeds"], out["demos"] = len(metrics), len(true)
+    return out
+
+
+def fmt(x, spec: str = ".2f") -> str:
+    return "-" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
+
+
+def interval(r: dict, f: str) -> str:
+    return f"{fmt(r[f])} [{fmt(r[f + '_low'])}, {fmt(r[f + '_high'])}]"
+
+
+def table(rows: list[dict]) -> list[str]:
+    lines = [
+        "| lever | levels | demos | level set | Spearman | centred | centred - length [paired 95%] | partial | "
+        "snippet acc. | within-level | length | time-only | demo return |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['lever']} | {r['demo_levels']} | {r['num_demos']} | {SETS[r['level_set']]} | "
+            f"{interval(r, 'spearman')} | {interval(r, 'centred_spearman')} | "
+            f"{interval(r, 'centred_minus_length')} | {interval(r, 'partial_spearman')} | "
+            f"{interval(r, 'snippet_accuracy')} | {fmt(r['within_level_spearman'])} | {fmt(r['length_baseline'])} | "
+            f"{fmt(r['time_baseline'])} | {fmt(r['demo_mean_return'])} |"
+        )
+    return lines
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    counts = sorted({r["num_demos"] for r in rows})
+    levers = list(dict.fromkeys(r["lever"] for r in rows))
+    plt, fig, axes = _figure(len(counts), width=6.0, height=4.5)
+    for ax, n in zip(axes, counts, strict=True):
+        for i, lever in enumerate(levers):
+            for key, style in (("test_levels", "-o"), ("train_levels", ":s")):
+                pts = [r for r in rows if r["lever"] == lever and r["num_demos"] == n and r["level_set"] == key]
+                x = np.arange(len(pts))
+                mean = np.array([np.nan if r["centred_spearman"] is None else r["centred_spearman"] for r in pts])
+                low = np.array(
+                    [np.nan if r["centred_spearman_low"] is None else r["centred_spearman_low"] for r in pts]
+                )
+                high = np.array(
+                    [np.nan if r["centred_spearman_high"] is None else r["centred_spearman_high"] for r in pts]
+                )
+                ax.plot(x, mean, style, color=f"C{i}", label=f"{lever}, {SETS[key]}")
+                if key == "test_levels":
+                    ax.fill_between(x, low, high, color=f"C{i}", alpha=0.15)
+        held = [r for r in rows if r["lever"] == levers[0] and r["num_demos"] == n and r["level_set"] == "test_levels"]
+        ax.axhline(held[0]["length_baseline"], color="grey", ls="--", label="episode length, held-out levels")
+        ax.set_xticks(np.arange(len(held)), [str(r["demo_levels"]) for r in held])
+        ax.set_xlabel("distinct levels of the training demos")
+        ax.set_ylabel("Spearman, centred predicted returns")
+        ax.set_title(f"StarPilot (easy), {n} training demos, mean and 95% interval over seeds", fontsize=9)
+        ax.set_ylim(-1, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    _save(plt, fig, path)
+
+
+def main(argv: list[str]) -> None:
+    out, demo_dir = Path(argv[0]), Path(argv[1])
+    lever_dirs = {a.split("=", 1)[0]: Path(a.split("=", 1)[1]) for a in argv[2:]}
+    groups = load(lever_dirs)
+    order = lambda k: (list(lever_dirs).index(k[0]), k[2], k[1] == 0, k[1])
+    rows = [row(*k, key, groups[k]) for k in sorted(groups, key=order) for key in SETS]
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    demos = [
+        f"| {p.parent.name if p.parent != demo_dir else 'main'} | {s}: {v['count']} demos, mean return "
+        f"{fmt(v['mean'])} (min {fmt(v['min'])}, max {fmt(v['max'])}) |"
+        for p in sorted(demo_dir.glob("**/summary.json"))
+        for s, v in json.loads(p.read_text())["level_sets"].items()
+        if v["count"]
+    ]
+    text = ["| demo folder | level set: returns |", "|---|---|", *demos, "", *table(rows), ""]
+    (out / "table.md").write_text("\n".join(text))
+    plot(rows, out / "level_generalisation.png")
+    print(f"{len(rows)} rows -> {out / 'results.csv'}, {out / 'table.md'}, {out / 'level_generalisation.png'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
