@@ -58,6 +58,16 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], resume: dict[str, A
                 old.unlink(missing_ok=True)
 
 
+def export_weights(src: str | Path, dst_dir: str | Path) -> Path:
+    """A copy of checkpoint `src` in `dst_dir` with what using it needs (weights, spec, config, step) and no training
+    state (optimizer, reward normaliser): the small file a result ships so that others can roll it out."""
+    state = load_checkpoint(src)
+    dst = Path(dst_dir) / Path(src).name
+    kept = {k: state[k] for k in ("model", "step", "update", "config", "model_spec") if k in state}
+    torch_save(dst, {"format": FORMAT, **kept})
+    return dst
+
+
 def load_resume_state(checkpoint: str | Path, step: int) -> dict[str, Any] | None:
     """The sidecar of `checkpoint` if it belongs to that step and can be read, else None (an inexact resume)."""
     path = resume_path(checkpoint)

@@ -1,0 +1,53 @@
+"""The demonstrators shipped with results/level_generalisation load as checkpoints, outplay random actions on
+held-out levels, and roll out into demonstrations with step 2's own code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from baseline_agent.checkpoint import list_checkpoints, load_policy
+from baseline_agent.envs import LevelSet
+from baseline_agent.evaluation import run_episodes
+from toolkit.config import build_config
+from trex.config import TrexConfig
+from trex.demo_store import read_index
+from trex.demos import generate_procgen_demonstrations
+
+SHIPPED = Path(__file__).resolve().parents[1] / "results" / "level_generalisation" / "demonstrators" / "checkpoints"
+
+
+def test_the_shipped_demonstrators_load_and_the_last_outplays_random_actions_on_held_out_levels():
+    found = list_checkpoints(SHIPPED)
+    assert len(found) >= 5 and all(p.stat().st_size < 1_000_000 for p in found)  # weights only
+    policy, meta = load_policy(found[-1])
+    assert meta["model_spec"]["env_name"] == "starpilot" and meta["config"]["num_levels"] == 0
+    levels = LevelSet(1_000_000, 25)  # the result's held-out levels
+    trained = run_episodes(policy, "starpilot", "easy", levels, 32, 16, seed=0, num_threads=1)
+    random = run_episodes(None, "starpilot", "easy", levels, 32, 16, seed=0, num_threads=1)
+    assert np.mean([e["ret"] for e in trained]) > np.mean([e["ret"] for e in random]) + 0.5
+
+
+def test_the_shipped_demonstrators_roll_out_into_ranked_demos(tmp_path):
+    cfg = build_config(
+        TrexConfig,
+        {
+            "env_name": "starpilot",
+            "train_num_levels": 0,
+            "demo_num_levels": 8,
+            "test_start_level": 1_000_000,
+            "test_num_levels": 25,
+            "checkpoint_dir": str(SHIPPED),
+            "num_demos": 6,
+            "num_test_demos": 2,
+            "max_episode_steps": 40,
+            "num_envs": 6,
+            "demo_dir": str(tmp_path / "demos"),
+        },
+    )
+    generate_procgen_demonstrations(cfg)
+    records = read_index(tmp_path / "demos")
+    assert sorted(r.level_set for r in records) == ["test"] * 2 + ["train"] * 6 + ["train_eval"] * 2
+    assert {r.checkpoint for r in records} <= {str(p) for p in list_checkpoints(SHIPPED)}
+    assert all(r.level_seed < 8 for r in records if r.level_set == "train")
