@@ -59,3 +59,29 @@ def bf16_allowed(monkeypatch):
     import toolkit.runtime
 
     monkeypatch.setattr(toolkit.runtime, "native_bf16", lambda: True)
+
+
+def _fit_reward_net(cfg, train, seed: int = 0):
+    """A RewardNet trained by RewardTrainer on snippet pairs of `train` (progress constraint on): (net, trainer)."""
+    import numpy as np
+
+    from trex.pairs import concat_obs, create_training_data
+    from trex.reward_learning import RewardTrainer
+    from trex.reward_net import RewardNet
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    pairs = create_training_data(
+        train, cfg.num_pairs, cfg.min_snippet_length, cfg.max_snippet_length, cfg.frame_stride, True, rng
+    )
+    frames, offsets = concat_obs(train)
+    net = RewardNet(cfg.reward_net, cfg.ensemble_size)
+    trainer = RewardTrainer(net, cfg, torch.device("cpu"), verbose=False)
+    trainer.fit(frames, offsets, pairs, None, rng)
+    return net, trainer
+
+
+@pytest.fixture
+def fit_reward_net():
+    """`_fit_reward_net`, for the tests that train a reward net on synthetic demos."""
+    return _fit_reward_net

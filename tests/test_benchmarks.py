@@ -94,11 +94,11 @@ def test_reward_training_benchmark_measures_each_augmentation_beside_the_plain_t
     out = bench.main(
         [
             *("--out", str(tmp_path / "r.json"), "--seconds", "0.2", "--quality_pairs", "0"),
-            *("--augment_repeats", "1", "--augmentations", "shift;conv"),
+            *("--augment_repeats", "1", "--augmentations", "shift"),
         ]
     )
     assert json.loads((tmp_path / "r.json").read_text())["augmentation"] == out["augmentation"]
-    assert set(out["augmentation"]) == {"shift", "conv"} <= set(bench.AUGMENT_VARIANTS)
+    assert set(out["augmentation"]) == {"shift"} < set(bench.AUGMENT_VARIANTS)
     for row in out["augmentation"].values():
         # the ratio is of the two measured rates, and a plain run cannot be infinitely faster or slower
         assert row["ratio"] == row["pairs_per_s"] / row["plain_pairs_per_s"]

@@ -309,7 +309,7 @@ def test_validation_passes_are_bounded_by_frames_whatever_the_snippet_length():
     net = RewardNet(cfg.reward_net, 1, (64, 64, 3))
     seen = []
 
-    def member_rewards(obs: torch.Tensor) -> torch.Tensor:  # counts the frames of each pass, computes nothing
+    def member_rewards(obs: torch.Tensor, member: int | None = None) -> torch.Tensor:  # counts frames, no compute
         seen.append(len(obs))
         return torch.zeros(1, len(obs))
 

@@ -26,7 +26,6 @@ from trex.evaluation import (
 )
 from trex.pairs import concat_obs, create_training_data
 from trex.reward_learning import RewardTrainer
-from trex.reward_net import RewardNet
 from trex.synthetic_demos import marker_demos
 
 
@@ -126,19 +125,6 @@ def test_validation_levels_are_disjoint_from_training_demo_and_held_out_levels()
         _layout(augment_consistency=0.1)
 
 
-def _fit(cfg: TrexConfig, train, seed: int = 0) -> tuple[RewardNet, RewardTrainer]:
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    pairs = create_training_data(
-        train, cfg.num_pairs, cfg.min_snippet_length, cfg.max_snippet_length, cfg.frame_stride, True, rng
-    )
-    frames, offsets = concat_obs(train)
-    net = RewardNet(cfg.reward_net, cfg.ensemble_size)
-    trainer = RewardTrainer(net, cfg, torch.device("cpu"), verbose=False)
-    trainer.fit(frames, offsets, pairs, None, rng)
-    return net, trainer
-
-
 LEARN = {
     "num_pairs": 800,
     "min_snippet_length": 8,
@@ -158,12 +144,12 @@ LEARN = {
     ],
     ids=["shift+colour+consistency", "resampled-ensemble"],
 )
-def test_reward_net_still_learns_to_rank_unseen_marker_demos_with_each_lever(levers):
+def test_reward_net_still_learns_to_rank_unseen_marker_demos_with_each_lever(levers, fit_reward_net):
     """(A random convolution may turn the bright marker dark: on these demos it learns in 2 epochs of 800 pairs on
     some seeds, not others, so it is checked by construction above and measured on real demos in results/.)"""
     rng = np.random.default_rng(0)
     train, test = marker_demos(16, rng), marker_demos(16, rng, "test")
-    net, trainer = _fit(TrexConfig(**LEARN, **levers), train)
+    net, trainer = fit_reward_net(TrexConfig(**LEARN, **levers), train)
     metrics = evaluate_demos(net, test, "cpu", TrainingProfile.of(predict_rewards(net, train, "cpu")))[0]
     assert metrics["spearman"] > 0.8 or metrics["pair_accuracy"] > 0.8, metrics
     assert metrics["partial_spearman"]["value"] > 0.5  # it knows the marker, not only the length
@@ -171,7 +157,7 @@ def test_reward_net_still_learns_to_rank_unseen_marker_demos_with_each_lever(lev
     assert trainer.accuracy(*concat_obs(test), pairs) > 0.75
 
 
-def test_resampled_members_see_different_pairs(monkeypatch):
+def test_resampled_members_see_different_pairs(monkeypatch, fit_reward_net):
     train = marker_demos(6, np.random.default_rng(1), min_len=10, max_len=20)
     cfg = TrexConfig(num_pairs=64, min_snippet_length=4, max_snippet_length=8, batch_size=16, epochs=1, ensemble_size=2)
     seen: list[np.ndarray] = []
@@ -182,10 +168,10 @@ def test_resampled_members_see_different_pairs(monkeypatch):
         return original(self, frames, offsets, pairs, idx)
 
     monkeypatch.setattr(RewardTrainer, "step", spy)
-    _fit(dataclasses.replace(cfg, ensemble_resample=True), train)
+    fit_reward_net(dataclasses.replace(cfg, ensemble_resample=True), train)
     resampled = seen[:]
     seen.clear()
-    _fit(cfg, train)
+    fit_reward_net(cfg, train)
     assert all(idx.shape == (2, 16) for idx in resampled) and any((i[0] != i[1]).any() for i in resampled)
     assert all(idx.ndim == 1 for idx in seen)
 

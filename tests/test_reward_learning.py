@@ -32,9 +32,7 @@ from trex.evaluation import (
     predict_rewards,
     seed_interval,
 )
-from trex.pairs import concat_obs, create_training_data
-from trex.reward_learning import RewardTrainer, choose_demos, return_bins, run_sweep
-from trex.reward_net import RewardNet
+from trex.reward_learning import choose_demos, return_bins, run_sweep
 from trex.synthetic_demos import as_written, marker_demos
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,19 +120,7 @@ def test_choose_demos_drops_returns_above_max_return_and_validates_across_the_ra
     assert len(val) == round(0.25 * (len(train) + len(val)))
 
 
-def _fit(cfg: TrexConfig, train, seed: int) -> RewardNet:
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    pairs = create_training_data(
-        train, cfg.num_pairs, cfg.min_snippet_length, cfg.max_snippet_length, cfg.frame_stride, True, rng
-    )
-    frames, offsets = concat_obs(train)
-    net = RewardNet(cfg.reward_net, cfg.ensemble_size)
-    RewardTrainer(net, cfg, torch.device("cpu"), verbose=False).fit(frames, offsets, pairs, None, rng)
-    return net
-
-
-def test_reward_net_learns_to_rank_held_out_marker_demos():
+def test_reward_net_learns_to_rank_held_out_marker_demos(fit_reward_net):
     """Return = number of frames with a bright marker; a trained net must rank unseen demos by it."""
     rng = np.random.default_rng(0)
     train, test = marker_demos(16, rng), marker_demos(16, rng, "test")
@@ -148,16 +134,16 @@ def test_reward_net_learns_to_rank_held_out_marker_demos():
         l1_reg=0.05,
         epochs=1,
     )
-    net = _fit(cfg, train, 0)
+    net = fit_reward_net(cfg, train, 0)[0]
     metrics = evaluate_demos(net, test, "cpu", TrainingProfile.of(predict_rewards(net, train, "cpu")))[0]
     assert metrics["spearman"] > 0.8 or metrics["pair_accuracy"] > 0.8, metrics
     assert metrics["length_baseline"]["spearman"] < 0.5  # length alone does not explain these returns
 
 
-def test_training_is_deterministic_on_cpu():
+def test_training_is_deterministic_on_cpu(fit_reward_net):
     train = marker_demos(4, np.random.default_rng(1), min_len=10, max_len=20)
     cfg = TrexConfig(num_pairs=48, min_snippet_length=4, max_snippet_length=8, batch_size=16, epochs=1)
-    a, b = _fit(cfg, train, 5).state_dict(), _fit(cfg, train, 5).state_dict()
+    a, b = (fit_reward_net(cfg, train, 5)[0].state_dict() for _ in range(2))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

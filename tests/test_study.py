@@ -24,9 +24,11 @@ from trex.evaluation import centred_figures, seed_interval
 from trex.study import main as study_main
 
 ROOT = Path(__file__).resolve().parents[1]
+# The quickstart's layout in miniature: demonstrators on every level (num_levels 0, as configs/study/starpilot2020.yaml
+# too), training demos and the policy on 8 levels, held-out levels from 1,000 on.
 MICRO = {
     "env_name": "starpilot",
-    "num_levels": 50,
+    "num_levels": 0,
     "torch_threads": 1,
     "eval_episodes": 4,
     "video_steps": 30,
@@ -52,8 +54,10 @@ MICRO = {
         "min_snippet_length": 10,
         "max_snippet_length": 20,
         "epochs": 1,
+        "demo_num_levels": 8,
+        "test_start_level": 1000,
     },
-    "policy": {"total_timesteps": 512},
+    "policy": {"total_timesteps": 512, "num_levels": 8},
 }
 TIMING = ("pairs_per_s", "frames_per_s", "train_time_s", "wall_time_s")
 
@@ -134,7 +138,8 @@ def test_report_figures_are_those_of_the_runs_json(study):
         assert row[2] == str(demos["level_sets"][level_set]["count"]) and row[5] == fmt(
             demos["level_sets"][level_set]["max"]
         )
-    assert evaluation["levels"]["test_levels"][0] == 50  # held-out levels start after the training ones
+    assert evaluation["levels"] == {"train_levels": [0, 8], "test_levels": [1000, 100_000]}
+    assert "--start_level 1000 " in text  # the video's command, listed, names the held-out levels
     for image in (
         "ppo/learning_curve.png",
         "reward/seed_0/predicted_vs_true.png",
@@ -196,30 +201,3 @@ def test_a_bad_key_in_a_section_names_the_section(tmp_path):
     cfg.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "trex": {"num_demoz": 3}}))
     with pytest.raises(UserError, match="section 'trex': unknown config key 'num_demoz'"):
         study_main(["-c", str(cfg)])
-
-
-def test_a_study_on_every_level_runs_every_step_to_its_report(tmp_path):
-    """num_levels 0 (demonstrators on every level, as configs/study/starpilot2020.yaml): every step the study
-    launches, the video included, works for that layout."""
-    micro = {
-        **MICRO,
-        "num_levels": 0,
-        "reward_seeds": 1,
-        "eval_episodes": 2,
-        "video_steps": 10,
-        "ppo": {**MICRO["ppo"], "total_timesteps": 256, "eval_interval": 0},
-        "trex": {
-            **MICRO["trex"],
-            "num_demos": 6,
-            "num_test_demos": 3,
-            "test_start_level": 10_000,
-            "demo_num_levels": 0,
-        },
-        "policy": {"total_timesteps": 256},
-        "run_dir": str(tmp_path / "run"),
-    }
-    cfg = tmp_path / "all_levels.yaml"
-    cfg.write_text(yaml.safe_dump(micro))
-    report = study_main(["-c", str(cfg)])
-    assert report.is_file() and (tmp_path / "run" / "policy.mp4").is_file()
-    assert "--start_level 10000" in report.read_text()  # the video's command, listed, names the held-out levels

@@ -217,14 +217,16 @@ def test_a_job_cut_off_by_its_time_limit_is_requeued_and_resumes_where_it_stoppe
     run, log = tmp_path / "ppo", tmp_path / "job.log"
     tiny_ppo = ["--num_envs", "4", "--num_steps", "16", "--num_minibatches", "2", "--update_epochs", "1"]
     tiny_ppo += ["--channels", "4,8,8", "--hidden_size", "16", "--eval_interval", "0", "--num_threads", "1"]
-    command = ["python", "baseline_agent/train.py", *tiny_ppo, "--save_interval", "10", "--log_interval", "50"]
-    command += ["--total_timesteps", "6400", "--run_dir", str(run)]  # about 10 s of work here
-    executor = submitit.LocalExecutor(folder=str(tmp_path / "submitit"), max_num_timeout=6)
-    executor.update_parameters(timeout_min=0.75, signal_delay_s=35)  # USR2 10 s after each start
-    job = executor.submit(StepTask(6), command, str(log))
+    command = ["python", "baseline_agent/train.py", *tiny_ppo, "--save_interval", "1", "--log_interval", "50"]
+    command += ["--total_timesteps", "12800", "--run_dir", str(run)]  # about 20 s of work on an idle 2-core CPU
+    # USR2 15 s after each start: the first run is cut off however fast the CPU; a busy one needs more requeues,
+    # each keeping its progress (a checkpoint every update)
+    executor = submitit.LocalExecutor(folder=str(tmp_path / "submitit"), max_num_timeout=10)
+    executor.update_parameters(timeout_min=0.75, signal_delay_s=30)
+    job = executor.submit(StepTask(10), command, str(log))
     job.result()  # raises if the job failed
     text = log.read_text()
-    assert "(6 requeues left)" in text and "(5 requeues left)" in text, text  # cut off once at least
+    assert "(10 requeues left)" in text and "(9 requeues left)" in text, text  # cut off once at least
     assert "terminated (SIGTERM)" in text and "resuming" in text
     assert list_checkpoints(run / "checkpoints")[-1].name == "step_0000006400.pt"
 

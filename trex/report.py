@@ -17,7 +17,14 @@ from baseline_agent.scores import reference_table
 from toolkit.files import write_text
 from toolkit.logger import fmt
 from trex.config import demo_levels, held_out
-from trex.evaluation import block_offset, bootstrap_ci, centred_figures, centred_returns, seed_interval
+from trex.evaluation import (
+    block_offset,
+    bootstrap_ci,
+    centred_figures,
+    centred_returns,
+    seed_interval,
+    spearman_difference_ci,
+)
 from trex.reward_learning import figure_columns
 
 SETS = {"train_levels": "training levels, new episodes", "test_levels": "held-out levels"}
@@ -81,6 +88,9 @@ def reward_figures(metrics: list[dict]) -> dict:
         interval = bootstrap_ci(true, centred, np.random.default_rng(1))["spearman"]
         low, high = interval if interval is not None else (seeds["ci95_low"], seeds["ci95_high"])
         figures["centred_spearman"] = {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
+        diff = spearman_difference_ci(true, centred, lengths, np.random.default_rng(3))
+        ci = diff["ci95"] if isinstance(diff["ci95"], list) else [None, None]
+        figures["centred_minus_length"] = {"mean": diff["difference"], "ci95_low": ci[0], "ci95_high": ci[1]}
         if all("time_baseline" in m[key]["returns"] for m in metrics):
             times = np.array([m[key]["returns"]["time_baseline"] for m in metrics])
             seeds = seed_interval([m[key]["time_baseline"]["spearman"] for m in metrics])
@@ -231,6 +241,19 @@ def reading(figures: dict) -> str:
             f" On held-out levels the episode-length baseline does at least as well (Spearman "
             f"{fmt(length['mean'])}), so episode length alone explains as much of the ranking there."
         )
+    diff = figures["test_levels"].get("centred_minus_length")
+    if diff is not None and diff["ci95_low"] is not None:
+        verdict = (
+            "beats episode length there"
+            if diff["ci95_low"] > 0
+            else "falls short of episode length there"
+            if diff["ci95_high"] < 0
+            else "cannot be told apart from episode length there"
+        )
+        text += (
+            f" Centred (free of the per-frame constant), the reward {verdict}: held-out Spearman less the length "
+            f"baseline's {cell(diff)} (paired 95% bootstrap interval over the demos)."
+        )
     return text
 
 
@@ -328,6 +351,10 @@ def write_report(cfg, configs, steps, results: dict, reward: dict, timings: dict
         *_beyond_time_table(figures),
         "",
         *_lever_section(reward),
+        "How this figure changes with the number of levels the training demos come from, with and without the "
+        "lever, is what `results/level_generalisation/` measures (StarPilot, 8 to 512 levels and a fresh level "
+        "per demo, several seeds): a single study shows one point of that curve.",
+        "",
         "Each seed, with its own 95% bootstrap interval over the demos:",
         "",
         *_seed_table(metrics),

@@ -2,8 +2,9 @@
 
     python results/level_generalisation/figure.py OUT_DIR DEMO_DIR LEVER=SWEEP_DIR [LEVER=SWEEP_DIR ...]
 
-Reads each lever's `trex/reward_model.py sweep` folder (sweep.json and every reward model's metrics.json) and the
-demo folders' summary.json; writes OUT_DIR/results.csv (one row per lever x levels x demos x level set),
+Reads each lever's `trex/reward_model.py sweep` folder (every finished reward model's metrics.json in its
+sweep/L<levels>_n<demos>_s<seed>/, so a sweep still running is read as far as it got) and the demo folders'
+summary.json; writes OUT_DIR/results.csv (one row per lever x levels x demos x level set),
 OUT_DIR/table.md and OUT_DIR/level_generalisation.png. Intervals: over the reward-model seeds (Student t) for the
 models' figures; for "centred - length" the paired 95% bootstrap interval over the demos of the seeds' mean centred
 Spearman less the episode-length baseline's, on the same demos.
@@ -29,9 +30,9 @@ def load(lever_dirs: dict[str, Path]) -> dict[tuple, list[dict]]:
     """{(lever, demo levels, demos): [metrics.json of each seed]}."""
     groups: dict[tuple, list[dict]] = {}
     for lever, folder in lever_dirs.items():
-        for point in json.loads((folder / "sweep.json").read_text())["points"]:
-            metrics = json.loads((Path(point["run_dir"]) / "metrics.json").read_text())
-            groups.setdefault((lever, point["demo_levels"], point["num_demos"]), []).append(metrics)
+        for path in sorted(folder.glob("sweep/L*_n*_s*/metrics.json")):
+            levels, demos, _ = path.parent.name[1:].replace("_n", " ").replace("_s", " ").split()
+            groups.setdefault((lever, int(levels), int(demos)), []).append(json.loads(path.read_text()))
     return groups
 
 
