@@ -29,7 +29,7 @@ from trex.reward_learning import figure_columns
 
 SETS = {"train_levels": "training levels, new episodes", "test_levels": "held-out levels"}
 # Figures given as the seeds' mean and Student-t interval: {report name: figure_columns column, less the set}.
-SEED_FIGURES = {
+SEED_FIGURES = {  # in the order of the report's columns
     "partial_spearman": "partial_spearman",
     "snippet_accuracy": "snippet_accuracy",
     "offset_shift": "offset_shift",
@@ -134,7 +134,7 @@ def _beyond_time_table(figures: dict) -> list[str]:
     """What a reward must beat to have learned more than "time passes", per level set."""
     rows = [
         "| level set | time-only baseline Spearman | partial Spearman given length | snippet accuracy | "
-        "within-level Spearman | offset shift from the training demos |",
+        "offset shift from the training demos | within-level Spearman |",
         "|---|---|---|---|---|---|",
     ]
     for key, name in SETS.items():
@@ -289,11 +289,13 @@ def write_report(cfg, configs, steps, results: dict, reward: dict, timings: dict
     ref = reference_table().get(cfg.env_name, {})
     train_fig, test_fig = figures["train_levels"], figures["test_levels"]
     demonstrators = "every level" if cfg.num_levels == 0 else f"levels {train_levels(ppo)}"
+    policy_levels = "every level" if policy.num_levels == 0 else f"levels {train_levels(policy)}"
     sweep_dir = run / "reward" / "sweep"
     lines = [
         f"# T-REX on Procgen {cfg.env_name} ({cfg.distribution_mode}): study report",
         "",
-        f"Run folder `{run}`, seed {cfg.seed}. Demonstrators and policy trained on {demonstrators}; training demos "
+        f"Run folder `{run}`, seed {cfg.seed}. Demonstrators trained on {demonstrators}, the policy on "
+        f"{policy_levels}; training demos "
         f"drawn from levels {demo_levels(trex)}; held-out levels {held_out(trex)} (disjoint, checked). Every figure "
         "below was measured by this run; nothing is filled in by hand.",
         "",
@@ -309,7 +311,8 @@ def write_report(cfg, configs, steps, results: dict, reward: dict, timings: dict
         f"(episode-length baseline {cell(test_fig['length_spearman'])}; centred "
         f"{cell(test_fig['centred_spearman'])}; {test_fig['n_demos']} demos)",
         "",
-        "Centred: the predicted returns less the model's mean reward per frame times the episode's length. T-REX "
+        "Centred: the predicted returns less the model's mean reward per frame on its own training demos times the "
+        "episode's length. T-REX "
         "compares snippets of equal length, so its loss cannot see a constant added to every frame's reward; summed "
         "over whole episodes, that constant's sign alone can carry the plain figure towards the length baseline or "
         "away from it. The centred figure is what the reward learned beyond the passing of time.",
