@@ -228,7 +228,7 @@ def test_a_job_cut_off_by_its_time_limit_is_requeued_and_resumes_where_it_stoppe
     text = log.read_text()
     assert "(10 requeues left)" in text and "(9 requeues left)" in text, text  # cut off once at least
     assert "terminated (SIGTERM)" in text and "resuming" in text
-    assert list_checkpoints(run / "checkpoints")[-1].name == "step_0000006400.pt"
+    assert list_checkpoints(run / "checkpoints")[-1].name == "step_0000012800.pt"
 
 
 def test_requeues_are_bounded():
