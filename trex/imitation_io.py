@@ -6,7 +6,7 @@ other's trajectories.
 
 The format is imitation's current one (`imitation.data.serialize.save`): a HuggingFace `datasets` folder of
 TrajectoryWithRew rows (Arrow files, no code). Its older .npz and .pkl files are read by imitation with
-`allow_pickle=True`, so they are refused here, and imported rows are read with `datasets` directly rather than
+pickling allowed, so they are refused here, and imported rows are read with `datasets` directly rather than
 imitation's loader, which decodes every `infos` entry with jsonpickle (that can build any object); an info is
 read only where it is plain JSON.
 
