@@ -2,9 +2,9 @@
 
     python results/level_generalisation/figure.py OUT_DIR DEMO_DIR LEVER=SWEEP_DIR [LEVER=SWEEP_DIR ...]
 
-Reads each lever's `trex/reward_model.py sweep` folder (every finished reward model's metrics.json in its
-sweep/L<levels>_n<demos>_s<seed>/, so a sweep still running is read as far as it got) and the demo folders'
-summary.json; writes OUT_DIR/results.csv (one row per lever x levels x demos x level set),
+Reads each lever's `trex/reward_model.py sweep` folders (a lever may be named more than once): every finished
+reward model's metrics.json in sweep/L<levels>_n<demos>_s<seed>/, so a sweep still running is read as far as it
+got; and the demo folders' summary.json; writes OUT_DIR/results.csv (one row per lever x levels x demos x level set),
 OUT_DIR/table.md and OUT_DIR/level_generalisation.png. Intervals: over the reward-model seeds (Student t) for the
 models' figures; for "centred - length" the paired 95% bootstrap interval over the demos of the seeds' mean centred
 Spearman less the episode-length baseline's, on the same demos.
@@ -26,10 +26,10 @@ SETS = {"train_levels": "new episodes of the training levels", "test_levels": "h
 FIGURES = ("spearman", "centred_spearman", "partial_spearman", "snippet_accuracy", "within_level_spearman")
 
 
-def load(lever_dirs: dict[str, Path]) -> dict[tuple, list[dict]]:
-    """{(lever, demo levels, demos): [metrics.json of each seed]}."""
+def load(lever_dirs: list[tuple[str, Path]]) -> dict[tuple, list[dict]]:
+    """{(lever, demo levels, demos): [metrics.json of each seed]}; a lever may have several sweep folders."""
     groups: dict[tuple, list[dict]] = {}
-    for lever, folder in lever_dirs.items():
+    for lever, folder in lever_dirs:
         for path in sorted(folder.glob("sweep/L*_n*_s*/metrics.json")):
             levels, demos, _ = path.parent.name[1:].replace("_n", " ").replace("_s", " ").split()
             groups.setdefault((lever, int(levels), int(demos)), []).append(json.loads(path.read_text()))
@@ -120,9 +120,10 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str]) -> None:
     out, demo_dir = Path(argv[0]), Path(argv[1])
-    lever_dirs = {a.split("=", 1)[0]: Path(a.split("=", 1)[1]) for a in argv[2:]}
+    lever_dirs = [(a.split("=", 1)[0], Path(a.split("=", 1)[1])) for a in argv[2:]]
     groups = load(lever_dirs)
-    order = lambda k: (list(lever_dirs).index(k[0]), k[2], k[1] == 0, k[1])
+    levers = list(dict.fromkeys(lever for lever, _ in lever_dirs))
+    order = lambda k: (levers.index(k[0]), k[2], k[1] == 0, k[1])
     rows = [row(*k, key, groups[k]) for k in sorted(groups, key=order) for key in SETS]
     out.mkdir(parents=True, exist_ok=True)
     with (out / "results.csv").open("w", newline="") as f:
