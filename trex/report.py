@@ -64,6 +64,7 @@ def reward_figures(metrics: list[dict]) -> dict:
     interval alone. The length baseline's figures are "length_<figure>"; "centred_spearman" is the Spearman
     correlation of the centred predicted returns (trex/evaluation.py: centred_returns)."""
     out: dict = {}
+    columns = [figure_columns(m) for m in metrics]  # once per model, not once per figure
     for key in SETS:
         if not metrics:
             continue
@@ -98,7 +99,7 @@ def reward_figures(metrics: list[dict]) -> dict:
             low, high = interval if interval is not None else (seeds["ci95_low"], seeds["ci95_high"])
             figures["time_spearman"] = {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
         for name, column in SEED_FIGURES.items():
-            seeds = seed_interval([figure_columns(m)[f"{key}_{column}"] for m in metrics])
+            seeds = seed_interval([c[f"{key}_{column}"] for c in columns])
             figures[name] = {**seeds, "seeds": seeds}
         out[key] = {**figures, "n_demos": metrics[0][key]["n_demos"], "num_seeds": len(metrics)}
     return out
