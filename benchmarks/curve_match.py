@@ -24,7 +24,8 @@ import numpy as np
 from baseline_agent.ppo import PPOConfig, PPOTrainer
 from toolkit.cli import UserError, run_main
 from toolkit.config import build_config, load_yaml, option, parse_config
-from toolkit.files import atomic_write, write_json
+from toolkit.figures import figure_row, save_figure
+from toolkit.files import write_json
 from toolkit.logger import STEP_KEY, read_progress
 
 PLAIN = {"precision": "fp32", "env_groups": 1, "compile": False, "update_chunk_size": 0}
@@ -94,12 +95,7 @@ def compare(per_seed: dict[str, list[float | None]]) -> dict:
 
 
 def plot(runs: dict, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    plt, fig, (ax,) = figure_row(1, width=7)
     colours = {"plain": "tab:blue", "changed": "tab:orange"}
     for (variant, seed), rows in runs.items():
         pts = [(float(r[STEP_KEY]), float(r["eprewmean"])) for r in rows if r.get("eprewmean") not in ("", None)]
@@ -116,9 +112,7 @@ def plot(runs: dict, path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend()
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
+    save_figure(plt, fig, path)
 
 
 def summarize(cc: CurveConfig, runs: dict, summaries: dict) -> dict:

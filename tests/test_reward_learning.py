@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from trex.config import TrexConfig
+from trex.demo_count_sweep import run_sweep
 from trex.demo_store import write_demos
 from trex.evaluation import (
     TrainingProfile,
@@ -32,7 +33,7 @@ from trex.evaluation import (
     predict_rewards,
     seed_interval,
 )
-from trex.reward_learning import choose_demos, return_bins, run_sweep
+from trex.reward_learning import choose_demos, return_bins
 from trex.synthetic_demos import as_written, marker_demos
 
 ROOT = Path(__file__).resolve().parents[1]

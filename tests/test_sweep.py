@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from toolkit.cli import UserError
-from trex.sweep import Job, SweepConfig, expand, run_local
+from trex.pipeline import Step
+from trex.sweep import SweepConfig, expand, run_local
 from trex.sweep import main as sweep_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,14 +121,14 @@ def test_collect_gathers_every_run_into_one_table_and_report(local_sweep):
     assert "| starpilot | default | 20 | 4 | 2 |" in text and "| starpilot | default | 20 | 6 | 2 |" in text
 
 
-class FakeJob(Job):
+class FakeJob(Step):
     def done(self) -> bool:
         return False
 
 
 def test_a_failed_job_is_reported_and_the_others_go_on(tmp_path, capsys):
     job = lambda name, code, needs=(): FakeJob(
-        name, "reward", ["python", "-c", f"raise SystemExit({code})"], None, list(needs)
+        name, "reward", ["python", "-c", f"raise SystemExit({code})"], needs=list(needs)
     )
     jobs = [job("a", 3), job("b", 0), job("c", 0, ["a"]), job("d", 0, ["b"])]
     status = run_local(jobs, 2, tmp_path / "logs", poll=0.02)

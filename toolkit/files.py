@@ -5,6 +5,7 @@ lock that keeps one writer per run folder."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
 import json
 import os
@@ -69,6 +70,24 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """The JSON object in `path`, or {} where there is no such file (a step that has not run yet)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict], columns: tuple[str, ...]) -> None:
+    """`rows` as a CSV of `columns` (other keys left out, None written as an empty cell), atomically."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, columns, extrasaction="ignore")
+            w.writeheader()
+            w.writerows({k: "" if r.get(k) is None else r[k] for k in columns} for r in rows)
+
+    atomic_write(path, write)
 
 
 def torch_save(path: str | os.PathLike, obj: Any) -> None:

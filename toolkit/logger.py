@@ -118,13 +118,10 @@ def fmt_duration(seconds: float) -> str:
 
 def plot_curves(csv_path: str | Path, png_path: str | Path, columns: dict[str, str], title: str) -> None:
     """Plot the given progress.csv columns (label by column) against environment steps, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from toolkit.figures import figure_row, save_figure
 
     rows = read_progress(csv_path)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    plt, fig, (ax,) = figure_row(1, width=7)
     for col, label in columns.items():
         pts = [(float(r[STEP_KEY]), float(r[col])) for r in rows if r.get(col) not in (None, "", "nan")]
         if pts:
@@ -135,6 +132,4 @@ def plot_curves(csv_path: str | Path, png_path: str | Path, columns: dict[str, s
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend()
-    fig.tight_layout()
-    atomic_write(png_path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
+    save_figure(plt, fig, png_path)

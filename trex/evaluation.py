@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from toolkit.files import atomic_write
+from toolkit.figures import figure_row, save_figure
 from toolkit.logger import fmt
 from trex.demo_store import Demo
 from trex.reward_net import RewardNet
@@ -312,22 +312,6 @@ def evaluate_demos(
 
 
 # --------------------------------------------------------------------------- plots (PNG, written atomically)
-def _figure(ncols: int, width: float = 5.0, height: float = 4.0):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
-    return plt, fig, axes[0]
-
-
-def _save(plt, fig, path: str | Path) -> None:
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
-
-
 def _z(x: np.ndarray | list[float] | list[int]) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     return (x - x.mean()) / x.std() if len(x) and x.std() > 0 else x - (x.mean() if len(x) else 0.0)
@@ -335,7 +319,7 @@ def _z(x: np.ndarray | list[float] | list[int]) -> np.ndarray:
 
 def plot_predicted_vs_true(level_sets: dict[str, tuple[list[Demo], list[np.ndarray], dict]], path: str | Path) -> None:
     """Predicted return against true return per level set; episode length (the baseline) on the same z-scale."""
-    plt, fig, axes = _figure(len(level_sets))
+    plt, fig, axes = figure_row(len(level_sets))
     for ax, (name, (demos, rewards, metrics)) in zip(axes, level_sets.items(), strict=True):
         true = np.array([d.record.ret for d in demos])
         ax.scatter(true, _z([r.sum() for r in rewards]), s=18, label="predicted return (z-score)")
@@ -356,14 +340,14 @@ def plot_predicted_vs_true(level_sets: dict[str, tuple[list[Demo], list[np.ndarr
         ax.set_ylabel("z-score")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    _save(plt, fig, path)
+    save_figure(plt, fig, path)
 
 
 def plot_cumulative(demos: list[Demo], rewards: list[np.ndarray], path: str | Path, count: int = 4) -> None:
     """Cumulative predicted and true reward over time for a few demos spread across the return range."""
     order = np.argsort([d.record.ret for d in demos], kind="stable")
     chosen = order[np.unique(np.linspace(0, len(order) - 1, min(count, len(order))).round().astype(int))]
-    plt, fig, axes = _figure(max(len(chosen), 1), width=4.0)
+    plt, fig, axes = figure_row(max(len(chosen), 1), width=4.0)
     for ax, k in zip(axes, chosen, strict=False):
         ax.plot(np.cumsum(demos[k].rewards), color="black", label="true")
         twin = ax.twinx()
@@ -372,12 +356,12 @@ def plot_cumulative(demos: list[Demo], rewards: list[np.ndarray], path: str | Pa
         ax.set_xlabel("time step")
         ax.set_ylabel("cumulative true reward")
         twin.set_ylabel("cumulative predicted reward", color="tab:blue")
-    _save(plt, fig, path)
+    save_figure(plt, fig, path)
 
 
 def plot_reward_by_time(level_sets: dict[str, list[np.ndarray]], path: str | Path) -> None:
     """Mean predicted per-frame reward at each time step; a time-driven "U shape" shows up here."""
-    plt, fig, axes = _figure(1, width=7.0)
+    plt, fig, axes = figure_row(1, width=7.0)
     ax = axes[0]
     for name, rewards in level_sets.items():
         horizon = max((len(r) for r in rewards), default=0)
@@ -392,14 +376,14 @@ def plot_reward_by_time(level_sets: dict[str, list[np.ndarray]], path: str | Pat
     ax.set_title("predicted reward by time step (steps reached by >=10% of demos)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(plt, fig, path)
+    save_figure(plt, fig, path)
 
 
 def plot_sweep(summary: list[dict], path: str | Path, title: str) -> None:
     """Spearman correlation against the number of training demos, one line per number of distinct demo levels,
     on new episodes of the training levels and on held-out levels: mean and 95% interval over seeds, with the
     episode-length baseline dashed."""
-    plt, fig, axes = _figure(2)
+    plt, fig, axes = figure_row(2)
     levels = sorted({p["demo_levels"] for p in summary}, key=lambda n: (n == 0, n))
     for ax, key, where in zip(
         axes, ("train_levels", "test_levels"), ("training levels, new episodes", "held-out levels"), strict=True
@@ -426,4 +410,4 @@ def plot_sweep(summary: list[dict], path: str | Path, title: str) -> None:
         ax.set_ylim(-1, 1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    _save(plt, fig, path)
+    save_figure(plt, fig, path)

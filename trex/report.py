@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from baseline_agent.ppo import train_levels
+from baseline_agent.ppo_config import train_levels
 from baseline_agent.scores import reference_table
 from toolkit.files import write_text
 from toolkit.logger import fmt
@@ -25,7 +25,9 @@ from trex.evaluation import (
     seed_interval,
     spearman_difference_ci,
 )
+from trex.pipeline import Step
 from trex.reward_learning import figure_columns
+from trex.study_layout import StepConfigs, StudyConfig, reward_dirs
 
 SETS = {"train_levels": "training levels, new episodes", "test_levels": "held-out levels"}
 # Figures given as the seeds' mean and Student-t interval: {report name: figure_columns column, less the set}.
@@ -278,10 +280,10 @@ def _lever_section(reward: dict) -> list[str]:
     return [*rows, ""]
 
 
-def write_report(cfg, configs, steps, results: dict, reward: dict, timings: dict) -> Path:
+def write_report(
+    cfg: StudyConfig, configs: StepConfigs, steps: list[Step], results: dict, reward: dict, timings: dict
+) -> Path:
     """`results`: evaluation.json; `reward`: reward.json (`reward_figures` of the seeds' metrics, and the metrics)."""
-    from trex.study import reward_dirs
-
     run = Path(cfg.run_dir)
     ppo, trex, policy = configs.ppo, configs.trex, configs.policy
     ppo_dir, policy_dir, first = Path(ppo.run_dir), Path(policy.run_dir), reward_dirs(cfg)[0]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import dataclasses
 import json
 import math
 import shutil
@@ -36,11 +35,11 @@ import torch.nn.functional as F
 
 from toolkit.cli import UserError
 from toolkit.config import config_dict, diff_configs, load_yaml, save_run_config
-from toolkit.files import atomic_write, exclusive, write_json
+from toolkit.files import exclusive, write_json
 from toolkit.logger import fmt, fmt_duration
 from toolkit.tracking import TRACKING_KEYS, start_tracking
 from trex.augment import augment
-from trex.config import TrexConfig, demo_levels
+from trex.config import TrexConfig
 from trex.demo_store import Demo, check_game, load_demos
 from trex.evaluation import (
     PREDICT_BATCH,
@@ -50,9 +49,7 @@ from trex.evaluation import (
     plot_cumulative,
     plot_predicted_vs_true,
     plot_reward_by_time,
-    plot_sweep,
     predict_rewards,
-    seed_interval,
 )
 from trex.pairs import SnippetPairs, concat_obs, create_training_data, frame_chunks
 from trex.reward_net import FILE_NAME, RewardNet, load_reward_model, save_reward_model
@@ -444,6 +441,11 @@ def load_demo_sets(cfg: TrexConfig, folder: Path) -> DemoSets:
     return sets
 
 
+def reward_model_is_trained(cfg: TrexConfig) -> bool:
+    """Whether cfg.run_dir holds a reward model trained and evaluated to the end (its metrics.json exists)."""
+    return (Path(cfg.run_dir) / "metrics.json").is_file()
+
+
 def finished_run(cfg: TrexConfig) -> dict | None:
     """The metrics of a finished run of this very config in cfg.run_dir; refuse to overwrite a different one."""
     run_dir = Path(cfg.run_dir)
@@ -620,113 +622,3 @@ def snippet_accuracy(cfg: TrexConfig, trainer: RewardTrainer, demos: list[Demo])
     )
     frames, offsets = concat_obs(demos)
     return trainer.accuracy(frames, offsets, pairs)
-
-
-# --------------------------------------------------------------------------- the sweep
-SWEEP_COLUMNS = (
-    "name",
-    "reward_net",
-    "demo_levels",
-    "num_demos",
-    "seed",
-    "best_val_accuracy",
-    "run_dir",
-    *FIGURE_COLUMNS,
-)
-
-
-def run_sweep(cfg: TrexConfig) -> dict:
-    """Correlations by number of training demos and by number of levels they come from, over seeds (the 2020
-    study's figure and its level-diversity axis); finished sub-runs are kept, so a rerun resumes."""
-    with exclusive(cfg.run_dir):
-        return _sweep(cfg)
-
-
-def _sweep(cfg: TrexConfig) -> dict:
-    run_dir = Path(cfg.run_dir)
-    save_run_config(run_dir, config_dict(cfg))
-    level_counts = {demo_levels(cfg).num_levels if cfg.demo_num_levels != 0 else 0: Path(cfg.demo_dir)}
-    level_counts.update({n: Path(cfg.demo_dir) / f"levels_{n}" for n in cfg.sweep_demo_levels})
-    rows = []
-    for levels, folder in level_counts.items():
-        demos = load_demo_sets(cfg, folder)
-        too_many = [n for n in cfg.sweep_num_demos if n > len(demos.train)]
-        if too_many:
-            raise UserError(
-                f"config key 'sweep_num_demos': {too_many[0]} training demos asked for, but {folder} "
-                f"holds {len(demos.train)}"
-            )
-        for n in sorted(set(cfg.sweep_num_demos)):
-            for s in range(cfg.sweep_seeds):
-                sub = dataclasses.replace(
-                    cfg, num_demos=n, seed=cfg.seed + s, run_dir=str(run_dir / "sweep" / f"L{levels}_n{n}_s{s}")
-                )
-                m = finished_run(sub) or fit_and_evaluate(sub, demos, verbose=False)
-                rows.append(sweep_row(cfg, levels, n, sub, m))
-                print(
-                    f"sweep levels={levels or 'fresh'} n={n} seed={sub.seed}: spearman "
-                    f"{fmt(m['train_levels']['spearman'], '.3f')} training levels, "
-                    f"{fmt(m['test_levels']['spearman'], '.3f')} held-out (length baseline "
-                    f"{fmt(m['test_levels']['length_baseline']['spearman'], '.3f')})",
-                    flush=True,
-                )
-    summary = sweep_summary(rows)
-    write_json(
-        run_dir / "sweep.json",
-        {
-            "env_name": cfg.env_name,
-            "distribution_mode": cfg.distribution_mode,
-            "name": cfg.name,
-            "reward_net": cfg.reward_net,
-            "summary": summary,
-            "points": rows,
-        },
-    )
-    write_rows(run_dir / "sweep.csv", rows, SWEEP_COLUMNS)
-    plot_sweep(
-        summary,
-        run_dir / "sweep.png",
-        f"{cfg.env_name} ({cfg.distribution_mode}), {cfg.sweep_seeds} seeds, mean and 95% interval",
-    )
-    print(f"sweep done -> {run_dir / 'sweep.csv'}, {run_dir / 'sweep.png'}", flush=True)
-    return {"summary": summary, "points": rows}
-
-
-def sweep_row(cfg: TrexConfig, levels: int, n: int, sub: TrexConfig, m: dict) -> dict:
-    return {
-        "name": cfg.name,
-        "reward_net": cfg.reward_net,
-        "demo_levels": levels,
-        "num_demos": n,
-        "seed": sub.seed,
-        "best_val_accuracy": m["best_val_accuracy"],
-        "run_dir": sub.run_dir,
-        **figure_columns(m),
-    }
-
-
-def sweep_summary(rows: list[dict]) -> list[dict]:
-    """Mean and 95% interval over seeds of every figure, per (demo levels, number of demos)."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["demo_levels"], r["num_demos"]), []).append(r)
-    figures = [c for c in SWEEP_COLUMNS if c.startswith(tuple(LEVEL_SETS))]
-    return [
-        {
-            "demo_levels": levels,
-            "num_demos": n,
-            "seeds": len(rs),
-            **{c: seed_interval([r[c] for r in rs]) for c in figures},
-        }
-        for (levels, n), rs in groups.items()
-    ]
-
-
-def write_rows(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, columns, extrasaction="ignore")
-            w.writeheader()
-            w.writerows({k: "" if r.get(k) is None else r[k] for k in columns} for r in rows)
-
-    atomic_write(path, write)

@@ -31,9 +31,13 @@ def main(argv: list[str]) -> object:
         from trex.demos import generate_procgen_demonstrations
 
         return generate_procgen_demonstrations(cfg)
-    from trex.reward_learning import run_sweep, train_reward_model
+    if verb == "train":
+        from trex.reward_learning import train_reward_model
 
-    return train_reward_model(cfg) if verb == "train" else run_sweep(cfg)
+        return train_reward_model(cfg)
+    from trex.demo_count_sweep import run_sweep
+
+    return run_sweep(cfg)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,10 @@ was measured.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
-import subprocess
-import sys
 import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,102 +24,23 @@ import torch
 import yaml
 
 from baseline_agent.checkpoint import list_checkpoints, load_policy
-from baseline_agent.envs import GAMES, MODES
+from baseline_agent.envs import LevelSet
 from baseline_agent.evaluation import procgen_options, run_episodes, summarize_returns
-from baseline_agent.ppo import PPOConfig, train_levels
+from baseline_agent.ppo_config import PPOConfig, train_levels
 from baseline_agent.scores import normalized_score
-from toolkit.cli import UserError, exit_reason, oom_kills, run_main
-from toolkit.config import build_config, config_dict, load_yaml, option, parse_config, save_run_config
+from toolkit.cli import UserError, run_main
+from toolkit.config import config_dict, load_yaml, parse_config, save_run_config
 from toolkit.files import exclusive, write_json, write_text
-from toolkit.runtime import RuntimeConfig
-from toolkit.tracking import TrackingConfig, start_tracking, tracking_keys
+from toolkit.tracking import start_tracking, tracking_keys
 from trex.config import TrexConfig, held_out
-from trex.demo_store import read_index
-from trex.train_policy import PolicyConfig
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class StudyConfig(RuntimeConfig, TrackingConfig):
-    """One game's study. `ppo`, `trex` and `policy` hold the keys of each step's own config; the
-    shared keys here (game, levels, seed, device, threads) are passed to every step."""
-
-    env_name: str = option("coinrun", "Procgen game", choices=GAMES)
-    distribution_mode: str = option("easy", "Procgen distribution mode", choices=MODES)
-    num_levels: int = option(
-        200,
-        "the demonstrators' and the policy's training levels (0 = every level; then set "
-        "trex: {test_start_level, demo_num_levels})",
-        min=0,
-    )
-    start_level: int = option(0, "first training level", min=0)
-    seed: int = option(0, "random seed of every step", min=0)
-    run_dir: str = option("runs/study", "folder of the study: one sub-folder per step, report.md")
-    ppo: dict = option({}, "step 1 keys (baseline_agent/train.py --help), e.g. {total_timesteps: 200000}")
-    trex_config: str = option(
-        "",
-        "YAML file of steps 2-3 keys to start from (e.g. configs/trex/study2020.yaml, the "
-        "2020 study's settings); the keys above and the trex mapping override it",
-    )
-    trex: dict = option({}, "steps 2-3 keys (trex/reward_model.py train --help)")
-    policy: dict = option({}, "step 4 keys (trex/train_policy.py --help); PPO keys default to step 1's")
-    lever: dict = option(
-        {},
-        "steps-3 keys of a second set of reward models trained on the same demos with the same seeds and "
-        "reported beside the first, e.g. {augment: [shift]} (empty = none)",
-    )
-    reward_seeds: int = option(
-        3,
-        "reward models trained on the same demo folder, seeds seed, seed+1, ...: the report "
-        "gives each figure's mean and 95% interval over them; the policy learns from the first",
-        min=1,
-    )
-    policy_reward_models: str = option(
-        "first",
-        "the reward models the policy learns from: first (the first seed's) or all (every seed's, their "
-        "transformed rewards averaged)",
-        choices=("first", "all"),
-    )
-    controls: bool = option(
-        True,
-        "also train the two controls a learned-reward policy must beat, with the policy's budget, network and "
-        "levels: PPO on survival alone (+1 per step) and PPO on the true reward",
-    )
-    sweep: bool = option(False, "also run step 3's sweep (correlation by number of demos and of levels)")
-    eval_episodes: int = option(100, "episodes per evaluation (policy, demonstrators, random) and level set", min=1)
-    video_steps: int = option(500, "length cap of the video's episode", min=1)
-
-
-@dataclass
-class StepConfigs:
-    ppo: PPOConfig
-    trex: TrexConfig
-    policy: PolicyConfig
-    lever: TrexConfig | None = None  # the second set of reward models (StudyConfig.lever), if any
-    survival: PolicyConfig | None = None  # the controls (StudyConfig.controls): +1 per step,
-    true_reward: PPOConfig | None = None  # and the true reward, at the policy's budget
-
-
-@dataclass
-class Step:
-    name: str
-    command: list[str]
-    done: Callable[[], bool]  # whether its outputs exist, asked when the step is due
-
-
-def reward_dirs(cfg: StudyConfig) -> list[Path]:
-    """One folder per reward-model seed; the first one's model trains the policy."""
-    return [Path(cfg.run_dir) / "reward" / f"seed_{cfg.seed + k}" for k in range(cfg.reward_seeds)]
-
-
-def lever_dirs(cfg: StudyConfig) -> list[Path]:
-    """One folder per seed of the reward models trained with the lever's keys."""
-    return [Path(cfg.run_dir) / "reward" / "lever" / f"seed_{cfg.seed + k}" for k in range(cfg.reward_seeds)]
+from trex.pipeline import Step, build_section, config_step, control_configs, held_out_keys, policy_config, run_step
+from trex.report import reward_figures, write_report
+from trex.study_layout import StepConfigs, StudyConfig, config_files, lever_dirs, reward_dirs
 
 
 def step_configs(cfg: StudyConfig) -> StepConfigs:
-    """Each step's validated config; a bad key names its section."""
+    """Each step's validated config; a bad key names its section. Every held-out figure, PPO's curves included,
+    is on the trex keys' held-out levels."""
     run = Path(cfg.run_dir)
     shared = {
         "env_name": cfg.env_name,
@@ -133,215 +50,128 @@ def step_configs(cfg: StudyConfig) -> StepConfigs:
         "torch_threads": cfg.torch_threads,
         **tracking_keys(cfg, group=Path(cfg.run_dir).name),
     }
-    sections = {
-        "ppo": (
-            PPOConfig,
-            {
-                **shared,
-                "num_levels": cfg.num_levels,
-                "start_level": cfg.start_level,
-                **cfg.ppo,
-                "run_dir": str(run / "ppo"),
-            },
-        ),
-        "trex": (
-            TrexConfig,
-            {
-                **(load_yaml(cfg.trex_config) if cfg.trex_config else {}),
-                **shared,
-                "train_start_level": cfg.start_level,
-                "train_num_levels": cfg.num_levels,
-                **cfg.trex,
-                "checkpoint_dir": str(run / "ppo" / "checkpoints"),
-                "demo_dir": str(run / "demos"),
-                "run_dir": str(reward_dirs(cfg)[0]),
-            },
-        ),
+    trex_values = {
+        **(load_yaml(cfg.trex_config) if cfg.trex_config else {}),
+        **shared,
+        "train_start_level": cfg.start_level,
+        "train_num_levels": cfg.num_levels,
+        **cfg.trex,
+        "checkpoint_dir": str(run / "ppo" / "checkpoints"),
+        "demo_dir": str(run / "demos"),
+        "run_dir": str(reward_dirs(cfg)[0]),
     }
-    out: dict[str, Any] = {}
-    for name, (cls, values) in sections.items():
-        try:
-            out[name] = build_config(cls, values)
-        except UserError as err:
-            raise UserError(f"section '{name}': {err}") from None
-    ppo_keys = {k: v for k, v in config_dict(out["ppo"]).items() if k != "run_dir"}
+    trex = build_section(TrexConfig, trex_values, "section 'trex'")
+    ppo_values = {
+        **shared,
+        "num_levels": cfg.num_levels,
+        "start_level": cfg.start_level,
+        **cfg.ppo,
+        **held_out_keys(trex, cfg.ppo, "section 'ppo'"),
+        "run_dir": str(run / "ppo"),
+    }
+    ppo = build_section(PPOConfig, ppo_values, "section 'ppo'")
     models = reward_dirs(cfg)[: 1 if cfg.policy_reward_models == "first" else None]
-    try:
-        policy = build_config(
-            PolicyConfig,
-            {
-                **ppo_keys,
-                **cfg.policy,
-                "run_dir": str(run / "policy"),
-                "reward_model": [str(d / "reward_model.pt") for d in models],
-            },
-        )
-    except UserError as err:
-        raise UserError(f"section 'policy': {err}") from None
+    policy = policy_config(
+        ppo,
+        cfg.policy,
+        [str(d / "reward_model.pt") for d in models],
+        str(run / "policy"),
+        **held_out_keys(trex, cfg.policy, "section 'policy'"),
+    )
     survival = true_reward = None
     if cfg.controls:
-        policy_keys = config_dict(policy)
-        survival = build_config(
-            PolicyConfig, {**policy_keys, "reward": "survival", "run_dir": str(run / "controls" / "survival")}
-        )
-        ppo_fields = set(config_dict(out["ppo"]))
-        true_reward = build_config(
-            PPOConfig,
-            {
-                **{k: v for k, v in policy_keys.items() if k in ppo_fields},
-                "run_dir": str(run / "controls" / "true_reward"),
-            },
+        survival, true_reward = control_configs(
+            policy, str(run / "controls" / "survival"), str(run / "controls" / "true_reward")
         )
     lever = None
     if cfg.lever:
-        try:
-            lever = build_config(
-                TrexConfig, {**config_dict(out["trex"]), **cfg.lever, "run_dir": str(lever_dirs(cfg)[0])}
-            )
-        except UserError as err:
-            raise UserError(f"section 'lever': {err}") from None
+        lever = build_section(
+            TrexConfig, {**config_dict(trex), **cfg.lever, "run_dir": str(lever_dirs(cfg)[0])}, "section 'lever'"
+        )
         from trex.demos import tasks
 
-        if tasks(lever) != tasks(out["trex"]):
+        if tasks(lever) != tasks(trex):
             raise UserError("section 'lever': its keys would change the demonstrations; give step-3 keys only")
-    return StepConfigs(out["ppo"], out["trex"], policy, lever, survival, true_reward)
-
-
-def config_files(cfg: StudyConfig) -> dict[str, Path]:
-    cdir = Path(cfg.run_dir) / "configs"
-    names = ("ppo", "trex", "policy", *(("lever",) if cfg.lever else ()))
-    names += ("survival", "true_reward") if cfg.controls else ()
-    return {name: cdir / f"{name}.yaml" for name in names}
-
-
-def _finished(summary_path: Path, total: int) -> bool:
-    if not summary_path.is_file():
-        return False
-    return json.loads(summary_path.read_text()).get("total_timesteps", 0) >= total
-
-
-def _demos_done(trex: TrexConfig) -> bool:
-    from trex.demos import tasks
-
-    todo = tasks(trex)
-    counts = {folder: Counter(r.level_set for r in read_index(folder)) for folder in {t.folder for t in todo}}
-    return all(counts[t.folder][t.level_set] >= t.count for t in todo)
+    return StepConfigs(ppo, trex, policy, lever, survival, true_reward)
 
 
 def plan(cfg: StudyConfig, c: StepConfigs) -> list[Step]:
-    """The steps with their exact commands; each knows whether its outputs exist. Pure: writes nothing."""
-    run, files, py = Path(cfg.run_dir), {k: str(v) for k, v in config_files(cfg).items()}, "python"
-    steps = [
-        Step(
-            "1. demonstrators (PPO on the true reward)",
-            [py, "baseline_agent/train.py", "-c", files["ppo"]],
-            lambda: _finished(Path(c.ppo.run_dir) / "summary.json", c.ppo.total_timesteps),
-        ),
-        Step(
-            "2. ranked demonstrations",
-            [py, "trex/reward_model.py", "demos", "-c", files["trex"]],
-            lambda: _demos_done(c.trex),
-        ),
-    ]
-    models = [("trex", "", folder) for folder in reward_dirs(cfg)]
-    models += [("lever", " with the lever", folder) for folder in (lever_dirs(cfg) if cfg.lever else [])]
-    for k, (section, label, folder) in enumerate(models):
+    """The steps with their exact commands, each after the ones whose outputs it reads; each knows whether its
+    outputs exist. Pure: writes nothing."""
+    run, files = Path(cfg.run_dir), config_files(cfg)
+    ppo = config_step("1. demonstrators (PPO on the true reward)", "ppo", c.ppo, files["ppo"])
+    demos = config_step("2. ranked demonstrations", "demos", c.trex, files["trex"], [ppo.name])
+    steps = [ppo, demos]
+    models = [("trex", "", c.trex, folder) for folder in reward_dirs(cfg)]
+    if c.lever is not None:
+        models += [("lever", " with the lever", c.lever, folder) for folder in lever_dirs(cfg)]
+    for k, (section, label, trex, folder) in enumerate(models):
         seed = cfg.seed + k % cfg.reward_seeds
-        steps.append(
-            Step(
-                f"3. reward model{label}, seed {seed}",
-                [
-                    py,
-                    "trex/reward_model.py",
-                    "train",
-                    "-c",
-                    files[section],
-                    "--seed",
-                    str(seed),
-                    "--run_dir",
-                    str(folder),
-                ],
-                (folder / "metrics.json").is_file,
-            )
+        step = config_step(
+            f"3. reward model{label}, seed {seed}",
+            "reward",
+            dataclasses.replace(trex, seed=seed, run_dir=str(folder)),
+            files[section],
+            [demos.name],
         )
+        step.command += ["--seed", str(seed), "--run_dir", str(folder)]
+        steps.append(step)
+    reward_steps = [s.name for s in steps[2:]]
     if cfg.sweep:
         sweep_dir = run / "reward" / "sweep"
+        command = ["python", "trex/reward_model.py", "sweep", "-c", str(files["trex"]), "--run_dir", str(sweep_dir)]
         steps.append(
             Step(
                 "3. sweep: correlation by number of demos and levels",
-                [py, "trex/reward_model.py", "sweep", "-c", files["trex"], "--run_dir", str(sweep_dir)],
-                lambda: (sweep_dir / "sweep.csv").is_file(),
+                "sweep",
+                command,
+                needs=[demos.name],
+                output=sweep_dir / "sweep.csv",
             )
         )
-    video_levels = held_out(c.trex)  # named, so that a policy trained on every level can be filmed too
-    steps += [
-        Step(
-            "4. policy on the learned reward",
-            [py, "trex/train_policy.py", "-c", files["policy"]],
-            lambda: _finished(Path(c.policy.run_dir) / "summary.json", c.policy.total_timesteps),
-        ),
-    ]
+    policy = config_step("4. policy on the learned reward", "policy", c.policy, files["policy"], reward_steps)
+    steps.append(policy)
     if c.survival is not None and c.true_reward is not None:
-        survival, true_reward = c.survival, c.true_reward
         steps += [
-            Step(
-                "4. control: PPO on survival alone (+1 per step)",
-                [py, "trex/train_policy.py", "-c", files["survival"]],
-                lambda: _finished(Path(survival.run_dir) / "summary.json", survival.total_timesteps),
-            ),
-            Step(
-                "4. control: PPO on the true reward, same budget",
-                [py, "baseline_agent/train.py", "-c", files["true_reward"]],
-                lambda: _finished(Path(true_reward.run_dir) / "summary.json", true_reward.total_timesteps),
-            ),
+            config_step("4. control: PPO on survival alone (+1 per step)", "policy", c.survival, files["survival"]),
+            config_step("4. control: PPO on the true reward, same budget", "ppo", c.true_reward, files["true_reward"]),
         ]
-    steps += [
-        Step(
-            "5. video of the policy",
-            [
-                py,
-                "rec_video.py",
-                "--load_path",
-                str(Path(c.policy.run_dir) / "checkpoints"),
-                "--reward_model",
-                c.policy.reward_model[0],
-                "--out",
-                str(run / "policy.mp4"),
-                "--max_steps",
-                str(cfg.video_steps),
-                "--seed",
-                str(cfg.seed),
-                "--start_level",
-                str(video_levels.start_level),
-                "--num_levels",
-                str(video_levels.num_levels),
-                "--torch_threads",
-                str(cfg.torch_threads),
-            ],
-            lambda: (run / "policy.mp4").is_file(),
-        ),
+    video_levels = held_out(c.trex)  # named, so that a policy trained on every level can be filmed too
+    video = [
+        "python",
+        "rec_video.py",
+        "--load_path",
+        str(Path(c.policy.run_dir) / "checkpoints"),
+        "--reward_model",
+        c.policy.reward_model[0],
+        "--out",
+        str(run / "policy.mp4"),
+        "--max_steps",
+        str(cfg.video_steps),
+        "--seed",
+        str(cfg.seed),
+        "--start_level",
+        str(video_levels.start_level),
+        "--num_levels",
+        str(video_levels.num_levels),
+        "--torch_threads",
+        str(cfg.torch_threads),
     ]
+    steps.append(Step("5. video of the policy", "video", video, needs=[policy.name], output=run / "policy.mp4"))
     return steps
 
 
-def run_step(step: Step) -> float:
-    """Run one step's command from the repository root, streaming its output; its wall time in seconds."""
-    print(f"\n=== {step.name}\n$ {shlex.join(step.command)}", flush=True)
-    start, kills = time.time(), oom_kills()
-    proc = subprocess.run([sys.executable, *step.command[1:]], cwd=ROOT)
-    if proc.returncode != 0:
-        raise UserError(
-            f"step '{step.name}' failed ({exit_reason(proc.returncode, kills)}); rerun `make demo` or the study to "
-            f"resume it, or run it alone: {shlex.join(step.command)}"
-        )
-    return time.time() - start
+def evaluation_levels(c: StepConfigs) -> dict[str, LevelSet]:
+    """The final evaluation's level sets: the policy's training levels, and the held-out levels of every held-out
+    figure (the demos' held-out levels, which PPO's held-out curves use too: `pipeline.held_out_keys`)."""
+    return {"train_levels": train_levels(c.policy), "test_levels": held_out(c.trex)}
 
 
 def evaluate(cfg: StudyConfig, c: StepConfigs) -> dict:
     """True returns and episode lengths (mean, 95% interval) of the T-REX policy, the final demonstrator, a random
     policy and the controls, on the policy's training levels and the held-out levels."""
     torch.manual_seed(cfg.seed)
-    levels = {"train_levels": train_levels(c.policy), "test_levels": held_out(c.trex)}
+    levels = evaluation_levels(c)
     agents: dict[str, Path | None] = {
         "trex_policy": list_checkpoints(Path(c.policy.run_dir) / "checkpoints")[-1],
         "demonstrator": list_checkpoints(Path(c.ppo.run_dir) / "checkpoints")[-1],
@@ -402,8 +232,6 @@ def run_study(cfg: StudyConfig) -> Path:
     timings["6. evaluation"] = time.time() - t0
     write_json(run / "evaluation.json", results)
     write_json(timings_path, timings)
-    from trex.report import reward_figures, write_report
-
     metrics = [json.loads((d / "metrics.json").read_text()) for d in reward_dirs(cfg)]
     reward: dict[str, Any] = {"figures": reward_figures(metrics), "metrics": metrics}
     if cfg.lever:

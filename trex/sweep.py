@@ -15,35 +15,33 @@ and number of levels, with the demo keys of the `trex` mapping, so every preset 
 
 from __future__ import annotations
 
-import json
-import math
+import dataclasses
 import shlex
-import signal
 import subprocess
-import sys
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from baseline_agent.envs import GAMES, MODES
-from baseline_agent.ppo import PPOConfig, run_is_finished
+from baseline_agent.ppo_config import PPOConfig
 from toolkit.cli import UserError, exit_reason, oom_kills, run_main
-from toolkit.config import build_config, config_dict, load_yaml, option, parse_config, save_run_config
-from toolkit.files import exclusive, write_json, write_text
-from toolkit.logger import fmt
+from toolkit.config import config_dict, load_yaml, option, parse_config, save_run_config
+from toolkit.files import exclusive, write_json
 from toolkit.runtime import RuntimeConfig
 from toolkit.tracking import TrackingConfig, tracking_keys
 from trex.config import TrexConfig
-from trex.demos import demos_are_complete
-from trex.evaluation import plot_sweep, seed_interval
-from trex.reward_learning import FIGURE_COLUMNS, figure_columns, sweep_summary, write_rows
-from trex.train_policy import PolicyConfig
+from trex.pipeline import (
+    STAGES,
+    Step,
+    build_section,
+    config_step,
+    held_out_keys,
+    policy_config,
+    start_command,
+    write_step_configs,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("ppo", "demos", "reward", "policy")
 # TrexConfig keys that say which demos exist: a reward job takes them from its demos job, whatever its preset says.
 DEMO_KEYS = (
     "env_name",
@@ -125,41 +123,13 @@ class SweepConfig(RuntimeConfig, TrackingConfig):
                 raise UserError(f"config key 'slurm': max_requeues of '{stage}' must be a whole number >= 0")
 
 
-@dataclass
-class Job:
-    """One step command of the grid, with the jobs whose outputs it reads."""
-
-    name: str
-    stage: str
-    command: list[str]
-    config: Any  # the step's validated config, written to configs/<name>.yaml
-    needs: list[str] = field(default_factory=list)
-    grid: dict = field(default_factory=dict)  # its place in the grid, for the results table
-
-    def done(self) -> bool:
-        """Whether its outputs exist already."""
-        if self.stage in ("ppo", "policy"):
-            return run_is_finished(self.config)
-        if self.stage == "demos":
-            return demos_are_complete(self.config)
-        return (Path(self.config.run_dir) / "metrics.json").is_file()
-
-
 # --------------------------------------------------------------------------- the grid
-def _build(cls: type, values: dict, where: str) -> Any:
-    try:
-        return build_config(cls, values)
-    except UserError as err:
-        raise UserError(f"{where}: {err}") from None
-
-
-def expand(cfg: SweepConfig) -> list[Job]:
+def expand(cfg: SweepConfig) -> list[Step]:
     """Every job of the grid, in stage order; pure (writes nothing)."""
-    run, py = Path(cfg.run_dir), "python"
-    config_path = lambda name: str(run / "configs" / f"{name}.yaml")
+    run = Path(cfg.run_dir)
+    config_path = lambda name: run / "configs" / f"{name}.yaml"
     presets = {name: load_yaml(path) if path else {} for name, path in cfg.presets.items()}
-    stages = set(cfg.steps)
-    jobs: list[Job] = []
+    jobs: list[Step] = []
     for game in cfg.games:
         shared = {
             "env_name": game,
@@ -170,106 +140,44 @@ def expand(cfg: SweepConfig) -> list[Job]:
         }
         for dseed in cfg.demonstrator_seeds:
             tag = f"{game}_d{dseed}"
-            ppo = _build(
-                PPOConfig,
-                {
-                    **shared,
-                    "num_levels": cfg.num_levels,
-                    "start_level": cfg.start_level,
-                    "seed": dseed,
-                    **cfg.ppo,
-                    "run_dir": str(run / "ppo" / tag),
-                },
-                "section 'ppo'",
-            )
-            ppo_job = Job(
-                f"ppo_{tag}",
-                "ppo",
-                [py, "baseline_agent/train.py", "-c", config_path(f"ppo_{tag}")],
-                ppo,
-                grid={"game": game, "demonstrator_seed": dseed},
-            )
-            jobs.append(ppo_job)
+            trex_values = {
+                **shared,
+                "train_start_level": cfg.start_level,
+                "train_num_levels": cfg.num_levels,
+                **cfg.trex,
+                "seed": dseed,
+                "num_demos": max(cfg.num_demos),
+                "checkpoint_dir": str(run / "ppo" / tag / "checkpoints"),
+            }
             level_choices: list[int | None] = [*cfg.demo_levels] or [None]
+            demo_folders: dict[str, TrexConfig] = {}  # by the folder's tag
             for levels in level_choices:
                 ltag = f"{tag}_L{'own' if levels is None else levels}"
-                demo_values = {
-                    **shared,
-                    "train_start_level": cfg.start_level,
-                    "train_num_levels": cfg.num_levels,
-                    **cfg.trex,
-                    "seed": dseed,
-                    "num_demos": max(cfg.num_demos),
-                    "checkpoint_dir": str(Path(ppo.run_dir) / "checkpoints"),
-                    "demo_dir": str(run / "demos" / ltag),
-                }
+                values = {**trex_values, "demo_dir": str(run / "demos" / ltag)}
                 if levels is not None:
-                    demo_values["demo_num_levels"] = levels
-                demos = _build(TrexConfig, demo_values, "section 'trex'")
-                demo_job = Job(
-                    f"demos_{ltag}",
-                    "demos",
-                    [py, "trex/reward_model.py", "demos", "-c", config_path(f"demos_{ltag}")],
-                    demos,
-                    [ppo_job.name],
-                )
+                    values["demo_num_levels"] = levels
+                demo_folders[ltag] = build_section(TrexConfig, values, "section 'trex'")
+            held = held_out_keys(next(iter(demo_folders.values())), cfg.ppo, "section 'ppo'")
+            ppo_values = {
+                **shared,
+                "num_levels": cfg.num_levels,
+                "start_level": cfg.start_level,
+                "seed": dseed,
+                **cfg.ppo,
+                **held,
+                "run_dir": str(run / "ppo" / tag),
+            }
+            ppo = build_section(PPOConfig, ppo_values, "section 'ppo'")
+            ppo_job = config_step(
+                f"ppo_{tag}", "ppo", ppo, config_path(f"ppo_{tag}"), grid={"game": game, "demonstrator_seed": dseed}
+            )
+            jobs.append(ppo_job)
+            for ltag, demos in demo_folders.items():
+                demo_job = config_step(f"demos_{ltag}", "demos", demos, config_path(f"demos_{ltag}"), [ppo_job.name])
                 jobs.append(demo_job)
-                for preset, preset_values in presets.items():
-                    for n in cfg.num_demos:
-                        for seed in cfg.seeds:
-                            rtag = f"{ltag}_{preset}_n{n}_s{seed}"
-                            values = {
-                                **shared,
-                                **cfg.trex,
-                                **preset_values,
-                                **{k: getattr(demos, k) for k in DEMO_KEYS},
-                                "num_demos": n,
-                                "seed": seed,
-                                "name": preset,
-                                "run_dir": str(run / "reward" / rtag),
-                            }
-                            reward = _build(TrexConfig, values, f"preset '{preset}'")
-                            grid = {
-                                "game": game,
-                                "demonstrator_seed": dseed,
-                                "demo_levels": demos.demo_num_levels
-                                if demos.demo_num_levels is not None
-                                else demos.train_num_levels,
-                                "preset": preset,
-                                "num_demos": n,
-                                "seed": seed,
-                            }
-                            reward_job = Job(
-                                f"reward_{rtag}",
-                                "reward",
-                                [py, "trex/reward_model.py", "train", "-c", config_path(f"reward_{rtag}")],
-                                reward,
-                                [demo_job.name],
-                                grid,
-                            )
-                            jobs.append(reward_job)
-                            ppo_keys = {k: v for k, v in config_dict(ppo).items() if k != "run_dir"}
-                            policy = _build(
-                                PolicyConfig,
-                                {
-                                    **ppo_keys,
-                                    **cfg.policy,
-                                    "seed": seed,
-                                    "reward_model": str(Path(reward.run_dir) / "reward_model.pt"),
-                                    "run_dir": str(run / "policy" / rtag),
-                                },
-                                "section 'policy'",
-                            )
-                            jobs.append(
-                                Job(
-                                    f"policy_{rtag}",
-                                    "policy",
-                                    [py, "trex/train_policy.py", "-c", config_path(f"policy_{rtag}")],
-                                    policy,
-                                    [reward_job.name],
-                                    grid,
-                                )
-                            )
+                cell = {"game": game, "demonstrator_seed": dseed, "demo_levels": demo_level_count(demos)}
+                jobs += reward_and_policy_jobs(cfg, shared, presets, ppo, demos, demo_job.name, ltag, cell)
+    stages = set(cfg.steps)
     kept = [j for j in jobs if j.stage in stages]
     names = {j.name for j in kept}
     for j in kept:  # a stage left out of `steps` is taken as done (its outputs must exist)
@@ -277,16 +185,62 @@ def expand(cfg: SweepConfig) -> list[Job]:
     return sorted(kept, key=lambda j: STAGES.index(j.stage))
 
 
-def write_configs(cfg: SweepConfig, jobs: list[Job]) -> None:
+def demo_level_count(demos: TrexConfig) -> int:
+    """The number of distinct levels a demo folder's training demos come from (0 = a fresh one per demo)."""
+    return demos.demo_num_levels if demos.demo_num_levels is not None else demos.train_num_levels
+
+
+def reward_and_policy_jobs(
+    cfg: SweepConfig,
+    shared: dict,
+    presets: dict[str, dict],
+    ppo: PPOConfig,
+    demos: TrexConfig,
+    demo_job: str,
+    ltag: str,
+    cell: dict,
+) -> list[Step]:
+    """The reward model of every preset, number of demos and seed on one demo folder, each with its policy."""
+    run = Path(cfg.run_dir)
+    jobs = []
+    for preset, preset_values in presets.items():
+        for n in cfg.num_demos:
+            for seed in cfg.seeds:
+                rtag = f"{ltag}_{preset}_n{n}_s{seed}"
+                values = {
+                    **shared,
+                    **cfg.trex,
+                    **preset_values,
+                    **{k: getattr(demos, k) for k in DEMO_KEYS},
+                    "num_demos": n,
+                    "seed": seed,
+                    "name": preset,
+                    "run_dir": str(run / "reward" / rtag),
+                }
+                reward = build_section(TrexConfig, values, f"preset '{preset}'")
+                grid = {**cell, "preset": preset, "num_demos": n, "seed": seed}
+                path = run / "configs" / f"reward_{rtag}.yaml"
+                jobs.append(config_step(f"reward_{rtag}", "reward", reward, path, [demo_job], grid))
+                policy = policy_config(
+                    ppo,
+                    cfg.policy,
+                    [str(Path(reward.run_dir) / "reward_model.pt")],
+                    str(run / "policy" / rtag),
+                    seed=seed,
+                    **held_out_keys(demos, cfg.policy, "section 'policy'"),
+                )
+                path = run / "configs" / f"policy_{rtag}.yaml"
+                jobs.append(config_step(f"policy_{rtag}", "policy", policy, path, [f"reward_{rtag}"], grid))
+    return jobs
+
+
+def write_configs(cfg: SweepConfig, jobs: list[Step]) -> None:
     save_run_config(cfg.run_dir, config_dict(cfg))
-    for j in jobs:
-        write_text(
-            Path(cfg.run_dir) / "configs" / f"{j.name}.yaml", yaml.safe_dump(config_dict(j.config), sort_keys=False)
-        )
+    write_step_configs(jobs)
 
 
 # --------------------------------------------------------------------------- launchers
-def run_local(jobs: list[Job], max_parallel: int, log_dir: Path, poll: float = 0.2) -> dict[str, str]:
+def run_local(jobs: list[Step], max_parallel: int, log_dir: Path, poll: float = 0.2) -> dict[str, str]:
     """Run the jobs here, at most `max_parallel` at once, each once every job it needs has succeeded; return
     every job's status: done (before), ok, failed, or not run (a job it needs failed)."""
     status = {j.name: "done" for j in jobs if j.done()}
@@ -305,7 +259,7 @@ def run_local(jobs: list[Job], max_parallel: int, log_dir: Path, poll: float = 0
 
 
 def _schedule(
-    waiting: list[Job], running: dict, status: dict[str, str], max_parallel: int, log_dir: Path, poll: float
+    waiting: list[Step], running: dict, status: dict[str, str], max_parallel: int, log_dir: Path, poll: float
 ) -> None:
     """`run_local`'s loop: start what may start, collect what ended, until nothing waits or runs."""
     while waiting or running:
@@ -316,9 +270,7 @@ def _schedule(
                 print(f"not run: {j.name} (a job it needs failed)", flush=True)
             elif len(running) < max_parallel and all(status.get(n) in ("done", "ok") for n in j.needs):
                 log = (log_dir / f"{j.name}.log").open("w")
-                proc = subprocess.Popen(
-                    [sys.executable, *j.command[1:]], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-                )
+                proc = start_command(j.command, log)
                 running[j.name] = (proc, log, time.time(), oom_kills())
                 waiting.remove(j)
                 print(f"start: {j.name}: {shlex.join(j.command)}", flush=True)
@@ -351,13 +303,7 @@ class StepTask:
                 f"=== {time.strftime('%Y-%m-%d %H:%M:%S')}: {shlex.join(command)} ({self.requeues} requeues left)\n"
             )
             out.flush()
-            self.proc = subprocess.Popen(
-                [sys.executable, *command[1:]],
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN),
-            )
+            self.proc = start_command(command, out, ignore_usr2=True)
             while (code := self.proc.poll()) is None:  # not wait(): `checkpoint` must be able to reap it meanwhile
                 time.sleep(0.5)
         if code:
@@ -398,7 +344,7 @@ def max_requeues(cfg: SweepConfig, stage: str) -> int:
     return int({**cfg.slurm.get("default", {}), **cfg.slurm.get(stage, {})}.get("max_requeues", MAX_REQUEUES))
 
 
-def run_slurm(cfg: SweepConfig, jobs: list[Job], log_dir: Path) -> dict[str, str]:
+def run_slurm(cfg: SweepConfig, jobs: list[Step], log_dir: Path) -> dict[str, str]:
     """Submit each stage as one job array through submitit, after the arrays of the jobs it needs (afterany: a
     task whose inputs are missing fails on its own and is reported); wait for all; return every job's status."""
     import submitit
@@ -435,222 +381,15 @@ def run_slurm(cfg: SweepConfig, jobs: list[Job], log_dir: Path) -> dict[str, str
     return status
 
 
-# --------------------------------------------------------------------------- results
-RESULT_COLUMNS = (
-    "game",
-    "demonstrator_seed",
-    "demo_levels",
-    "preset",
-    "num_demos",
-    "seed",
-    "best_val_accuracy",
-    *FIGURE_COLUMNS,
-    "policy_train_return",
-    "policy_held_out_return",
-    "policy_held_out_normalized_score",
-    "demonstrator_train_return",
-    "demonstrator_held_out_return",
-    "demonstrator_held_out_normalized_score",
-    "reward_run_dir",
-)
-
-
-def collect(cfg: SweepConfig, jobs: list[Job]) -> Path:
-    """sweep_results.csv (one row per finished reward model, with its policy and demonstrator), the figures and
-    sweep_report.md."""
-    run = Path(cfg.run_dir)
-    by_name = {j.name: j for j in jobs}
-    ppo_summary = {
-        (j.grid["game"], j.grid["demonstrator_seed"]): _json(Path(j.config.run_dir) / "summary.json")
-        for j in expand_all(cfg)
-        if j.stage == "ppo"
-    }
-    rows = []
-    for j in jobs:
-        if j.stage != "reward" or not (Path(j.config.run_dir) / "metrics.json").is_file():
-            continue
-        m = _json(Path(j.config.run_dir) / "metrics.json")
-        policy = by_name.get(j.name.replace("reward_", "policy_", 1))
-        pol = _json(Path(policy.config.run_dir) / "summary.json") if policy else {}
-        demo = ppo_summary.get((j.grid["game"], j.grid["demonstrator_seed"]), {})
-        rows.append(
-            {
-                **j.grid,
-                "best_val_accuracy": m["best_val_accuracy"],
-                "reward_run_dir": j.config.run_dir,
-                **figure_columns(m),
-                "policy_train_return": pol.get("train_return"),
-                "policy_held_out_return": pol.get("held_out_return"),
-                "policy_held_out_normalized_score": pol.get("held_out_normalized_score"),
-                "demonstrator_train_return": demo.get("train_return"),
-                "demonstrator_held_out_return": demo.get("held_out_return"),
-                "demonstrator_held_out_normalized_score": demo.get("held_out_normalized_score"),
-            }
-        )
-    write_rows(run / "sweep_results.csv", rows, RESULT_COLUMNS)
-    figures = []
-    for game in cfg.games:
-        for preset in cfg.presets:
-            mine = [r for r in rows if r["game"] == game and r["preset"] == preset]
-            if mine:
-                path = run / f"correlation_{game}_{preset}.png"
-                plot_sweep(sweep_summary(mine), path, f"{game}, preset {preset}: mean and 95% interval over seeds")
-                figures.append(path)
-    levels_png = run / "correlation_by_levels.png"
-    if len({r["demo_levels"] for r in rows}) > 1 and plot_by_levels(rows, levels_png):
-        figures.append(levels_png)
-    scores_png = run / "policy_scores.png"
-    if any(r["policy_held_out_normalized_score"] is not None for r in rows) and plot_scores(rows, scores_png):
-        figures.append(scores_png)
-    report = write_sweep_report(cfg, rows, figures)
-    print(f"collected {len(rows)} reward models -> {run / 'sweep_results.csv'}, {report}", flush=True)
-    return report
-
-
-def expand_all(cfg: SweepConfig) -> list[Job]:
-    """Every job of the grid, whatever `steps` says (collect reads the outputs of all stages)."""
-    return expand(_replace(cfg, steps=list(STAGES)))
-
-
-def _replace(cfg: SweepConfig, **changes) -> SweepConfig:
-    return SweepConfig(**{**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, **changes})
-
-
-def _json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _figure(ncols: int):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 4), squeeze=False)
-    return plt, fig, axes[0]
-
-
-def _save(plt, fig, path: Path) -> bool:
-    from toolkit.files import atomic_write
-
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
-    return True
-
-
-def plot_by_levels(rows: list[dict], path: Path) -> bool:
-    """Held-out Spearman against the number of distinct demo levels (fresh levels rightmost), per game, preset and
-    number of demos: mean and 95% interval over seeds."""
-    plt, fig, axes = _figure(1)
-    ax = axes[0]
-    order = sorted({r["demo_levels"] for r in rows}, key=lambda n: (n == 0, n))
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["game"], r["preset"], r["num_demos"]), []).append(r)
-    for (game, preset, n), rs in sorted(groups.items()):
-        stats = [seed_interval([r["test_levels_spearman"] for r in rs if r["demo_levels"] == lv]) for lv in order]
-        x = [i for i, s in enumerate(stats) if s["mean"] is not None]
-        mean = [stats[i]["mean"] for i in x]
-        err = [
-            [
-                stats[i]["mean"] - (stats[i]["ci95_low"] if stats[i]["ci95_low"] is not None else stats[i]["mean"])
-                for i in x
-            ],
-            [
-                (stats[i]["ci95_high"] if stats[i]["ci95_high"] is not None else stats[i]["mean"]) - stats[i]["mean"]
-                for i in x
-            ],
-        ]
-        ax.errorbar(x, mean, yerr=err, fmt="-o", capsize=3, label=f"{game}, {preset}, {n} demos")
-    ax.set_xticks(range(len(order)), ["fresh" if n == 0 else str(n) for n in order])
-    ax.set_xlabel("distinct levels of the training demos")
-    ax.set_ylabel("Spearman correlation, held-out levels")
-    ax.set_ylim(-1, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(plt, fig, path)
-
-
-def plot_scores(rows: list[dict], path: Path) -> bool:
-    """Normalised held-out score of the T-REX policies (mean over seeds) against their demonstrators', per game."""
-    plt, fig, axes = _figure(1)
-    ax = axes[0]
-    games = sorted({r["game"] for r in rows})
-    for offset, (column, label) in enumerate(
-        (
-            ("policy_held_out_normalized_score", "T-REX policy (learned reward)"),
-            ("demonstrator_held_out_normalized_score", "PPO demonstrator"),
-        )
-    ):
-        means = [seed_interval([r[column] for r in rows if r["game"] == g])["mean"] for g in games]
-        ax.bar(
-            [i + 0.4 * offset for i in range(len(games))],
-            [m if m is not None else math.nan for m in means],
-            width=0.4,
-            label=label,
-        )
-    ax.set_xticks([i + 0.2 for i in range(len(games))], games)
-    ax.set_ylabel("normalised score, held-out levels")
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
-    return _save(plt, fig, path)
-
-
-def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path]) -> Path:
-    run = Path(cfg.run_dir)
-    summary: dict[tuple, list[dict]] = {}
-    for r in rows:
-        summary.setdefault((r["game"], r["preset"], r["demo_levels"], r["num_demos"]), []).append(r)
-    cell = lambda s: (
-        "-"
-        if s["mean"] is None
-        else (
-            fmt(s["mean"])
-            if s["ci95_low"] is None
-            else f"{fmt(s['mean'])} [{fmt(s['ci95_low'])}, {fmt(s['ci95_high'])}]"
-        )
-    )
-    lines = [
-        f"# Sweep `{cfg.name}`",
-        "",
-        f"{len(rows)} reward models collected from `{run}`; mean and 95% interval over seeds. Every figure comes "
-        "from the runs' own metrics.json and summary.json (`sweep_results.csv` has one row per run). Centred: "
-        "the predicted returns less the model's mean reward per frame times the episode's length (T-REX's loss "
-        "cannot see a constant added to every frame's reward, and summed over episodes that constant's sign alone "
-        "can flip the plain figure; trex/evaluation.py: centred_returns).",
-        "",
-        "| game | preset | demo levels | demos | seeds | Spearman, training levels | Spearman, held-out levels | "
-        "Spearman, held-out, centred | length baseline, held-out | T-REX policy, held-out return |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for (game, preset, levels, n), rs in sorted(summary.items(), key=lambda kv: str(kv[0])):
-        col = lambda c, rs=rs: cell(seed_interval([r[c] for r in rs]))
-        lines.append(
-            f"| {game} | {preset} | {'fresh' if levels == 0 else levels} | {n} | {len(rs)} | "
-            f"{col('train_levels_spearman')} | {col('test_levels_spearman')} | {col('test_levels_centred_spearman')} | "
-            f"{col('test_levels_length_baseline_spearman')} | {col('policy_held_out_return')} |"
-        )
-    lines += [
-        "",
-        *[f"![{p.stem}]({p.name})" for p in figures],
-        "",
-        f"Collected with `python -m trex.sweep -c <this sweep's config> --collect true`; its resolved config is "
-        f"`{run / 'config.yaml'}`.",
-        "",
-    ]
-    path = run / "sweep_report.md"
-    write_text(path, "\n".join(lines))
-    return path
-
-
 # --------------------------------------------------------------------------- entry point
 def main(argv: list[str]) -> dict[str, str] | Path:
     cfg = parse_config(SweepConfig, argv, prog="python -m trex.sweep", description=__doc__.splitlines()[0])
     jobs = expand(cfg)
     with exclusive(cfg.run_dir):
         if cfg.collect:
-            return collect(cfg, jobs)
+            from trex.sweep_report import collect
+
+            return collect(cfg, jobs, expand(dataclasses.replace(cfg, steps=list(STAGES))))
         write_configs(cfg, jobs)
         log_dir = Path(cfg.run_dir) / "logs"
         status = (
