@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trex.evaluation import _figure, _save, block_offset, centred_returns, seed_interval, spearman_difference_ci
+from toolkit.figures import figure_row, save_figure
+from trex.evaluation import block_offset, centred_returns, seed_interval, spearman_difference_ci
 from trex.reward_learning import figure_columns
 
 SETS = {"train_levels": "new episodes of the training levels", "test_levels": "held-out levels"}
@@ -90,7 +91,7 @@ def table(rows: list[dict]) -> list[str]:
 def plot(rows: list[dict], path: Path) -> None:
     counts = sorted({r["num_demos"] for r in rows})
     levers = list(dict.fromkeys(r["lever"] for r in rows))
-    plt, fig, axes = _figure(len(counts), width=6.0, height=4.5)
+    plt, fig, axes = figure_row(len(counts), width=6.0, height=4.5)
     for ax, n in zip(axes, counts, strict=True):
         for i, lever in enumerate(levers):
             for key, style in (("test_levels", "-o"), ("train_levels", ":s")):
@@ -115,7 +116,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_ylim(-1, 1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    _save(plt, fig, path)
+    save_figure(plt, fig, path)
 
 
 def main(argv: list[str]) -> None:
