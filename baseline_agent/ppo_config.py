@@ -23,10 +23,10 @@ class PPOConfig(RuntimeConfig, TrackingConfig):
     distribution_mode: str = option("easy", "Procgen distribution mode", choices=MODES)
     num_levels: int = option(200, "number of training levels (0 = the whole level distribution)", min=0)
     start_level: int = option(0, "first training level seed", min=0)
-    eval_start_level: int | None = option(
+    held_out_start_level: int | None = option(
         None, "first held-out level of the evaluation curve (none = right after the training levels)", min=0
     )
-    eval_num_levels: int = option(100_000, "number of held-out levels of the evaluation curve", min=0)
+    held_out_num_levels: int = option(100_000, "number of held-out levels of the evaluation curve", min=0)
     use_backgrounds: bool = option(True, "Procgen: draw backgrounds")
     restrict_themes: bool = option(False, "Procgen: one theme per game")
     use_monochrome_assets: bool = option(False, "Procgen: monochrome rectangles instead of sprites")
@@ -150,13 +150,13 @@ def train_levels(cfg: PPOConfig) -> LevelSet:
 
 
 def eval_levels(cfg: PPOConfig) -> LevelSet:
-    """The held-out levels of the evaluation curve: from eval_start_level, else right after the training levels;
-    with num_levels=0 and no eval_start_level there are none, so the full distribution."""
-    if cfg.eval_start_level is not None:
-        return LevelSet(cfg.eval_start_level, cfg.eval_num_levels)
+    """The held-out levels of the evaluation curve: from held_out_start_level, else right after the training levels;
+    with num_levels=0 and no held_out_start_level there are none, so the full distribution."""
+    if cfg.held_out_start_level is not None:
+        return LevelSet(cfg.held_out_start_level, cfg.held_out_num_levels)
     if cfg.num_levels == 0:
         return LevelSet(0, 0)
-    return held_out_levels(train_levels(cfg), cfg.eval_num_levels)
+    return held_out_levels(train_levels(cfg), cfg.held_out_num_levels)
 
 
 def run_is_finished(cfg: PPOConfig) -> bool:

@@ -144,10 +144,10 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
     if args.demo_dir:
-        train, test = load_demos(args.demo_dir, "train"), load_demos(args.demo_dir, "test")
+        train, test = load_demos(args.demo_dir, "train"), load_demos(args.demo_dir, "held_out")
     else:
         rng = np.random.default_rng(0)
-        train, test = marker_demos(24, rng, min_len=100, max_len=300), marker_demos(16, rng, "test", 100, 300)
+        train, test = marker_demos(24, rng, min_len=100, max_len=300), marker_demos(16, rng, "held_out", 100, 300)
     frames, offsets = concat_obs(train)
 
     study_pairs = create_training_data(

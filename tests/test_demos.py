@@ -33,7 +33,7 @@ def make_cfg(tmp_path: Path, **kw) -> TrexConfig:
         "checkpoint_dir": str(tmp_path / "ppo" / "checkpoints"),
         "demo_dir": str(tmp_path / "demos"),
         "num_demos": 6,
-        "num_test_demos": 3,
+        "num_held_out_demos": 3,
         "num_envs": 3,
         "max_episode_steps": 60,
         "train_num_levels": 20,
@@ -45,7 +45,7 @@ def make_cfg(tmp_path: Path, **kw) -> TrexConfig:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory, tiny_checkpoints):
-    """One generation run shared by the read-only checks: 3 checkpoints, 6 train, 3 train_eval and 3 test demos."""
+    """One generation run shared by the read-only checks: 3 checkpoints, 6 train, 3 new_episodes and 3 test demos."""
     tmp = tmp_path_factory.mktemp("gen")
     tiny_checkpoints(tmp / "ppo", GAME, (100, 200, 300))
     cfg = make_cfg(tmp)
@@ -55,12 +55,12 @@ def generated(tmp_path_factory, tiny_checkpoints):
 def test_level_sets_disjoint_and_recorded(generated):
     cfg, new = generated
     records = read_index(cfg.demo_dir)
-    assert records == new and Counter(r.level_set for r in records) == {"train": 6, "train_eval": 3, "test": 3}
+    assert records == new and Counter(r.level_set for r in records) == {"train": 6, "new_episodes": 3, "held_out": 3}
     for r in records:
         start, count = (int(x) for x in r.level_range.split("+"))
         assert start <= r.level_seed < start + count
-    assert {r.level_range for r in records if r.level_set != "test"} == {"0+20"}  # the demonstrators' 20 levels
-    assert {r.level_range for r in records if r.level_set == "test"} == {"20+100000"}  # right after them
+    assert {r.level_range for r in records if r.level_set != "held_out"} == {"0+20"}  # the demonstrators' 20 levels
+    assert {r.level_range for r in records if r.level_set == "held_out"} == {"20+100000"}  # right after them
 
 
 def test_demo_files_consistent(generated):
@@ -79,7 +79,7 @@ def test_demo_files_consistent(generated):
 
 def test_stratified_uses_every_checkpoint(generated):
     cfg, new = generated
-    for level_set, per_ckpt in (("train", 2), ("train_eval", 1), ("test", 1)):
+    for level_set, per_ckpt in (("train", 2), ("new_episodes", 1), ("held_out", 1)):
         steps = Counter(r.checkpoint_step for r in new if r.level_set == level_set)
         assert steps == {100: per_ckpt, 200: per_ckpt, 300: per_ckpt}
 
@@ -140,10 +140,10 @@ def test_a_round_records_one_episode_per_slot_cut_at_the_cap():
 
 def test_resume_adds_only_missing_demos(tmp_path, tiny_checkpoints):
     tiny_checkpoints(tmp_path / "ppo", GAME, (100, 200))
-    first = generate_procgen_demonstrations(make_cfg(tmp_path, num_demos=3, num_test_demos=0))
+    first = generate_procgen_demonstrations(make_cfg(tmp_path, num_demos=3, num_held_out_demos=0))
     demo_dir = tmp_path / "demos"
     digest = {r.id: hashlib.sha256((demo_dir / r.file).read_bytes()).hexdigest() for r in first}
-    second = generate_procgen_demonstrations(make_cfg(tmp_path, num_demos=6, num_test_demos=0))
+    second = generate_procgen_demonstrations(make_cfg(tmp_path, num_demos=6, num_held_out_demos=0))
     records = read_index(demo_dir)
     assert len(second) == 3 and records[:3] == first and records[3:] == second
     assert len({r.id for r in records}) == 6 and all(r.level_set == "train" for r in records)
@@ -153,14 +153,16 @@ def test_resume_adds_only_missing_demos(tmp_path, tiny_checkpoints):
     for r in second:  # a round's seeds follow its first demo id: new episodes, not replays of the first run's
         obs = load_demo(demo_dir, r).obs
         assert not any(o.shape == obs.shape and (o == obs).all() for o in old_obs)
-    assert generate_procgen_demonstrations(make_cfg(tmp_path, num_demos=6, num_test_demos=0)) == []
+    assert generate_procgen_demonstrations(make_cfg(tmp_path, num_demos=6, num_held_out_demos=0)) == []
     assert read_index(demo_dir) == records
 
 
 def test_same_seed_reproduces(tmp_path, tiny_checkpoints):
     tiny_checkpoints(tmp_path / "ppo", GAME, (100, 200))
     runs = [
-        generate_procgen_demonstrations(make_cfg(tmp_path, demo_dir=str(tmp_path / d), num_demos=3, num_test_demos=0))
+        generate_procgen_demonstrations(
+            make_cfg(tmp_path, demo_dir=str(tmp_path / d), num_demos=3, num_held_out_demos=0)
+        )
         for d in ("a", "b")
     ]
     assert runs[0] == runs[1]
@@ -171,7 +173,7 @@ def test_same_seed_reproduces(tmp_path, tiny_checkpoints):
 def test_noise_injection_records_levels(tmp_path, tiny_checkpoints):
     tiny_checkpoints(tmp_path / "ppo", GAME, (100, 200))
     new = generate_procgen_demonstrations(
-        make_cfg(tmp_path, noise_levels=[0.0, 0.5, 1.0], num_test_demos=0, checkpoint_sampling="uniform")
+        make_cfg(tmp_path, noise_levels=[0.0, 0.5, 1.0], num_held_out_demos=0, checkpoint_sampling="uniform")
     )
     assert Counter(r.noise for r in new) == {0.0: 2, 0.5: 2, 1.0: 2}
     assert {r.checkpoint_step for r in new} == {200}  # the newest checkpoint only
@@ -253,21 +255,21 @@ def test_demos_of_another_game_or_mode_are_refused_in_one_line():
 
 def test_training_demos_from_n_levels_or_a_fresh_level_each(tmp_path, tiny_checkpoints):
     tiny_checkpoints(tmp_path / "ppo", GAME, (100,))
-    cfg = make_cfg(tmp_path, num_demos=6, num_test_demos=2, demo_num_levels=0, sweep_demo_levels=[2])
+    cfg = make_cfg(tmp_path, num_demos=6, num_held_out_demos=2, demo_num_levels=0, sweep_demo_levels=[2])
     generate_procgen_demonstrations(cfg)
     main, two = read_index(tmp_path / "demos"), read_index(tmp_path / "demos" / "levels_2")
-    fresh = [r.level_seed for r in main if r.level_set in ("train", "train_eval")]
+    fresh = [r.level_seed for r in main if r.level_set in ("train", "new_episodes")]
     assert len(set(fresh)) == len(fresh) == 8 and min(fresh) >= 20 + 100_000  # fresh: beyond the held-out levels
-    assert Counter(r.level_set for r in two) == {"train": 6, "train_eval": 2}  # the held-out demos are shared
+    assert Counter(r.level_set for r in two) == {"train": 6, "new_episodes": 2}  # the held-out demos are shared
     assert {r.level_seed for r in two} <= {0, 1} and {r.level_range for r in two} == {"0+2"}
     with pytest.raises(
         UserError,
         match="training demos on levels \\[0, 50\\) would meet the held-out levels "
-        "\\[20, 100,020\\); set test_start_level beyond them",
+        "\\[20, 100,020\\); set held_out_start_level beyond them",
     ):
         make_cfg(tmp_path, demo_num_levels=50)
     with pytest.raises(UserError, match="holds train demos from levels 100020\\+1000000000, not 0\\+20"):
-        generate_procgen_demonstrations(make_cfg(tmp_path, num_demos=7, num_test_demos=2))
+        generate_procgen_demonstrations(make_cfg(tmp_path, num_demos=7, num_held_out_demos=2))
 
 
 def test_killed_generation_rerun_ends_as_an_uninterrupted_run(tmp_path, tiny_checkpoints):
@@ -279,7 +281,7 @@ def test_killed_generation_rerun_ends_as_an_uninterrupted_run(tmp_path, tiny_che
         str(tmp_path / "ppo" / "checkpoints"),
         "--num_demos",
         "12",
-        "--num_test_demos",
+        "--num_held_out_demos",
         "3",
         "--num_envs",
         "3",
@@ -291,7 +293,7 @@ def test_killed_generation_rerun_ends_as_an_uninterrupted_run(tmp_path, tiny_che
         "cpu",
     ]
     whole = generate_procgen_demonstrations(
-        make_cfg(tmp_path, num_demos=12, num_test_demos=3, demo_dir=str(tmp_path / "whole"))
+        make_cfg(tmp_path, num_demos=12, num_held_out_demos=3, demo_dir=str(tmp_path / "whole"))
     )
     cmd = [sys.executable, "trex/reward_model.py", "demos", *args, "--demo_dir", str(tmp_path / "killed")]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)

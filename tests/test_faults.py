@@ -173,7 +173,7 @@ def _reward_cfg(tmp_path: Path, **changes):
     if not demos.is_dir():
         rng = np.random.default_rng(2)
         sets = [marker_demos(8, rng, min_len=12, max_len=30)]
-        sets += [marker_demos(3, rng, level_set, min_len=12, max_len=30) for level_set in ("train_eval", "test")]
+        sets += [marker_demos(3, rng, level_set, min_len=12, max_len=30) for level_set in ("new_episodes", "held_out")]
         write_demos(demos, as_written(sum(sets, [])))
     values = {**REWARD_TINY, "eval_interval": 32, "num_demos": 8, "device": "cpu", **changes}
     return TrexConfig(demo_dir=str(demos), run_dir=str(tmp_path / "reward"), **values)
@@ -190,7 +190,7 @@ def test_a_cut_reward_model_is_trained_again_to_the_same_weights(tmp_path, capsy
     capsys.readouterr()
     again = train_reward_model(cfg)
     assert f"note: cannot read reward model {model}" in capsys.readouterr().out
-    assert again["test_levels"] == first["test_levels"]
+    assert again["held_out"] == first["held_out"]
     a, b = (torch.load(p, weights_only=True)["state_dict"] for p in (model, _copy(whole, tmp_path)))
     assert all(torch.equal(a[k], b[k]) for k in a)
 

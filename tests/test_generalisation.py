@@ -107,7 +107,7 @@ def test_evaluate_returns_reports_every_baseline_and_a_length_only_prediction_be
 
 
 def _layout(**keys) -> TrexConfig:
-    base = {"train_num_levels": 0, "test_start_level": 1_000_000, "test_num_levels": 25, "demo_num_levels": 8}
+    base = {"train_num_levels": 0, "held_out_start_level": 1_000_000, "held_out_num_levels": 25, "demo_num_levels": 8}
     return build_config(TrexConfig, {**base, **keys})
 
 
@@ -148,7 +148,7 @@ def test_reward_net_still_learns_to_rank_unseen_marker_demos_with_each_lever(lev
     """(A random convolution may turn the bright marker dark: on these demos it learns in 2 epochs of 800 pairs on
     some seeds, not others, so it is checked by construction above and measured on real demos in results/.)"""
     rng = np.random.default_rng(0)
-    train, test = marker_demos(16, rng), marker_demos(16, rng, "test")
+    train, test = marker_demos(16, rng), marker_demos(16, rng, "held_out")
     net, trainer = fit_reward_net(TrexConfig(**LEARN, **levers), train)
     metrics = evaluate_demos(net, test, "cpu", TrainingProfile.of(predict_rewards(net, train, "cpu")))[0]
     assert metrics["spearman"] > 0.8 or metrics["pair_accuracy"] > 0.8, metrics

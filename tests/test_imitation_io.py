@@ -30,7 +30,7 @@ def demo_dir(tmp_path_factory, tiny_checkpoints) -> Path:
         "checkpoint_dir": str(tmp / "ppo" / "checkpoints"),
         "demo_dir": str(tmp / "demos"),
         "num_demos": 4,
-        "num_test_demos": 2,
+        "num_held_out_demos": 2,
         "num_envs": 2,
         "max_episode_steps": 40,
         "train_num_levels": 20,
@@ -69,10 +69,18 @@ def test_foreign_trajectories_take_the_game_and_level_set_given(tmp_path):
     infos = np.array([{"level_seed": 42}] + [{}] * 4)
     traj = types.TrajectoryWithRew(obs=obs, acts=np.arange(5), infos=infos, terminal=True, rews=np.ones(5, np.float32))
     serialize.save(tmp_path / "theirs", [traj])
-    cfg = ImitationIOConfig(demo_dir=str(tmp_path / "ours"), trajectories=str(tmp_path / "theirs"), level_set="test")
-    main(["import", "--trajectories", cfg.trajectories, "--demo_dir", cfg.demo_dir, "--level_set", "test"])
+    cfg = ImitationIOConfig(
+        demo_dir=str(tmp_path / "ours"), trajectories=str(tmp_path / "theirs"), level_set="held_out"
+    )
+    main(["import", "--trajectories", cfg.trajectories, "--demo_dir", cfg.demo_dir, "--level_set", "held_out"])
     (record,) = read_index(cfg.demo_dir)
-    assert (record.game, record.level_set, record.level_seed, record.length, record.ret) == (GAME, "test", 42, 5, 5.0)
+    assert (record.game, record.level_set, record.level_seed, record.length, record.ret) == (
+        GAME,
+        "held_out",
+        42,
+        5,
+        5.0,
+    )
     (demo,) = load_demos(cfg.demo_dir)
     np.testing.assert_array_equal(demo.obs, obs[:-1])
 

@@ -23,15 +23,15 @@ def test_every_held_out_figure_of_a_study_is_on_the_same_levels(tmp_path):
     assert held.start_level == 1_000_000 and held.num_levels == 25  # the quickstart's trex keys
     runs = [c.ppo, c.policy, c.survival, c.true_reward]
     assert all(run is not None and eval_levels(run) == held for run in runs)
-    assert evaluation_levels(c)["test_levels"] == held
+    assert evaluation_levels(c)["held_out"] == held
 
 
 def test_a_study_section_naming_other_held_out_levels_is_refused_in_one_line(tmp_path):
     for section in ("ppo", "policy"):
-        cfg = quickstart(tmp_path, **{section: {"eval_num_levels": 50}})
-        with pytest.raises(UserError, match=f"section '{section}': key 'eval_num_levels' \\(50\\) differs"):
+        cfg = quickstart(tmp_path, **{section: {"held_out_num_levels": 50}})
+        with pytest.raises(UserError, match=f"section '{section}': key 'held_out_num_levels' \\(50\\) differs"):
             step_configs(cfg)
-    same = quickstart(tmp_path, ppo={"eval_num_levels": 25, "eval_start_level": 1_000_000})
+    same = quickstart(tmp_path, ppo={"held_out_num_levels": 25, "held_out_start_level": 1_000_000})
     assert eval_levels(step_configs(same).ppo) == held_out(step_configs(same).trex)
 
 
@@ -44,7 +44,7 @@ def test_every_held_out_figure_of_a_sweep_is_on_its_demos_held_out_levels(tmp_pa
         num_demos=[12],
         seeds=[0],
         steps=["ppo", "demos", "reward", "policy"],
-        trex={"test_num_levels": 30},
+        trex={"held_out_num_levels": 30},
     )
     jobs = expand(cfg)
     demos = [j.config for j in jobs if j.stage == "demos"]

@@ -124,7 +124,7 @@ def test_choose_demos_drops_returns_above_max_return_and_validates_across_the_ra
 def test_reward_net_learns_to_rank_held_out_marker_demos(fit_reward_net):
     """Return = number of frames with a bright marker; a trained net must rank unseen demos by it."""
     rng = np.random.default_rng(0)
-    train, test = marker_demos(16, rng), marker_demos(16, rng, "test")
+    train, test = marker_demos(16, rng), marker_demos(16, rng, "held_out")
     cfg = TrexConfig(
         num_pairs=800,
         min_snippet_length=8,
@@ -155,8 +155,8 @@ def _demo_dir(path: Path, train: int, test: int, seed: int = 2) -> Path:
         path,
         as_written(
             marker_demos(train, rng, min_len=12, max_len=30)
-            + marker_demos(test, rng, "train_eval", min_len=12, max_len=30)
-            + marker_demos(test, rng, "test", min_len=12, max_len=30)
+            + marker_demos(test, rng, "new_episodes", min_len=12, max_len=30)
+            + marker_demos(test, rng, "held_out", min_len=12, max_len=30)
         ),
     )
     return path
@@ -195,12 +195,12 @@ def test_train_command_writes_metrics_and_never_overwrites_another_config(tmp_pa
     done = _train_cli("--demo_dir", str(demos), "--run_dir", str(run))
     assert done.returncode == 0, done.stderr
     metrics = json.loads((run / "metrics.json").read_text())
-    for key in ("train_levels", "test_levels"):
+    for key in ("new_episodes", "held_out"):
         assert {"pearson", "spearman", "kendall", "ci95", "pair_accuracy", "n_demos"} <= set(metrics[key])
         assert set(metrics[key]["length_baseline"]) == {"pearson", "spearman", "kendall", "ci95"}
         low, high = metrics[key]["ci95"]["spearman"]
         assert low <= metrics[key]["spearman"] <= high
-    assert metrics["test_levels"]["n_demos"] == metrics["train_levels"]["n_demos"] == 5  # equal counts
+    assert metrics["held_out"]["n_demos"] == metrics["new_episodes"]["n_demos"] == 5  # equal counts
     assert 0.0 <= metrics["label_noise"] <= 1.0
     for name in (
         "reward_model.pt",
@@ -221,7 +221,7 @@ def test_train_command_writes_metrics_and_never_overwrites_another_config(tmp_pa
     (run / "metrics.json").unlink()  # as if killed between saving the model and evaluating it
     again = _train_cli("--demo_dir", str(demos), "--run_dir", str(run))
     assert again.returncode == 0, again.stderr
-    assert json.loads((run / "metrics.json").read_text())["test_levels"]["n_demos"] == 5
+    assert json.loads((run / "metrics.json").read_text())["held_out"]["n_demos"] == 5
 
 
 def test_train_command_refuses_a_corrupt_demo(tmp_path):
@@ -263,10 +263,10 @@ def test_sweep_crosses_demo_counts_with_level_counts_and_resumes(tmp_path):
         (3, 8, 4),
     ]
     first = result["summary"][0]
-    values = [p["test_levels_spearman"] for p in result["points"][:2]]
-    assert first["test_levels_spearman"]["mean"] == pytest.approx(np.mean(values)) and first["seeds"] == 2
+    values = [p["held_out_spearman"] for p in result["points"][:2]]
+    assert first["held_out_spearman"]["mean"] == pytest.approx(np.mean(values)) and first["seeds"] == 2
     rows = list(csv.DictReader((tmp_path / "sweep" / "sweep.csv").open()))
-    assert len(rows) == 8 and rows[0]["name"] == "tiny" and float(rows[0]["test_levels_spearman"]) == values[0]
+    assert len(rows) == 8 and rows[0]["name"] == "tiny" and float(rows[0]["held_out_spearman"]) == values[0]
     assert (tmp_path / "sweep" / "sweep.png").is_file() and (tmp_path / "sweep" / "sweep.json").is_file()
     assert (tmp_path / "sweep" / "sweep" / "L3_n8_s1" / "reward_model.pt").is_file()
     again = run_sweep(cfg)  # finished sub-runs are reused, not retrained

@@ -36,11 +36,11 @@ def test_the_shipped_demonstrators_roll_out_into_ranked_demos(tmp_path):
             "env_name": "starpilot",
             "train_num_levels": 0,
             "demo_num_levels": 8,
-            "test_start_level": 1_000_000,
-            "test_num_levels": 25,
+            "held_out_start_level": 1_000_000,
+            "held_out_num_levels": 25,
             "checkpoint_dir": str(SHIPPED),
             "num_demos": 6,
-            "num_test_demos": 2,
+            "num_held_out_demos": 2,
             "max_episode_steps": 40,
             "num_envs": 6,
             "demo_dir": str(tmp_path / "demos"),
@@ -48,6 +48,6 @@ def test_the_shipped_demonstrators_roll_out_into_ranked_demos(tmp_path):
     )
     generate_procgen_demonstrations(cfg)
     records = read_index(tmp_path / "demos")
-    assert sorted(r.level_set for r in records) == ["test"] * 2 + ["train"] * 6 + ["train_eval"] * 2
+    assert sorted(r.level_set for r in records) == ["held_out"] * 2 + ["train"] * 6 + ["new_episodes"] * 2
     assert {r.checkpoint for r in records} <= {str(p) for p in list_checkpoints(SHIPPED)}
     assert all(r.level_seed < 8 for r in records if r.level_set == "train")

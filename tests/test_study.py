@@ -21,6 +21,7 @@ from toolkit.cli import UserError
 from toolkit.logger import fmt
 from trex.demo_store import read_index
 from trex.evaluation import centred_figures, seed_interval
+from trex.level_sets import EVALUATION_SETS, SCORED_SETS
 from trex.study import main as study_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +48,7 @@ MICRO = {
     },
     "trex": {
         "num_demos": 10,
-        "num_test_demos": 6,
+        "num_held_out_demos": 6,
         "max_episode_steps": 60,
         "num_envs": 8,
         "num_pairs": 100,
@@ -55,7 +56,7 @@ MICRO = {
         "max_snippet_length": 20,
         "epochs": 1,
         "demo_num_levels": 8,
-        "test_start_level": 1000,
+        "held_out_start_level": 1000,
     },
     "policy": {"total_timesteps": 512, "num_levels": 8},
 }
@@ -96,7 +97,7 @@ def test_report_figures_are_those_of_the_runs_json(study):
     text = report.read_text()
     metrics = [json.loads((run / "reward" / f"seed_{s}" / "metrics.json").read_text()) for s in (0, 1)]
     figures = json.loads((run / "reward.json").read_text())["figures"]
-    for key, name in (("train_levels", "training levels, new episodes"), ("test_levels", "held-out levels")):
+    for key, name in SCORED_SETS.items():
         spearman, length = figures[key]["spearman"], figures[key]["length_spearman"]
         assert spearman["mean"] == pytest.approx(sum(m[key]["spearman"] for m in metrics) / 2)
         assert spearman["ci95_low"] <= spearman["mean"] <= spearman["ci95_high"]
@@ -125,20 +126,20 @@ def test_report_figures_are_those_of_the_runs_json(study):
         rows = _rows(text, label)
         assert [(r[1], r[2], r[5], r[7]) for r in rows] == [
             (
-                s.replace("_", " "),
+                name,
                 fmt(evaluation[agent][s]["mean"]),
                 fmt(evaluation[agent][s]["length"]["mean"], ".0f"),
                 str(evaluation[agent][s]["n"]),
             )
-            for s in ("train_levels", "test_levels")
+            for s, name in EVALUATION_SETS.items()
         ]
     demos = json.loads((run / "demos" / "summary.json").read_text())
-    for level_set in ("train", "train_eval", "test"):
+    for level_set in ("train", "new_episodes", "held_out"):
         (row,) = _rows(text, level_set)
         assert row[2] == str(demos["level_sets"][level_set]["count"]) and row[5] == fmt(
             demos["level_sets"][level_set]["max"]
         )
-    assert evaluation["levels"] == {"train_levels": [0, 8], "test_levels": [1000, 100_000]}
+    assert evaluation["levels"] == {"training_levels": [0, 8], "held_out": [1000, 100_000]}
     assert "--start_level 1000 " in text  # the video's command, listed, names the held-out levels
     for image in (
         "ppo/learning_curve.png",

@@ -42,7 +42,7 @@ GRID = {
         "num_threads": 1,
     },
     "trex": {
-        "num_test_demos": 4,
+        "num_held_out_demos": 4,
         "max_episode_steps": 50,
         "num_envs": 8,
         "num_pairs": 64,
@@ -114,7 +114,7 @@ def test_collect_gathers_every_run_into_one_table_and_report(local_sweep):
     assert sorted((r["num_demos"], r["seed"]) for r in rows) == [("4", "0"), ("4", "1"), ("6", "0"), ("6", "1")]
     for r in rows:
         metrics = json.loads((Path(r["reward_run_dir"]) / "metrics.json").read_text())
-        assert float(r["test_levels_spearman"]) == metrics["test_levels"]["spearman"]
+        assert float(r["held_out_spearman"]) == metrics["held_out"]["spearman"]
         assert float(r["demonstrator_train_return"]) > 0
     text = report.read_text()
     assert (folder / "run" / "correlation_starpilot_default.png").is_file()
@@ -201,7 +201,7 @@ def test_slurm_launcher_submits_arrays_with_dependencies_and_collects(local_swee
     for name, original in (("reward_starpilot_d0_Lown_default_n6_s1", folder / "run"),):
         got = json.loads((tmp_path / "run" / "reward" / name.removeprefix("reward_") / "metrics.json").read_text())
         want = json.loads((original / "reward" / name.removeprefix("reward_") / "metrics.json").read_text())
-        assert got["test_levels"] == want["test_levels"]  # the same command gives the same model there as here
+        assert got["held_out"] == want["held_out"]  # the same command gives the same model there as here
     sweep_main(["-c", str(cfg), "--collect", "true"])
     assert len(list(csv.DictReader((tmp_path / "run" / "sweep_results.csv").open()))) == 4
 

@@ -24,6 +24,26 @@ if TYPE_CHECKING:
 
 C = TypeVar("C", bound="DataclassInstance")
 
+# Config keys renamed so that each level set has one name (docs/levels.md): an old name given by a user is refused in
+# one line naming the new one; in a file the toolkit wrote (a run's config.yaml, a checkpoint) it is read as the new.
+RENAMED = {
+    "test_start_level": "held_out_start_level",
+    "test_num_levels": "held_out_num_levels",
+    "num_test_demos": "num_held_out_demos",
+    "eval_num_levels": "held_out_num_levels",
+}
+
+
+def renamed_key_error(key: str) -> UserError:
+    return UserError(f"config key '{key}' is now called '{RENAMED[key]}' (one name for each level set: docs/levels.md)")
+
+
+def upgrade_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """A config the toolkit wrote under an old key name, with today's names (a new name already there wins)."""
+    out = {RENAMED.get(k, k): v for k, v in values.items() if k not in RENAMED}
+    out.update({RENAMED[k]: v for k, v in values.items() if k in RENAMED and RENAMED[k] not in values})
+    return out
+
 
 def option(
     default: Any, help: str, *, choices: tuple | None = None, min: float | None = None, max: float | None = None
@@ -117,6 +137,9 @@ def build_config(cls: type[C], values: dict[str, Any]) -> C:
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
+    renamed = [k for k in unknown if RENAMED.get(k) in known]
+    if renamed:
+        raise renamed_key_error(renamed[0])
     if unknown:
         raise UserError(f"unknown config key '{unknown[0]}' (see --help for the {len(known)} allowed keys)")
     kwargs = {}
@@ -165,6 +188,8 @@ def parse_config(cls: type[C], argv: list[str] | None, prog: str, description: s
     args, rest = parser.parse_known_args(argv)
     if rest:
         flag = next((r for r in rest if r.startswith("-")), rest[0])
+        if flag.lstrip("-").split("=")[0] in RENAMED:
+            raise renamed_key_error(flag.lstrip("-").split("=")[0])
         raise UserError(f"unknown config key or argument '{flag}' (see --help)")
     values = vars(args)
     merged = load_yaml(values.pop("config")) if "config" in values else {}
@@ -177,7 +202,8 @@ def config_dict(cfg: Any) -> dict[str, Any]:
 
 
 def diff_configs(saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...]) -> list[str]:
-    """Keys whose values differ between two resolved configs, ignoring `ignore`."""
+    """Keys whose values differ between two resolved configs, ignoring `ignore`; `saved` may use old key names."""
+    saved = upgrade_keys(saved)
     keys = (set(saved) | set(current)) - set(ignore)
     return sorted(k for k in keys if saved.get(k) != current.get(k))
 

@@ -36,8 +36,10 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
         f"(drawn from the {FRESH_LEVELS:,} levels after the held-out ones)",
         min=0,
     )
-    test_start_level: int | None = option(None, "first held-out level (none = right after the training levels)", min=0)
-    test_num_levels: int = option(
+    held_out_start_level: int | None = option(
+        None, "first held-out level (none = right after the training levels)", min=0
+    )
+    held_out_num_levels: int = option(
         100_000, "number of held-out levels (disjoint from the training demos' levels)", min=1
     )
 
@@ -47,10 +49,10 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
     num_demos: int = option(
         100, "demonstrations on the training demos' levels to train on (step 3 picks from them)", min=0
     )
-    num_test_demos: int = option(
+    num_held_out_demos: int = option(
         50,
         "demonstrations on held-out levels; as many again are played on the training "
-        "demos' levels as new episodes to evaluate on (level set train_eval)",
+        "demos' levels as new episodes to evaluate on (level set new_episodes)",
         min=0,
     )
     checkpoint_sampling: str = option(
@@ -177,15 +179,15 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
 
 
 def held_out(cfg: TrexConfig) -> LevelSet:
-    """The held-out levels: from test_start_level, or right after the demonstrators' training levels."""
-    if cfg.test_start_level is None:
+    """The held-out levels: from held_out_start_level, or right after the demonstrators' training levels."""
+    if cfg.held_out_start_level is None:
         if cfg.train_num_levels == 0:
             raise UserError(
-                "config key 'test_start_level': the demonstrators trained on every level "
+                "config key 'held_out_start_level': the demonstrators trained on every level "
                 "(train_num_levels 0), so name where the held-out levels start"
             )
-        return held_out_levels(LevelSet(cfg.train_start_level, cfg.train_num_levels), cfg.test_num_levels)
-    return LevelSet(cfg.test_start_level, cfg.test_num_levels)
+        return held_out_levels(LevelSet(cfg.train_start_level, cfg.train_num_levels), cfg.held_out_num_levels)
+    return LevelSet(cfg.held_out_start_level, cfg.held_out_num_levels)
 
 
 def demo_levels(cfg: TrexConfig, n: int | None = None) -> LevelSet:
@@ -204,12 +206,12 @@ def demo_levels(cfg: TrexConfig, n: int | None = None) -> LevelSet:
     levels = fresh if n == 0 else LevelSet(cfg.train_start_level, n)
     if levels.start_level + levels.num_levels > MAX_LEVEL or test.start_level + test.num_levels > MAX_LEVEL:
         raise UserError(
-            f"levels beyond Procgen's range (up to {MAX_LEVEL:,}): lower test_start_level or test_num_levels"
+            f"levels beyond Procgen's range (up to {MAX_LEVEL:,}): lower held_out_start_level or held_out_num_levels"
         )
     if levels.overlaps(test):
         raise UserError(
             f"config key 'demo_num_levels': training demos on levels {levels} would meet the held-out "
-            f"levels {test}; set test_start_level beyond them"
+            f"levels {test}; set held_out_start_level beyond them"
         )
     return levels
 

@@ -18,9 +18,10 @@ from toolkit.files import exclusive, write_csv, write_json
 from toolkit.logger import fmt
 from trex.config import TrexConfig, demo_levels
 from trex.evaluation import plot_sweep, seed_interval
+from trex.level_sets import SCORED_SETS
+from trex.results import RewardMetrics
 from trex.reward_learning import (
     FIGURE_COLUMNS,
-    LEVEL_SETS,
     figure_columns,
     finished_run,
     fit_and_evaluate,
@@ -69,9 +70,9 @@ def _sweep(cfg: TrexConfig) -> dict:
                 rows.append(sweep_row(cfg, levels, n, sub, m))
                 print(
                     f"sweep levels={levels or 'fresh'} n={n} seed={sub.seed}: spearman "
-                    f"{fmt(m['train_levels']['spearman'], '.3f')} training levels, "
-                    f"{fmt(m['test_levels']['spearman'], '.3f')} held-out (length baseline "
-                    f"{fmt(m['test_levels']['length_baseline']['spearman'], '.3f')})",
+                    f"{fmt(m['new_episodes']['spearman'], '.3f')} training levels, "
+                    f"{fmt(m['held_out']['spearman'], '.3f')} held-out (length baseline "
+                    f"{fmt(m['held_out']['length_baseline']['spearman'], '.3f')})",
                     flush=True,
                 )
     summary = sweep_summary(rows)
@@ -96,7 +97,7 @@ def _sweep(cfg: TrexConfig) -> dict:
     return {"summary": summary, "points": rows}
 
 
-def sweep_row(cfg: TrexConfig, levels: int, n: int, sub: TrexConfig, m: dict) -> dict:
+def sweep_row(cfg: TrexConfig, levels: int, n: int, sub: TrexConfig, m: RewardMetrics) -> dict:
     return {
         "name": cfg.name,
         "reward_net": cfg.reward_net,
@@ -114,7 +115,7 @@ def sweep_summary(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["demo_levels"], r["num_demos"]), []).append(r)
-    figures = [c for c in SWEEP_COLUMNS if c.startswith(tuple(LEVEL_SETS))]
+    figures = [c for c in SWEEP_COLUMNS if c.startswith(tuple(SCORED_SETS))]
     return [
         {
             "demo_levels": levels,

@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from toolkit.cli import UserError
 from toolkit.files import atomic_write
+from trex.level_sets import LEGACY_DEMO_LEVEL_SETS
 
 INDEX = "index.csv"
 
@@ -29,7 +30,9 @@ class DemoRecord:
     game: str
     distribution_mode: str
     level_seed: int
-    level_set: str  # "train", "train_eval" (new episodes on the training demos' levels) or "test" (held-out levels)
+    level_set: (
+        str  # "train", "new_episodes" (new episodes on the training demos' levels) or "held_out" (held-out levels)
+    )
     level_range: str  # the levels it was drawn from, "start+count"
     checkpoint: str
     checkpoint_step: int
@@ -56,7 +59,10 @@ def parse_record(row: dict) -> DemoRecord:
     when a field is missing or malformed."""
     if set(row) != set(_TYPES):
         raise ValueError(f"fields {sorted(row)} are not a demo record's")
-    return DemoRecord(**{k: _CAST[_TYPES[k]](v) for k, v in row.items()})
+    record = DemoRecord(**{k: _CAST[_TYPES[k]](v) for k, v in row.items()})
+    if record.level_set in LEGACY_DEMO_LEVEL_SETS:  # a folder written before today's level-set names
+        record = replace(record, level_set=LEGACY_DEMO_LEVEL_SETS[record.level_set])
+    return record
 
 
 def check_game(

@@ -4,10 +4,10 @@
 
 Three level sets, disjoint by construction and recorded per demo (its level seed and the range it came from):
 - `train`: `num_demos` demos to train on, from `demo_num_levels` distinct levels (`config.demo_levels`);
-- `train_eval`: `num_test_demos` new episodes on those same levels, never trained on;
-- `test`: `num_test_demos` demos on the held-out levels (`config.held_out`);
+- `new_episodes`: `num_held_out_demos` new episodes on those same levels, never trained on;
+- `test`: `num_held_out_demos` demos on the held-out levels (`config.held_out`);
 - `val` (with `val_num_levels`): `num_val_demos` demos on validation levels of their own (`config.val_levels`).
-With `sweep_demo_levels`, each other number of levels gets its own folder of train and train_eval demos,
+With `sweep_demo_levels`, each other number of levels gets its own folder of train and new_episodes demos,
 `<demo_dir>/levels_<N>`, beside the held-out demos they share.
 
 Demos are played in rounds. A round gives each slot of one vectorised Procgen env exactly one episode, with env and
@@ -35,11 +35,11 @@ from toolkit.files import exclusive, write_json
 from toolkit.logger import fmt_duration
 from trex.config import TrexConfig, demo_levels, held_out, val_levels
 from trex.demo_store import DemoRecord, check_game, read_index, write_demos
+from trex.level_sets import DEMO_LEVEL_SETS
 
 # Procgen options a demonstrator was trained with; its demos are rolled out with the same ones, except
 # use_sequential_levels: a demo is one episode of one level.
 ENV_OPTIONS = tuple(k for k in PROCGEN_OPTIONS if k != "use_sequential_levels")
-LEVEL_SETS = ("train", "train_eval", "test", "val")  # the order seeds each set's rounds: append only
 
 
 @dataclass
@@ -210,14 +210,14 @@ def demo_summary(records: list[DemoRecord]) -> dict:
     for r in records:
         per_source.setdefault((r.checkpoint, r.checkpoint_step, r.noise), []).append(r)
     return {
-        "level_sets": {s: stats([r.ret for r in records if r.level_set == s]) for s in LEVEL_SETS},
-        "level_ranges": {s: sorted({r.level_range for r in records if r.level_set == s}) for s in LEVEL_SETS},
+        "level_sets": {s: stats([r.ret for r in records if r.level_set == s]) for s in DEMO_LEVEL_SETS},
+        "level_ranges": {s: sorted({r.level_range for r in records if r.level_set == s}) for s in DEMO_LEVEL_SETS},
         "checkpoints": [
             {
                 "checkpoint": path,
                 "step": step,
                 "noise": noise,
-                **{s: stats([r.ret for r in rs if r.level_set == s]) for s in LEVEL_SETS},
+                **{s: stats([r.ret for r in rs if r.level_set == s]) for s in DEMO_LEVEL_SETS},
             }
             for (path, step, noise), rs in sorted(per_source.items(), key=lambda kv: (kv[0][1], kv[0][2]))
         ],
@@ -225,13 +225,13 @@ def demo_summary(records: list[DemoRecord]) -> dict:
 
 
 def tasks(cfg: TrexConfig) -> list[Task]:
-    """Every folder and level set to fill: the main folder's (train, train_eval, test, and val with
-    val_num_levels), and train/train_eval per swept level count."""
+    """Every folder and level set to fill: the main folder's (train, new_episodes, test, and val with
+    val_num_levels), and train/new_episodes per swept level count."""
     main, test = Path(cfg.demo_dir), held_out(cfg)
     out = [
         Task(main, "train", demo_levels(cfg), cfg.num_demos),
-        Task(main, "train_eval", demo_levels(cfg), cfg.num_test_demos),
-        Task(main, "test", test, cfg.num_test_demos),
+        Task(main, "new_episodes", demo_levels(cfg), cfg.num_held_out_demos),
+        Task(main, "held_out", test, cfg.num_held_out_demos),
     ]
     if cfg.val_num_levels:
         out.append(Task(main, "val", val_levels(cfg), cfg.num_val_demos))
@@ -239,7 +239,7 @@ def tasks(cfg: TrexConfig) -> list[Task]:
         levels = demo_levels(cfg, n)
         out += [
             Task(main / f"levels_{n}", "train", levels, cfg.num_demos),
-            Task(main / f"levels_{n}", "train_eval", levels, cfg.num_test_demos),
+            Task(main / f"levels_{n}", "new_episodes", levels, cfg.num_held_out_demos),
         ]
     return out
 
@@ -315,7 +315,7 @@ def _fill(
     have = [r for r in read_index(t.folder) if r.level_set == t.level_set]
     if len(have) >= t.count:
         return []
-    set_index = LEVEL_SETS.index(t.level_set)
+    set_index = DEMO_LEVEL_SETS.index(t.level_set)
     counts = np.array(
         [sum((r.checkpoint, r.noise) == (demonstrators[s.demonstrator].path, s.noise) for r in have) for s in sources]
     )

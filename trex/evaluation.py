@@ -19,6 +19,7 @@ from scipy import stats
 from toolkit.figures import figure_row, save_figure
 from toolkit.logger import fmt
 from trex.demo_store import Demo
+from trex.results import LevelSetFigures
 from trex.reward_net import RewardNet
 
 PREDICT_BATCH = 2048  # frames per no-grad forward pass
@@ -194,14 +195,18 @@ def centred_returns(pred: np.ndarray, lengths: np.ndarray, offset: float) -> np.
     return pred - lengths * offset
 
 
-def centred_figures(block: dict) -> dict[str, float | None]:
-    """The correlations of the centred predicted returns of one level set's metrics.json block (centred on the
-    training demos' offset; files written before it was stored are centred on the scored set's own mean)."""
+def centred_figures(block: LevelSetFigures) -> dict[str, float | None]:
+    """The correlations of the centred predicted returns of one level set's metrics.json block: as stored when the
+    model was evaluated (centred on the training demos' offset); files written before the offset was stored are
+    centred on the scored set's own mean, as they were then."""
+    if "offset" in block:
+        return {m: block["centred"][m] for m in ("pearson", "spearman", "kendall")}
     r = block["returns"]
-    return correlations(np.array(r["true"]), centred_returns(r["predicted"], r["length"], block_offset(block)))
+    pred, lengths = np.array(r["predicted"]), np.array(r["length"])
+    return correlations(np.array(r["true"]), centred_returns(pred, lengths, block_offset(block)))
 
 
-def block_offset(block: dict) -> float:
+def block_offset(block: LevelSetFigures) -> float:
     """The offset a metrics.json block was centred on: its training demos' (files from before it was stored: the
     scored set's own mean reward per frame, as they were centred then)."""
     if "offset" in block:
@@ -386,7 +391,7 @@ def plot_sweep(summary: list[dict], path: str | Path, title: str) -> None:
     plt, fig, axes = figure_row(2)
     levels = sorted({p["demo_levels"] for p in summary}, key=lambda n: (n == 0, n))
     for ax, key, where in zip(
-        axes, ("train_levels", "test_levels"), ("training levels, new episodes", "held-out levels"), strict=True
+        axes, ("new_episodes", "held_out"), ("training levels, new episodes", "held-out levels"), strict=True
     ):
         for i, n_levels in enumerate(levels):
             pts = sorted((p for p in summary if p["demo_levels"] == n_levels), key=lambda p: p["num_demos"])

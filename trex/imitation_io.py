@@ -44,7 +44,9 @@ class ImitationIOConfig:
     env_name: str = option("starpilot", "import: the game of trajectories that carry no index row", choices=GAMES)
     distribution_mode: str = option("easy", "import: their distribution mode", choices=MODES)
     level_set: str = option(
-        "train", "import: their level set (train, train_eval or test)", choices=("train", "train_eval", "test")
+        "train",
+        "import: their level set (train, new_episodes or held_out)",
+        choices=("train", "new_episodes", "held_out"),
     )
 
     def check(self) -> None:

@@ -98,12 +98,12 @@ def held_out_keys(trex: TrexConfig, ppo_keys: dict, where: str) -> dict:
     """The PPO keys of a run's held-out curve: the demos' held-out levels, the one source of truth for every
     held-out figure of a study or sweep. A PPO section that names other held-out levels is refused."""
     levels = held_out(trex)
-    wanted = {"eval_start_level": levels.start_level, "eval_num_levels": levels.num_levels}
+    wanted = {"held_out_start_level": levels.start_level, "held_out_num_levels": levels.num_levels}
     for key, value in wanted.items():
         if key in ppo_keys and ppo_keys[key] != value:
             raise UserError(
-                f"{where}: key '{key}' ({ppo_keys[key]}) differs from the held-out levels {levels} of the trex "
-                "keys (test_start_level, test_num_levels), which decide every held-out figure; set those instead"
+                f"{where}: key '{key}' ({ppo_keys[key]}) differs from the trex section's held-out levels {levels}, "
+                "which decide every held-out figure; set held_out_start_level and held_out_num_levels there"
             )
     return wanted
 

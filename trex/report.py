@@ -25,11 +25,13 @@ from trex.evaluation import (
     seed_interval,
     spearman_difference_ci,
 )
+from trex.level_sets import EVALUATION_SETS, SCORED_SETS
 from trex.pipeline import Step
+from trex.results import RewardMetrics, StudyEvaluation, agent_results, correlation, scored_set
 from trex.reward_learning import figure_columns
 from trex.study_layout import StepConfigs, StudyConfig, reward_dirs
+from trex.train_policy import PolicyConfig
 
-SETS = {"train_levels": "training levels, new episodes", "test_levels": "held-out levels"}
 # Figures given as the seeds' mean and Student-t interval: {report name: figure_columns column, less the set}.
 SEED_FIGURES = {  # in the order of the report's columns
     "partial_spearman": "partial_spearman",
@@ -59,7 +61,7 @@ def _img(path: Path, run: Path, alt: str) -> str:
     return f"![{alt}]({_rel(path, run)})" if path.is_file() else f"*({alt}: not produced)*"
 
 
-def reward_figures(metrics: list[dict]) -> dict:
+def reward_figures(metrics: list[RewardMetrics]) -> dict:
     """Each figure of each level set over the reward-model seeds: {set: {figure: {mean, ci95_low, ci95_high,
     seeds}}}. The interval is the 95% bootstrap interval of the seeds' mean over the demos (resampled alike for
     every seed), so it holds both the seeds' spread and the demos' sampling; `seeds` is the seed-to-seed Student-t
@@ -67,43 +69,43 @@ def reward_figures(metrics: list[dict]) -> dict:
     correlation of the centred predicted returns (trex/evaluation.py: centred_returns)."""
     out: dict = {}
     columns = [figure_columns(m) for m in metrics]  # once per model, not once per figure
-    for key in SETS:
+    for key in SCORED_SETS:
         if not metrics:
             continue
-        true = np.array(metrics[0][key]["returns"]["true"])
-        preds = np.array([m[key]["returns"]["predicted"] for m in metrics])
+        true = np.array(scored_set(metrics[0], key)["returns"]["true"])
+        preds = np.array([scored_set(m, key)["returns"]["predicted"] for m in metrics])
         boot = bootstrap_ci(true, preds, np.random.default_rng(0))
-        length = metrics[0][key]["length_baseline"]
+        length = scored_set(metrics[0], key)["length_baseline"]
         figures = {}
         for f in FIGURES:
-            seeds = seed_interval([m[key][f] for m in metrics])
+            seeds = seed_interval([correlation(scored_set(m, key), f) for m in metrics])
             interval = boot.get(f)
             low, high = interval if interval is not None else (seeds["ci95_low"], seeds["ci95_high"])
             figures[f] = {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
             if f in boot:
                 ci = length["ci95"][f] or (None, None)
-                figures[f"length_{f}"] = {"mean": length[f], "ci95_low": ci[0], "ci95_high": ci[1]}
-        lengths = np.array(metrics[0][key]["returns"]["length"])
+                figures[f"length_{f}"] = {"mean": correlation(length, f), "ci95_low": ci[0], "ci95_high": ci[1]}
+        lengths = np.array(scored_set(metrics[0], key)["returns"]["length"])
         centred = np.array(
-            [centred_returns(p, lengths, block_offset(m[key])) for p, m in zip(preds, metrics, strict=True)]
+            [centred_returns(p, lengths, block_offset(scored_set(m, key))) for p, m in zip(preds, metrics, strict=True)]
         )
-        seeds = seed_interval([centred_figures(m[key])["spearman"] for m in metrics])
+        seeds = seed_interval([centred_figures(scored_set(m, key))["spearman"] for m in metrics])
         interval = bootstrap_ci(true, centred, np.random.default_rng(1))["spearman"]
         low, high = interval if interval is not None else (seeds["ci95_low"], seeds["ci95_high"])
         figures["centred_spearman"] = {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
         diff = spearman_difference_ci(true, centred, lengths, np.random.default_rng(3))
-        ci = diff["ci95"] if isinstance(diff["ci95"], list) else [None, None]
-        figures["centred_minus_length"] = {"mean": diff["difference"], "ci95_low": ci[0], "ci95_high": ci[1]}
-        if all("time_baseline" in m[key]["returns"] for m in metrics):
-            times = np.array([m[key]["returns"]["time_baseline"] for m in metrics])
-            seeds = seed_interval([m[key]["time_baseline"]["spearman"] for m in metrics])
+        diff_ci = diff["ci95"] if isinstance(diff["ci95"], list) else [None, None]
+        figures["centred_minus_length"] = {"mean": diff["difference"], "ci95_low": diff_ci[0], "ci95_high": diff_ci[1]}
+        if all("time_baseline" in scored_set(m, key)["returns"] for m in metrics):
+            times = np.array([scored_set(m, key)["returns"]["time_baseline"] for m in metrics])
+            seeds = seed_interval([scored_set(m, key)["time_baseline"]["spearman"] for m in metrics])
             interval = bootstrap_ci(true, times, np.random.default_rng(2))["spearman"]
             low, high = interval if interval is not None else (seeds["ci95_low"], seeds["ci95_high"])
             figures["time_spearman"] = {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
         for name, column in SEED_FIGURES.items():
             seeds = seed_interval([c[f"{key}_{column}"] for c in columns])
             figures[name] = {**seeds, "seeds": seeds}
-        out[key] = {**figures, "n_demos": metrics[0][key]["n_demos"], "num_seeds": len(metrics)}
+        out[key] = {**figures, "n_demos": scored_set(metrics[0], key)["n_demos"], "num_seeds": len(metrics)}
     return out
 
 
@@ -120,7 +122,7 @@ def _reward_table(figures: dict) -> list[str]:
         "length baseline Kendall | length baseline Pearson | Spearman, centred |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for key, name in SETS.items():
+    for key, name in SCORED_SETS.items():
         f = figures[key]
         rows.append(
             f"| {name} | {f['n_demos']} | "
@@ -140,7 +142,7 @@ def _beyond_time_table(figures: dict) -> list[str]:
         "offset shift from the training demos | within-level Spearman |",
         "|---|---|---|---|---|---|",
     ]
-    for key, name in SETS.items():
+    for key, name in SCORED_SETS.items():
         f = figures[key]
         none = {"mean": None, "ci95_low": None}
         names = ("time_spearman", *SEED_FIGURES)
@@ -148,7 +150,7 @@ def _beyond_time_table(figures: dict) -> list[str]:
     return rows
 
 
-def _seed_table(metrics: list[dict]) -> list[str]:
+def _seed_table(metrics: list[RewardMetrics]) -> list[str]:
     rows = [
         "| seed | Spearman, training levels [bootstrap 95%] | Spearman, held-out levels [bootstrap 95%] | "
         "best validation accuracy | training demos |",
@@ -156,42 +158,45 @@ def _seed_table(metrics: list[dict]) -> list[str]:
     ]
     for m in metrics:
         parts = []
-        for key in SETS:
-            ci = m[key]["ci95"]["spearman"]
-            parts.append(fmt(m[key]["spearman"]) + ("" if ci is None else f" [{fmt(ci[0])}, {fmt(ci[1])}]"))
+        for key in SCORED_SETS:
+            ci = scored_set(m, key)["ci95"]["spearman"]
+            parts.append(fmt(scored_set(m, key)["spearman"]) + ("" if ci is None else f" [{fmt(ci[0])}, {fmt(ci[1])}]"))
         rows.append(
             f"| {m['seed']} | {parts[0]} | {parts[1]} | {fmt(m['best_val_accuracy'])} | {m['num_train_demos']} |"
         )
     return rows
 
 
-def _returns_table(results: dict) -> list[str]:
+def _returns_table(results: StudyEvaluation) -> list[str]:
     rows = [
         "| policy | level set | mean return | 95% CI | normalised score | mean length | 95% CI | episodes |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for key, label in AGENTS.items():
-        for level_set in SETS if key in results else ():
-            s = results[key][level_set]
+        block = agent_results(results, key)
+        if block is None:
+            continue
+        for level_set in EVALUATION_SETS:
+            s = block[level_set]
             ci = f"[{fmt(s.get('ci95_low'))}, {fmt(s.get('ci95_high'))}]"
             length = s.get("length", {})
             length_ci = f"[{fmt(length.get('ci95_low'), '.0f')}, {fmt(length.get('ci95_high'), '.0f')}]"
             rows.append(
-                f"| {label} | {level_set.replace('_', ' ')} | {fmt(s['mean'])} | {ci} | "
+                f"| {label} | {EVALUATION_SETS[level_set]} | {fmt(s['mean'])} | {ci} | "
                 f"{fmt(s.get('normalized_score'))} | {fmt(s.get('mean_length'), '.0f')} | {length_ci} | {s['n']} |"
             )
     return rows
 
 
-def _policy_line(cfg, policy, results: dict, metrics: list[dict]) -> str:
+def _policy_line(cfg: StudyConfig, policy: PolicyConfig, results: StudyEvaluation, metrics: list[RewardMetrics]) -> str:
     """The headline's policy sentence: what it learned from, and its return beside the baselines."""
     models = (
         f"seed {cfg.seed}'s model"
         if len(policy.reward_model) == 1
         else f"the mean of {len(policy.reward_model)} models"
     )
-    test = lambda k: fmt(results[k]["test_levels"]["mean"]) if k in results else "not run"
-    first = metrics[0]["test_levels"]
+    test = lambda k: fmt(block["held_out"]["mean"]) if (block := agent_results(results, k)) else "not run"
+    first = metrics[0]["held_out"]
     return (
         f"Policy trained on the learned reward alone ({models}, transform {policy.reward_transform}, survival "
         f"bonus {policy.survival_bonus:g}; seed {cfg.seed}'s model: held-out Spearman {fmt(first['spearman'])}, "
@@ -213,7 +218,7 @@ def _demo_ranges(demo_summary: dict) -> list[str]:
 
 def reading(figures: dict) -> str:
     """What the gap between the two level sets means, chosen by the numbers."""
-    train, test = figures["train_levels"]["spearman"], figures["test_levels"]["spearman"]
+    train, test = figures["new_episodes"]["spearman"], figures["held_out"]["spearman"]
     if train["mean"] is None or test["mean"] is None:
         return "Too few demos to read the gap."
     excludes_zero = lambda x: x["ci95_low"] is not None and (x["ci95_low"] > 0 or x["ci95_high"] < 0)
@@ -238,13 +243,13 @@ def reading(figures: dict) -> str:
             f"The learned reward ranks episodes of unseen levels about as well as new episodes of its training "
             f"levels (Spearman {fmt(test['mean'])} vs {fmt(train['mean'])}): it generalises across levels."
         )
-    length = figures["test_levels"]["length_spearman"]
+    length = figures["held_out"]["length_spearman"]
     if length["mean"] is not None and length["mean"] >= test["mean"]:
         text += (
             f" On held-out levels the episode-length baseline does at least as well (Spearman "
             f"{fmt(length['mean'])}), so episode length alone explains as much of the ranking there."
         )
-    diff = figures["test_levels"].get("centred_minus_length")
+    diff = figures["held_out"].get("centred_minus_length")
     if diff is not None and diff["ci95_low"] is not None:
         verdict = (
             "beats episode length there"
@@ -273,7 +278,7 @@ def _lever_section(reward: dict) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for label, figures in (("without", reward["figures"]), (f"with {keys}", reward["lever"]["figures"])):
-        for key, name in SETS.items():
+        for key, name in SCORED_SETS.items():
             f = figures[key]
             names = ("spearman", "centred_spearman", "partial_spearman", "snippet_accuracy", "length_spearman")
             rows.append(f"| {label} | {name} | " + " | ".join(cell(f[x]) for x in names) + " |")
@@ -281,7 +286,12 @@ def _lever_section(reward: dict) -> list[str]:
 
 
 def write_report(
-    cfg: StudyConfig, configs: StepConfigs, steps: list[Step], results: dict, reward: dict, timings: dict
+    cfg: StudyConfig,
+    configs: StepConfigs,
+    steps: list[Step],
+    results: StudyEvaluation,
+    reward: dict,
+    timings: dict,
 ) -> Path:
     """`results`: evaluation.json; `reward`: reward.json (`reward_figures` of the seeds' metrics, and the metrics)."""
     run = Path(cfg.run_dir)
@@ -290,7 +300,7 @@ def write_report(
     metrics, figures = reward["metrics"], reward["figures"]
     demos = _load(Path(trex.demo_dir) / "summary.json")
     ref = reference_table().get(cfg.env_name, {})
-    train_fig, test_fig = figures["train_levels"], figures["test_levels"]
+    train_fig, test_fig = figures["new_episodes"], figures["held_out"]
     demonstrators = "every level" if cfg.num_levels == 0 else f"levels {train_levels(ppo)}"
     policy_levels = "every level" if policy.num_levels == 0 else f"levels {train_levels(policy)}"
     sweep_dir = run / "reward" / "sweep"

@@ -10,7 +10,7 @@
 3. `RewardTrainer.fit` (below): the `RewardNet` (trex/reward_net.py) under the Bradley-Terry loss, early stopping on
    validation accuracy, the best weights kept;
 4. `evaluate_demos` (trex/evaluation.py): correlations of predicted and true returns, with 95% bootstrap intervals,
-   on new episodes of the training demos' levels (`train_eval`) and on held-out levels (`test`), beside the
+   on new episodes of the training demos' levels (`new_episodes`) and on held-out levels (`test`), beside the
    episode-length baseline;
 5. reward_model.pt, metrics.json, summary.json, train_log.csv, TensorBoard events and plots in `run_dir`.
 A rerun of a finished run keeps it; a different config on its folder is refused; an interrupted run trains again
@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
 import math
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import numpy as np
 import torch
@@ -51,7 +50,9 @@ from trex.evaluation import (
     plot_reward_by_time,
     predict_rewards,
 )
+from trex.level_sets import SCORED_SETS
 from trex.pairs import SnippetPairs, concat_obs, create_training_data, frame_chunks
+from trex.results import LevelSetFigures, RewardMetrics, correlation, read_metrics, scored_set, write_metrics
 from trex.reward_net import FILE_NAME, RewardNet, load_reward_model, save_reward_model
 
 # Keys that cannot change a reward model trained from the same demos.
@@ -67,7 +68,6 @@ IRRELEVANT = (
 )
 VAL_PAIRS_MAX = 1000  # validation pairs, as the 2020 study's 1,000
 METRICS = ("spearman", "kendall", "pearson")
-LEVEL_SETS = {"train_levels": "train_eval", "test_levels": "test"}  # metrics.json key: the demos' level set
 # One-number figures of a level set's block beyond the correlations: what a reward must beat "time passes" by.
 EXTRA_FIGURES = ("partial_spearman", "snippet_accuracy", "offset_shift", "within_level_spearman")
 # The figures of one reward model in a table row: each correlation of the model, the length and time-only
@@ -75,23 +75,24 @@ EXTRA_FIGURES = ("partial_spearman", "snippet_accuracy", "offset_shift", "within
 FIGURE_COLUMNS = tuple(
     f"{key}_{kind}{m}"
     for kind in ("", "length_baseline_", "centred_", "time_baseline_")
-    for key in LEVEL_SETS
+    for key in SCORED_SETS
     for m in METRICS
-) + tuple(f"{key}_{f}" for f in EXTRA_FIGURES for key in LEVEL_SETS)
+) + tuple(f"{key}_{f}" for f in EXTRA_FIGURES for key in SCORED_SETS)
 
 
-def figure_columns(metrics: dict) -> dict[str, float | None]:
+def figure_columns(metrics: RewardMetrics) -> dict[str, float | None]:
     """The FIGURE_COLUMNS of a metrics.json (the centred figures recomputed from its per-demo returns; figures a
     file from before they existed lacks are None)."""
     out: dict[str, float | None] = {}
-    for key in LEVEL_SETS:
-        block = metrics[key]
+    for key in SCORED_SETS:
+        block = scored_set(metrics, key)
         centred = centred_figures(block)
         for m in METRICS:
-            out[f"{key}_{m}"] = block[m]
-            out[f"{key}_length_baseline_{m}"] = block["length_baseline"][m]
+            out[f"{key}_{m}"] = correlation(block, m)
+            out[f"{key}_length_baseline_{m}"] = correlation(block["length_baseline"], m)
             out[f"{key}_centred_{m}"] = centred[m]
-            out[f"{key}_time_baseline_{m}"] = block.get("time_baseline", {}).get(m)
+            time_baseline = block.get("time_baseline")
+            out[f"{key}_time_baseline_{m}"] = None if time_baseline is None else correlation(time_baseline, m)
         out[f"{key}_partial_spearman"] = block.get("partial_spearman", {}).get("value")
         out[f"{key}_snippet_accuracy"] = block.get("snippet_accuracy")
         out[f"{key}_offset_shift"] = block.get("offset", {}).get("shift")
@@ -105,8 +106,8 @@ class DemoSets:
     val_num_levels) validation levels of their own."""
 
     train: list[Demo]
-    train_eval: list[Demo]
-    test: list[Demo]
+    new_episodes: list[Demo]
+    held_out: list[Demo]
     val: list[Demo]
 
 
@@ -409,7 +410,7 @@ class _TrainLog:
 
 
 # --------------------------------------------------------------------------- one reward model, end to end
-def train_reward_model(cfg: TrexConfig) -> dict:
+def train_reward_model(cfg: TrexConfig) -> RewardMetrics:
     """Train, evaluate and save one reward model in cfg.run_dir; returns the metrics.json content."""
     with exclusive(cfg.run_dir):
         done = finished_run(cfg)
@@ -419,12 +420,12 @@ def train_reward_model(cfg: TrexConfig) -> dict:
 
 
 def load_demo_sets(cfg: TrexConfig, folder: Path) -> DemoSets:
-    """The training demos of `folder` and its train_eval demos; the held-out demos of the main demo folder."""
+    """The training demos of `folder` and its new_episodes demos; the held-out demos of the main demo folder."""
     main = Path(cfg.demo_dir)
     sets = DemoSets(
         load_demos(folder, "train"),
-        load_demos(folder, "train_eval"),
-        load_demos(main, "test"),
+        load_demos(folder, "new_episodes"),
+        load_demos(main, "held_out"),
         load_demos(main, "val") if cfg.val_num_levels else [],
     )
     if not sets.train:
@@ -432,7 +433,7 @@ def load_demo_sets(cfg: TrexConfig, folder: Path) -> DemoSets:
     if cfg.val_num_levels and not sets.val:
         raise UserError(f"no validation demos in {main} (val_num_levels is set: run 'trex/reward_model.py demos')")
     check_game(
-        [d.record for d in sets.train + sets.train_eval + sets.test + sets.val],
+        [d.record for d in sets.train + sets.new_episodes + sets.held_out + sets.val],
         folder,
         cfg.env_name,
         cfg.distribution_mode,
@@ -446,7 +447,7 @@ def reward_model_is_trained(cfg: TrexConfig) -> bool:
     return (Path(cfg.run_dir) / "metrics.json").is_file()
 
 
-def finished_run(cfg: TrexConfig) -> dict | None:
+def finished_run(cfg: TrexConfig) -> RewardMetrics | None:
     """The metrics of a finished run of this very config in cfg.run_dir; refuse to overwrite a different one."""
     run_dir = Path(cfg.run_dir)
     model = run_dir / FILE_NAME
@@ -469,10 +470,10 @@ def finished_run(cfg: TrexConfig) -> dict | None:
         print(f"note: {err}; training it again", flush=True)
         return None
     print(f"{cfg.run_dir}: already trained with this config, keeping {model}", flush=True)
-    return json.loads(metrics_path.read_text())
+    return read_metrics(metrics_path)
 
 
-def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
+def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardMetrics:
     """Steps 1-5 of the module docstring for one seed; returns metrics.json's content."""
     run_dir = Path(cfg.run_dir)
     t_start = time.time()
@@ -543,19 +544,17 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
     )
 
     # 4. evaluation on new episodes of the training levels and on held-out levels
-    evaluated = {
-        key: evaluate_demos(net, getattr(demos, level_set), device, profile, seed=cfg.seed)
-        for key, level_set in LEVEL_SETS.items()
-    }
-    for key, level_set in LEVEL_SETS.items():
-        evaluated[key][0]["snippet_accuracy"] = snippet_accuracy(cfg, trainer, getattr(demos, level_set))
-    metrics: dict[str, Any] = {
+    evaluated = {key: evaluate_demos(net, getattr(demos, key), device, profile, seed=cfg.seed) for key in SCORED_SETS}
+    for key in SCORED_SETS:
+        evaluated[key][0]["snippet_accuracy"] = snippet_accuracy(cfg, trainer, getattr(demos, key))
+    metrics: RewardMetrics = {
         "env_name": cfg.env_name,
         "distribution_mode": cfg.distribution_mode,
         "reward_net": cfg.reward_net,
         "ensemble_size": cfg.ensemble_size,
         "seed": cfg.seed,
-        **{key: m for key, (m, _) in evaluated.items()},
+        "new_episodes": cast(LevelSetFigures, evaluated["new_episodes"][0]),
+        "held_out": cast(LevelSetFigures, evaluated["held_out"][0]),
         "label_noise": pairs.label_noise,
         "val_label_noise": None if val_pairs is None else val_pairs.label_noise,
         "best_val_accuracy": result.best_val_accuracy,
@@ -576,7 +575,7 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
     }
 
     # 5. outputs
-    write_json(run_dir / "metrics.json", metrics)
+    write_metrics(run_dir / "metrics.json", metrics)
     write_json(
         run_dir / "summary.json",
         {
@@ -586,19 +585,17 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> dict:
             "wall_time_s": metrics["wall_time_s"],
         },
     )
-    names = {"train_levels": "training levels, new episodes", "test_levels": "held-out levels"}
+    names = SCORED_SETS
     sets = {
-        names[key]: (getattr(demos, LEVEL_SETS[key]), rewards, m)
-        for key, (m, rewards) in evaluated.items()
-        if getattr(demos, LEVEL_SETS[key])
+        names[key]: (getattr(demos, key), rewards, m) for key, (m, rewards) in evaluated.items() if getattr(demos, key)
     }
     if sets:
         plot_predicted_vs_true(sets, run_dir / "predicted_vs_true.png")
-        shown, rewards, _ = sets.get(names["test_levels"], next(iter(sets.values())))
+        shown, rewards, _ = sets.get(names["held_out"], next(iter(sets.values())))
         plot_cumulative(shown, rewards, run_dir / "cumulative_reward.png")
         plot_reward_by_time({k: v[1] for k, v in sets.items()}, run_dir / "reward_by_time.png")
     if verbose:
-        t, tr = metrics["test_levels"], metrics["train_levels"]
+        t, tr = metrics["held_out"], metrics["new_episodes"]
         print(
             f"done in {metrics['wall_time_s']:.0f}s: spearman {fmt(tr['spearman'], '.3f')} on new training-level "
             f"demos, {fmt(t['spearman'], '.3f')} on held-out levels (length baseline "

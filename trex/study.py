@@ -17,7 +17,7 @@ import json
 import shlex
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from toolkit.tracking import start_tracking, tracking_keys
 from trex.config import TrexConfig, held_out
 from trex.pipeline import Step, build_section, config_step, control_configs, held_out_keys, policy_config, run_step
 from trex.report import reward_figures, write_report
+from trex.results import StudyEvaluation, read_metrics, write_evaluation
 from trex.study_layout import StepConfigs, StudyConfig, config_files, lever_dirs, reward_dirs
 
 
@@ -164,10 +165,10 @@ def plan(cfg: StudyConfig, c: StepConfigs) -> list[Step]:
 def evaluation_levels(c: StepConfigs) -> dict[str, LevelSet]:
     """The final evaluation's level sets: the policy's training levels, and the held-out levels of every held-out
     figure (the demos' held-out levels, which PPO's held-out curves use too: `pipeline.held_out_keys`)."""
-    return {"train_levels": train_levels(c.policy), "test_levels": held_out(c.trex)}
+    return {"training_levels": train_levels(c.policy), "held_out": held_out(c.trex)}
 
 
-def evaluate(cfg: StudyConfig, c: StepConfigs) -> dict:
+def evaluate(cfg: StudyConfig, c: StepConfigs) -> StudyEvaluation:
     """True returns and episode lengths (mean, 95% interval) of the T-REX policy, the final demonstrator, a random
     policy and the controls, on the policy's training levels and the held-out levels."""
     torch.manual_seed(cfg.seed)
@@ -200,7 +201,7 @@ def evaluate(cfg: StudyConfig, c: StepConfigs) -> dict:
             stats["mean_length"] = float(np.mean([e["length"] for e in eps]))
             stats["length"] = summarize_returns([e["length"] for e in eps])
             out[name][set_name] = stats
-    return out
+    return cast(StudyEvaluation, out)
 
 
 def main(argv: list[str]) -> Path:
@@ -230,12 +231,12 @@ def run_study(cfg: StudyConfig) -> Path:
     t0 = time.time()
     results = evaluate(cfg, configs)
     timings["6. evaluation"] = time.time() - t0
-    write_json(run / "evaluation.json", results)
+    write_evaluation(run / "evaluation.json", results)
     write_json(timings_path, timings)
-    metrics = [json.loads((d / "metrics.json").read_text()) for d in reward_dirs(cfg)]
+    metrics = [read_metrics(d / "metrics.json") for d in reward_dirs(cfg)]
     reward: dict[str, Any] = {"figures": reward_figures(metrics), "metrics": metrics}
     if cfg.lever:
-        lever = [json.loads((d / "metrics.json").read_text()) for d in lever_dirs(cfg)]
+        lever = [read_metrics(d / "metrics.json") for d in lever_dirs(cfg)]
         reward["lever"] = {"keys": cfg.lever, "figures": reward_figures(lever), "metrics": lever}
     write_json(run / "reward.json", reward)
     report = write_report(cfg, configs, steps, results, reward, timings)

@@ -32,7 +32,7 @@ class StudyConfig(RuntimeConfig, TrackingConfig):
     num_levels: int = option(
         200,
         "the demonstrators' and the policy's training levels (0 = every level; then set "
-        "trex: {test_start_level, demo_num_levels})",
+        "trex: {held_out_start_level, demo_num_levels})",
         min=0,
     )
     start_level: int = option(0, "first training level", min=0)

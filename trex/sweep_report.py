@@ -16,6 +16,7 @@ from toolkit.logger import fmt
 from trex.demo_count_sweep import sweep_summary
 from trex.evaluation import plot_sweep, seed_interval
 from trex.pipeline import Step
+from trex.results import read_metrics
 from trex.reward_learning import FIGURE_COLUMNS, figure_columns
 
 if TYPE_CHECKING:  # trex/sweep.py imports this module to collect
@@ -54,7 +55,7 @@ def collect(cfg: SweepConfig, jobs: list[Step], all_jobs: list[Step]) -> Path:
     for j in jobs:
         if j.stage != "reward" or not (Path(j.config.run_dir) / "metrics.json").is_file():
             continue
-        m = read_json(Path(j.config.run_dir) / "metrics.json")
+        m = read_metrics(Path(j.config.run_dir) / "metrics.json")
         policy = by_name.get(j.name.replace("reward_", "policy_", 1))
         pol = read_json(Path(policy.config.run_dir) / "summary.json") if policy else {}
         demo = ppo_summary.get((j.grid["game"], j.grid["demonstrator_seed"]), {})
@@ -102,7 +103,7 @@ def plot_by_levels(rows: list[dict], path: Path) -> bool:
     for r in rows:
         groups.setdefault((r["game"], r["preset"], r["num_demos"]), []).append(r)
     for (game, preset, n), rs in sorted(groups.items()):
-        stats = [seed_interval([r["test_levels_spearman"] for r in rs if r["demo_levels"] == lv]) for lv in order]
+        stats = [seed_interval([r["held_out_spearman"] for r in rs if r["demo_levels"] == lv]) for lv in order]
         x = [i for i, s in enumerate(stats) if s["mean"] is not None]
         mean = [stats[i]["mean"] for i in x]
         err = [
@@ -183,8 +184,8 @@ def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path]) 
         col = lambda c, rs=rs: cell(seed_interval([r[c] for r in rs]))
         lines.append(
             f"| {game} | {preset} | {'fresh' if levels == 0 else levels} | {n} | {len(rs)} | "
-            f"{col('train_levels_spearman')} | {col('test_levels_spearman')} | {col('test_levels_centred_spearman')} | "
-            f"{col('test_levels_length_baseline_spearman')} | {col('policy_held_out_return')} |"
+            f"{col('new_episodes_spearman')} | {col('held_out_spearman')} | {col('held_out_centred_spearman')} | "
+            f"{col('held_out_length_baseline_spearman')} | {col('policy_held_out_return')} |"
         )
     lines += [
         "",

@@ -21,9 +21,10 @@ import numpy as np
 
 from toolkit.figures import figure_row, save_figure
 from trex.evaluation import block_offset, centred_returns, seed_interval, spearman_difference_ci
+from trex.results import read_metrics
 from trex.reward_learning import figure_columns
 
-SETS = {"train_levels": "new episodes of the training levels", "test_levels": "held-out levels"}
+SETS = {"new_episodes": "new episodes of the training levels", "held_out": "held-out levels"}
 FIGURES = ("spearman", "centred_spearman", "partial_spearman", "snippet_accuracy", "within_level_spearman")
 
 
@@ -33,7 +34,7 @@ def load(lever_dirs: list[tuple[str, Path]]) -> dict[tuple, list[dict]]:
     for lever, folder in lever_dirs:
         for path in sorted(folder.glob("sweep/L*_n*_s*/metrics.json")):
             levels, demos, _ = path.parent.name[1:].replace("_n", " ").replace("_s", " ").split()
-            groups.setdefault((lever, int(levels), int(demos)), []).append(json.loads(path.read_text()))
+            groups.setdefault((lever, int(levels), int(demos)), []).append(read_metrics(path))
     return groups
 
 
@@ -94,7 +95,7 @@ def plot(rows: list[dict], path: Path) -> None:
     plt, fig, axes = figure_row(len(counts), width=6.0, height=4.5)
     for ax, n in zip(axes, counts, strict=True):
         for i, lever in enumerate(levers):
-            for key, style in (("test_levels", "-o"), ("train_levels", ":s")):
+            for key, style in (("held_out", "-o"), ("new_episodes", ":s")):
                 pts = [r for r in rows if r["lever"] == lever and r["num_demos"] == n and r["level_set"] == key]
                 x = np.arange(len(pts))
                 mean = np.array([np.nan if r["centred_spearman"] is None else r["centred_spearman"] for r in pts])
@@ -105,9 +106,9 @@ def plot(rows: list[dict], path: Path) -> None:
                     [np.nan if r["centred_spearman_high"] is None else r["centred_spearman_high"] for r in pts]
                 )
                 ax.plot(x, mean, style, color=f"C{i}", label=f"{lever}, {SETS[key]}")
-                if key == "test_levels":
+                if key == "held_out":
                     ax.fill_between(x, low, high, color=f"C{i}", alpha=0.15)
-        held = [r for r in rows if r["lever"] == levers[0] and r["num_demos"] == n and r["level_set"] == "test_levels"]
+        held = [r for r in rows if r["lever"] == levers[0] and r["num_demos"] == n and r["level_set"] == "held_out"]
         ax.axhline(held[0]["length_baseline"], color="grey", ls="--", label="episode length, held-out levels")
         ax.set_xticks(np.arange(len(held)), [str(r["demo_levels"]) for r in held])
         ax.set_xlabel("distinct levels of the training demos")

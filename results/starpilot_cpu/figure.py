@@ -51,8 +51,8 @@ def main(rows_csv: str, out_dir: str) -> None:
         xs, means, lows, highs, lengths, centred = [], [], [], [], [], []
         for n in sorted(n for p, n in groups if p == preset):
             rs = groups[preset, n]
-            test, length = stat(rs, "test_levels_spearman"), stat(rs, "test_levels_length_baseline_spearman")
-            train, cent = stat(rs, "train_levels_spearman"), stat(rs, "test_levels_centred_spearman")
+            test, length = stat(rs, "held_out_spearman"), stat(rs, "held_out_length_baseline_spearman")
+            train, cent = stat(rs, "new_episodes_spearman"), stat(rs, "held_out_centred_spearman")
             lines.append(
                 f"| {preset} | {n} | {test['n']} | {fmt(test)} | {fmt(cent)} | {length['mean']:.2f} | {fmt(train)} | "
                 f"{PUBLISHED.get(n, float('nan')):.2f} |"
@@ -101,10 +101,10 @@ def offset_figure(rows: list[dict], out_dir: str) -> None:
         print("note: offset_vs_spearman.png needs the reward models' run folders (reward_run_dir); not drawn")
         return
     for r in rows:
-        m = json.loads((Path(r["reward_run_dir"]) / "metrics.json").read_text())["test_levels"]["returns"]
+        m = json.loads((Path(r["reward_run_dir"]) / "metrics.json").read_text())["held_out"]["returns"]
         offsets.append(sum(m["predicted"]) / sum(m["length"]))
-        plain.append(float(r["test_levels_spearman"]))
-        centred.append(float(r["test_levels_centred_spearman"]))
+        plain.append(float(r["held_out_spearman"]))
+        centred.append(float(r["held_out_centred_spearman"]))
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter(offsets, plain, color="C0", label="plain Spearman")
     ax.scatter(offsets, centred, color="C1", marker="^", label="centred Spearman")
