@@ -137,6 +137,11 @@ def summarize(cc: CurveConfig, runs: dict, summaries: dict) -> dict:
     return result
 
 
+def _cell(value: float | None) -> str:
+    """A figure of the windows' table, 8 wide; '-' where a variant has none (no episode ended in the window)."""
+    return f"{'-':>8s}" if value is None else f"{value:8.2f}"
+
+
 def main(argv: list[str]) -> dict:
     cc = parse_config(CurveConfig, argv, prog="benchmarks/curve_match.py", description=__doc__.splitlines()[0])
     if not cc.seeds:
@@ -165,11 +170,12 @@ def main(argv: list[str]) -> dict:
 
     print(f"\n{'window':26s} {'plain':>8s} {'changed':>8s} {'gap':>8s} {'2 s.e.':>8s}  within noise")
     for name, w in result["windows"].items():
-        if w.get("plain_mean") is None:
+        if w.get("plain_mean") is None and w.get("changed_mean") is None:
             continue
+        se = w.get("gap_standard_error")
         print(
-            f"{name:26s} {w['plain_mean']:8.2f} {w['changed_mean']:8.2f} {w.get('gap', float('nan')):8.2f} "
-            f"{2 * w.get('gap_standard_error', float('nan')):8.2f}  {w.get('within_noise')}"
+            f"{name:26s} {_cell(w['plain_mean'])} {_cell(w['changed_mean'])} {_cell(w.get('gap'))} "
+            f"{_cell(None if se is None else 2 * se)}  {w.get('within_noise')}"
         )
     print("SPS: " + ", ".join(f"{v} {np.mean(x):.0f}" for v, x in result["sps"].items() if x) + f" -> {out}")
     return result

@@ -199,98 +199,88 @@ def end_to_end(bc: BenchConfig, root: Path, name: str, threads: int, reward_sour
     }
 
 
-def main(argv: list[str]) -> dict:
-    bc = parse_config(BenchConfig, argv, prog="benchmarks/ppo_throughput.py", description=__doc__.splitlines()[0])
-    if bc.torch_threads:
-        torch.set_num_threads(bc.torch_threads)
-    batch_size = bc.num_envs * bc.num_steps
-    print(
-        f"{bc.env_name}: {bc.num_envs} envs x {bc.num_steps} steps, {bc.num_minibatches} minibatches of "
-        f"{batch_size // bc.num_minibatches}, {bc.update_epochs} epochs, IMPALA {bc.channels}/{bc.hidden_size}; "
-        f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
-        flush=True,
-    )
-    res: dict = {"config": dataclasses.asdict(bc), "load_avg_start": os.getloadavg()}
-
+def env_floors(bc: BenchConfig) -> tuple[dict[int, Clock], int]:
+    """The env floor at each env_threads candidate (the fastest of floor_repeats), and the fastest candidate."""
     envs = {n: fastest(lambda n=n: env_floor(bc, n), bc.floor_repeats) for n in bc.env_threads}
-    best_threads = min(envs, key=lambda n: envs[n].wall)
-    res["env_floor"] = {str(n): {"wall_s": c.wall, "cpu_s": c.cpu, "sps": batch_size / c.wall} for n, c in envs.items()}
+    return envs, min(envs, key=lambda n: envs[n].wall)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        floor_trainer = PPOTrainer(ppo_config(bc, str(root / "floors"), best_threads))
-        batch = floor_trainer.collect_rollout()
-        storage = sum(v.nbytes for k, v in batch.items() if k != "last_value")
-        res["rollout_storage_bytes"] = storage
-        reference = 256 * 64 * (64 * 64 * 3 + 8 + 4 + 4 + 4 + 1)  # the same layout at 64 envs x 256 steps
-        res["rollout_storage_bytes_reference"] = reference
-        bf16 = floor_trainer.device.type != "cpu" or native_bf16()
-        if not bf16:
-            print("bf16 variants skipped: this CPU emulates bf16 (no AVX512-BF16 or AMX), ~10x slower", flush=True)
-        precisions = ("fp32", "bf16") if bf16 and (bc.speed_options or bc.compile_variants) else ("fp32",)
-        floors_by_precision: dict[str, Any] = {}
-        for precision in precisions:
-            floor_trainer.cfg = dataclasses.replace(floor_trainer.cfg, precision=precision)
-            inference = fastest(lambda: inference_floor(floor_trainer, batch), bc.floor_repeats)
-            minibatch = {c: minibatch_seconds(floor_trainer, batch, c) for c in bc.chunk_sizes}
-            best_chunk = min(minibatch, key=lambda c: minibatch[c].cpu)
-            update = fastest(lambda c=best_chunk: update_floor(floor_trainer, batch, c), bc.floor_repeats)
-            floors_by_precision[precision] = {
-                "inference": inference,
-                "minibatch": minibatch,
-                "chunk": best_chunk,
-                "update": update,
-            }
-            res[f"floors_{precision}"] = {
-                "inference": {"wall_s": inference.wall, "cpu_s": inference.cpu},
-                "minibatch_by_chunk": {str(c): {"wall_s": m.wall, "cpu_s": m.cpu} for c, m in minibatch.items()},
-                "update": {"chunk": best_chunk, "wall_s": update.wall, "cpu_s": update.cpu},
-            }
 
-        first = end_to_end(bc, root, "default", best_threads)
-        runs = {f"trainer (update_chunk_size {first['update_chunk_size']})": first}
-        if bc.compare_plain and first["update_chunk_size"]:
-            runs["trainer, plain one-pass update"] = end_to_end(bc, root, "plain", best_threads, update_chunk_size=0)
-        if bc.speed_options:
-            runs["trainer, env_groups 2"] = end_to_end(bc, root, "groups", best_threads, env_groups=2)
-            if bf16:
-                runs["trainer, precision bf16"] = end_to_end(bc, root, "bf16", best_threads, precision="bf16")
-                runs["trainer, bf16 + env_groups 2"] = end_to_end(
-                    bc, root, "bf16_groups", best_threads, precision="bf16", env_groups=2
-                )
-        if bc.compile_variants:
-            runs["trainer, compile"] = end_to_end(bc, root, "compile", best_threads, compile=True)
-            if bf16:
-                runs["trainer, bf16 + env_groups 2 + compile"] = end_to_end(
-                    bc, root, "bf16_groups_compile", best_threads, precision="bf16", env_groups=2, compile=True
-                )
-        if bc.learned_reward:
-            try:
-                from trex.reward_net import RewardNet
-            except ImportError:
-                print("trex.reward_net.RewardNet not importable: no learned-reward run", flush=True)
-            else:
-                net = RewardNet().eval().to(floor_trainer.device)
-                runs["trainer, learned reward (RewardNet)"] = end_to_end(
-                    bc, root, "learned", best_threads, reward_source=lambda obs: net(obs)
-                )
-    res["end_to_end"] = runs
-    res["load_avg_end"] = os.getloadavg()
-
-    def ratios(run: dict, precision: str) -> dict:
-        f = floors_by_precision[precision]
-        env_s, inf_s, upd_s = envs[best_threads], f["inference"], f["update"]
-        floor_wall, floor_cpu = env_s.wall + inf_s.wall + upd_s.wall, env_s.cpu + inf_s.cpu + upd_s.cpu
-        return {
-            "overhead_ratio": run["wall_s"] / floor_wall,
-            "overhead_ratio_cpu": run["cpu_s"] / floor_cpu,
-            "overlap_ratio": run["wall_s"] / (max(env_s.wall, inf_s.wall) + upd_s.wall),
-            "floors_sum_wall_s": floor_wall,
-            "floors_sum_cpu_s": floor_cpu,
+def network_floors(bc: BenchConfig, floor_trainer: PPOTrainer, batch: dict, precisions: tuple[str, ...]) -> dict:
+    """Per precision: the inference floor, one minibatch at each chunk size, and the update floor at the chunk
+    whose minibatch took the least CPU time."""
+    floors_by_precision: dict[str, Any] = {}
+    for precision in precisions:
+        floor_trainer.cfg = dataclasses.replace(floor_trainer.cfg, precision=precision)
+        inference = fastest(lambda: inference_floor(floor_trainer, batch), bc.floor_repeats)
+        minibatch = {c: minibatch_seconds(floor_trainer, batch, c) for c in bc.chunk_sizes}
+        best_chunk = min(minibatch, key=lambda c: minibatch[c].cpu)
+        update = fastest(lambda c=best_chunk: update_floor(floor_trainer, batch, c), bc.floor_repeats)
+        floors_by_precision[precision] = {
+            "inference": inference,
+            "minibatch": minibatch,
+            "chunk": best_chunk,
+            "update": update,
         }
+    return floors_by_precision
 
-    for name, run in runs.items():
-        run.update(ratios(run, "bf16" if "bf16" in name else "fp32"))
+
+def floors_json(floors: dict) -> dict:
+    """One precision's floors as written to the JSON file."""
+    inference, update = floors["inference"], floors["update"]
+    return {
+        "inference": {"wall_s": inference.wall, "cpu_s": inference.cpu},
+        "minibatch_by_chunk": {str(c): {"wall_s": m.wall, "cpu_s": m.cpu} for c, m in floors["minibatch"].items()},
+        "update": {"chunk": floors["chunk"], "wall_s": update.wall, "cpu_s": update.cpu},
+    }
+
+
+def trainer_variants(bc: BenchConfig, root: Path, threads: int, bf16: bool, device: torch.device) -> dict[str, dict]:
+    """End-to-end figures of the trainer's defaults first, then of each speed option asked for, by name."""
+    first = end_to_end(bc, root, "default", threads)
+    runs = {f"trainer (update_chunk_size {first['update_chunk_size']})": first}
+    if bc.compare_plain and first["update_chunk_size"]:
+        runs["trainer, plain one-pass update"] = end_to_end(bc, root, "plain", threads, update_chunk_size=0)
+    if bc.speed_options:
+        runs["trainer, env_groups 2"] = end_to_end(bc, root, "groups", threads, env_groups=2)
+        if bf16:
+            runs["trainer, precision bf16"] = end_to_end(bc, root, "bf16", threads, precision="bf16")
+            runs["trainer, bf16 + env_groups 2"] = end_to_end(
+                bc, root, "bf16_groups", threads, precision="bf16", env_groups=2
+            )
+    if bc.compile_variants:
+        runs["trainer, compile"] = end_to_end(bc, root, "compile", threads, compile=True)
+        if bf16:
+            runs["trainer, bf16 + env_groups 2 + compile"] = end_to_end(
+                bc, root, "bf16_groups_compile", threads, precision="bf16", env_groups=2, compile=True
+            )
+    if bc.learned_reward:
+        try:
+            from trex.reward_net import RewardNet
+        except ImportError:
+            print("trex.reward_net.RewardNet not importable: no learned-reward run", flush=True)
+        else:
+            net = RewardNet().eval().to(device)
+            runs["trainer, learned reward (RewardNet)"] = end_to_end(
+                bc, root, "learned", threads, reward_source=lambda obs: net(obs)
+            )
+    return runs
+
+
+def ratios(run: dict, env_s: Clock, floors: dict) -> dict:
+    """A run's seconds per update over the sum of the floors (and over the overlapped bound)."""
+    inf_s, upd_s = floors["inference"], floors["update"]
+    floor_wall, floor_cpu = env_s.wall + inf_s.wall + upd_s.wall, env_s.cpu + inf_s.cpu + upd_s.cpu
+    return {
+        "overhead_ratio": run["wall_s"] / floor_wall,
+        "overhead_ratio_cpu": run["cpu_s"] / floor_cpu,
+        "overlap_ratio": run["wall_s"] / (max(env_s.wall, inf_s.wall) + upd_s.wall),
+        "floors_sum_wall_s": floor_wall,
+        "floors_sum_cpu_s": floor_cpu,
+    }
+
+
+def headline(res: dict, runs: dict[str, dict], best_threads: int) -> None:
+    """The defaults' figures at the top level of `res`, and every run's speedup over them (and the plain update's)."""
     main_run = next(iter(runs.values()))
     res.update(
         {
@@ -314,6 +304,10 @@ def main(argv: list[str]) -> dict:
         res["speedup_vs_plain"] = plain["wall_s"] / main_run["wall_s"]
         res["speedup_vs_plain_cpu"] = plain["cpu_s"] / main_run["cpu_s"]
 
+
+def print_table(bc: BenchConfig, res: dict, envs: dict[int, Clock], floors_by_precision: dict, runs: dict) -> None:
+    """The floors and the runs per update, then the headline figures."""
+    batch_size = bc.num_envs * bc.num_steps
     print(f"\n{'per update of ' + format(batch_size, ',') + ' steps':52s} {'wall s':>9s} {'CPU s':>9s} {'SPS':>8s}")
     for n, c in envs.items():
         print(f"{f'floor: env stepping, num_threads {n}':52s} {c.wall:9.2f} {c.cpu:9.2f} {batch_size / c.wall:8.0f}")
@@ -340,6 +334,7 @@ def main(argv: list[str]) -> dict:
             f"{'end-to-end: ' + name:52s} {r['wall_s']:9.2f} {r['cpu_s']:9.2f} {r['sps']:8.0f}   ({shares}; "
             f"overhead {r['overhead_ratio']:.2f}, x{res['speedup_vs_default'][name]:.2f} vs defaults)"
         )
+    storage, reference = res["rollout_storage_bytes"], res["rollout_storage_bytes_reference"]
     print(f"rollout storage: {storage / 2**20:.1f} MiB here, {reference / 2**20:.1f} MiB at 64 envs x 256 steps")
     line = (
         f"overhead_ratio {res['overhead_ratio']:.2f} (CPU {res['overhead_ratio_cpu']:.2f}), "
@@ -348,6 +343,46 @@ def main(argv: list[str]) -> dict:
     if "speedup_vs_plain" in res:
         line += f", speedup vs plain {res['speedup_vs_plain']:.2f}x (CPU {res['speedup_vs_plain_cpu']:.2f}x)"
     print(f"sps {res['sps']:.0f}; {line}; load {res['load_avg_start'][0]:.1f} -> {res['load_avg_end'][0]:.1f}")
+
+
+def main(argv: list[str]) -> dict:
+    bc = parse_config(BenchConfig, argv, prog="benchmarks/ppo_throughput.py", description=__doc__.splitlines()[0])
+    if bc.torch_threads:
+        torch.set_num_threads(bc.torch_threads)
+    batch_size = bc.num_envs * bc.num_steps
+    print(
+        f"{bc.env_name}: {bc.num_envs} envs x {bc.num_steps} steps, {bc.num_minibatches} minibatches of "
+        f"{batch_size // bc.num_minibatches}, {bc.update_epochs} epochs, IMPALA {bc.channels}/{bc.hidden_size}; "
+        f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    res: dict = {"config": dataclasses.asdict(bc), "load_avg_start": os.getloadavg()}
+
+    envs, best_threads = env_floors(bc)
+    res["env_floor"] = {str(n): {"wall_s": c.wall, "cpu_s": c.cpu, "sps": batch_size / c.wall} for n, c in envs.items()}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        floor_trainer = PPOTrainer(ppo_config(bc, str(root / "floors"), best_threads))
+        batch = floor_trainer.collect_rollout()
+        res["rollout_storage_bytes"] = sum(v.nbytes for k, v in batch.items() if k != "last_value")
+        # the same layout at 64 envs x 256 steps
+        res["rollout_storage_bytes_reference"] = 256 * 64 * (64 * 64 * 3 + 8 + 4 + 4 + 4 + 1)
+        bf16 = floor_trainer.device.type != "cpu" or native_bf16()
+        if not bf16:
+            print("bf16 variants skipped: this CPU emulates bf16 (no AVX512-BF16 or AMX), ~10x slower", flush=True)
+        precisions = ("fp32", "bf16") if bf16 and (bc.speed_options or bc.compile_variants) else ("fp32",)
+        floors_by_precision = network_floors(bc, floor_trainer, batch, precisions)
+        for precision, floors in floors_by_precision.items():
+            res[f"floors_{precision}"] = floors_json(floors)
+        runs = trainer_variants(bc, root, best_threads, bf16, floor_trainer.device)
+    res["end_to_end"] = runs
+    res["load_avg_end"] = os.getloadavg()
+
+    for name, run in runs.items():
+        run.update(ratios(run, envs[best_threads], floors_by_precision["bf16" if "bf16" in name else "fp32"]))
+    headline(res, runs, best_threads)
+    print_table(bc, res, envs, floors_by_precision, runs)
     if bc.out:
         write_json(bc.out, res)
     return res

@@ -1,5 +1,6 @@
 """The config contract: file < command line, strict one-line errors with exit status 2, --help lists keys."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -66,35 +67,54 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path):
     assert missing.returncode == 2 and missing.stderr.startswith("error: cannot read config file")
 
 
+def key_help_lines(cls: type) -> dict[str, str]:
+    """Each key of the config class `cls` as its --help must show it, whitespace aside: the flag, its meaning (the
+    key's help text, with its choices) and its default."""
+    lines = {}
+    for f in dataclasses.fields(cls):
+        assert f.metadata["help"].strip(), f"config key {f.name!r} has no help text"
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        choices = f" (choices: {', '.join(map(str, f.metadata['choices']))})" if f.metadata.get("choices") else ""
+        line = f"--{f.name} {f.name.upper()} {f.metadata['help']}{choices} [default: {default}]"
+        lines[f.name] = "".join(line.split())
+    return lines
+
+
 def test_help_lists_every_key_with_default_and_meaning():
     proc = run_train("--help")
     assert proc.returncode == 0
-    text = " ".join(proc.stdout.split())
-    for key in (
-        "env_name",
-        "distribution_mode",
-        "num_levels",
-        "start_level",
-        "num_envs",
-        "num_steps",
-        "num_minibatches",
-        "update_epochs",
-        "learning_rate",
-        "gamma",
-        "gae_lambda",
-        "ent_coef",
-        "clip_range",
-        "vf_coef",
-        "max_grad_norm",
-        "total_timesteps",
-        "save_interval",
-        "eval_interval",
-        "seed",
-        "device",
-        "run_dir",
-    ):
-        assert f"--{key}" in text
-    assert "[default: 0.999]" in text and "[default: 25000000]" in text
+    text = "".join(proc.stdout.split())  # argparse wraps lines (and words at hyphens) where it likes
+    lines = key_help_lines(PPOConfig)
+    assert {"env_name", "num_envs", "learning_rate", "total_timesteps", "seed", "device", "run_dir"} <= set(lines)
+    for key, line in lines.items():
+        assert line in text, key
+    assert "[default:0.999]" in text and "[default:25000000]" in text
+
+
+# Each entry point but train.py (above) and the config class its --help lists: its own module's.
+CONFIG_CLASSES = [
+    ("trex/train_policy.py", [], "PolicyConfig"),
+    ("trex/reward_model.py", ["demos"], "TrexConfig"),
+    ("trex/reward_model.py", ["train"], "TrexConfig"),
+    ("trex/reward_model.py", ["sweep"], "TrexConfig"),
+    ("trex/study.py", [], "StudyConfig"),
+    ("trex/sweep.py", [], "SweepConfig"),
+    ("test_policy.py", [], "EvalConfig"),
+    ("rec_video.py", [], "VideoConfig"),
+]
+
+
+@pytest.mark.parametrize("script, verb, cls", CONFIG_CLASSES, ids=[" ".join([s, *v]) for s, v, _ in CONFIG_CLASSES])
+def test_help_of_every_entry_point_lists_every_key_of_its_config(script, verb, cls, capsys):
+    import runpy
+
+    namespace = runpy.run_path(str(ROOT / script))
+    with pytest.raises(SystemExit) as done:
+        namespace["main"]([*verb, "--help"])
+    assert done.value.code == 0
+    text = "".join(capsys.readouterr().out.split())
+    for key, line in key_help_lines(namespace[cls]).items():
+        assert line in text, key
 
 
 @pytest.mark.parametrize("script", ["baseline_agent/train.py", "test_policy.py", "rec_video.py"])

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_configs import ppo_flags
 
 import toolkit.cli
 import toolkit.files
@@ -26,11 +27,7 @@ from toolkit.files import atomic_write, torch_save, write_text
 from toolkit.logger import read_progress
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    *("--env_name", "coinrun", "--num_envs", "4", "--num_steps", "16", "--num_minibatches", "2"),
-    *("--update_epochs", "1", "--channels", "4,8,8", "--hidden_size", "16", "--eval_interval", "0"),
-    *("--num_threads", "1", "--save_interval", "1"),
-]
+TINY = ppo_flags(env_name="coinrun", save_interval=1)
 
 
 def tiny(run: Path, steps: int, *extra: str) -> list[str]:

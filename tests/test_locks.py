@@ -9,32 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_configs import ppo_flags
 
 from baseline_agent.checkpoint import list_checkpoints, load_checkpoint
 from toolkit.cli import UserError
 from toolkit.files import atomic_write, exclusive, exclusive_file
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "--env_name",
-    "coinrun",
-    "--num_envs",
-    "4",
-    "--num_steps",
-    "16",
-    "--num_minibatches",
-    "2",
-    "--update_epochs",
-    "1",
-    "--channels",
-    "4,8,8",
-    "--hidden_size",
-    "16",
-    "--eval_interval",
-    "0",
-    "--num_threads",
-    "1",
-]
+TINY = ppo_flags(env_name="coinrun")
 
 
 def snapshot(folder: Path) -> dict:

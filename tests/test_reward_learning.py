@@ -201,7 +201,8 @@ def test_train_command_writes_metrics_and_never_overwrites_another_config(tmp_pa
         low, high = metrics[key]["ci95"]["spearman"]
         assert low <= metrics[key]["spearman"] <= high
     assert metrics["held_out"]["n_demos"] == metrics["new_episodes"]["n_demos"] == 5  # equal counts
-    assert 0.0 <= metrics["label_noise"] <= 1.0
+    assert metrics["num_pairs"] == 64  # --num_pairs 64
+    assert metrics["label_noise"] * 64 == round(metrics["label_noise"] * 64)  # a share of those 64 pairs
     for name in (
         "reward_model.pt",
         "train_log.csv",

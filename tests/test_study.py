@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from tiny_configs import ppo_section
 
 from baseline_agent.checkpoint import list_checkpoints, load_checkpoint
 from toolkit.cli import UserError
@@ -34,18 +35,7 @@ MICRO = {
     "eval_episodes": 4,
     "video_steps": 30,
     "reward_seeds": 2,
-    "ppo": {
-        "num_envs": 8,
-        "num_steps": 32,
-        "num_minibatches": 2,
-        "update_epochs": 1,
-        "channels": [4, 8, 8],
-        "hidden_size": 32,
-        "total_timesteps": 768,
-        "save_interval": 1,
-        "eval_interval": 1,
-        "num_threads": 1,
-    },
+    "ppo": ppo_section(hidden_size=32, total_timesteps=768, eval_interval=1),
     "trex": {
         "num_demos": 10,
         "num_held_out_demos": 6,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_configs import ppo_flags, ppo_section
 
 from toolkit.cli import UserError
 from trex.pipeline import Step
@@ -29,18 +30,7 @@ GRID = {
     "num_demos": [4, 6],
     "seeds": [0, 1],
     "max_parallel": 2,
-    "ppo": {
-        "num_envs": 8,
-        "num_steps": 32,
-        "num_minibatches": 2,
-        "update_epochs": 1,
-        "channels": [4, 8, 8],
-        "hidden_size": 16,
-        "total_timesteps": 512,
-        "save_interval": 1,
-        "eval_interval": 0,
-        "num_threads": 1,
-    },
+    "ppo": ppo_section(total_timesteps=512),
     "trex": {
         "num_held_out_demos": 4,
         "max_episode_steps": 50,
@@ -216,9 +206,7 @@ def test_a_job_cut_off_by_its_time_limit_is_requeued_and_resumes_where_it_stoppe
     from trex.sweep import StepTask
 
     run, log = tmp_path / "ppo", tmp_path / "job.log"
-    tiny_ppo = ["--num_envs", "4", "--num_steps", "16", "--num_minibatches", "2", "--update_epochs", "1"]
-    tiny_ppo += ["--channels", "4,8,8", "--hidden_size", "16", "--eval_interval", "0", "--num_threads", "1"]
-    command = ["python", "baseline_agent/train.py", *tiny_ppo, "--save_interval", "1", "--log_interval", "50"]
+    command = ["python", "baseline_agent/train.py", *ppo_flags(save_interval=1, log_interval=50)]
     command += ["--total_timesteps", "12800", "--run_dir", str(run)]  # about 20 s of work on an idle 2-core CPU
     # USR2 15 s after each start: the first run is cut off however fast the CPU; a busy one needs more requeues,
     # each keeping its progress (a checkpoint every update)

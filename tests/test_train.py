@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_configs import ppo_flags
 
 from baseline_agent.checkpoint import list_checkpoints, load_checkpoint, load_policy
 from baseline_agent.train import main as train_main
@@ -17,28 +18,7 @@ from toolkit.cli import UserError
 from toolkit.logger import read_progress
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "--env_name",
-    "coinrun",
-    "--num_envs",
-    "4",
-    "--num_steps",
-    "16",
-    "--num_minibatches",
-    "2",
-    "--update_epochs",
-    "2",
-    "--channels",
-    "4,8,8",
-    "--hidden_size",
-    "32",
-    "--save_interval",
-    "2",
-    "--eval_interval",
-    "2",
-    "--num_threads",
-    "1",
-]
+TINY = ppo_flags(env_name="coinrun", update_epochs=2, hidden_size=32, save_interval=2, eval_interval=2)
 
 
 def tiny(run_dir, steps=256, *extra):
