@@ -63,3 +63,45 @@ def test_each_study_step_reads_only_what_the_steps_before_it_write(tmp_path):
         seen.add(step.name)
     assert [s.stage for s in steps][:2] == ["ppo", "demos"] and steps[-1].stage == "video"
     assert not any(s.done() for s in steps)  # nothing has run in this folder
+
+
+def test_an_old_level_set_key_is_refused_in_one_line_naming_the_new_one(tmp_path):
+    from baseline_agent.ppo_config import PPOConfig
+    from toolkit.config import parse_config
+    from trex.config import TrexConfig
+
+    with pytest.raises(UserError, match="config key 'test_start_level' is now called 'held_out_start_level'"):
+        build_config(TrexConfig, {"test_start_level": 5})
+    with pytest.raises(UserError, match="config key 'eval_num_levels' is now called 'held_out_num_levels'"):
+        parse_config(PPOConfig, ["--eval_num_levels", "9"], prog="x", description="x")
+    old = tmp_path / "old.yaml"
+    old.write_text("num_test_demos: 4\n")
+    with pytest.raises(UserError, match="'num_test_demos' is now called 'num_held_out_demos'"):
+        parse_config(TrexConfig, ["-c", str(old)], prog="x", description="x")
+
+
+def test_files_written_under_the_old_level_set_names_are_read_as_todays(tmp_path):
+    import json
+
+    from baseline_agent.ppo_config import PPOConfig
+    from toolkit.config import config_dict, diff_configs
+    from trex.demo_store import DemoRecord, parse_record
+    from trex.results import read_evaluation, read_metrics
+
+    fields = {f: "0" for f in DemoRecord.__dataclass_fields__}
+    fields.update(game="starpilot", distribution_mode="easy", file="x.npz", level_range="0+1", level_set="test")
+    assert parse_record(fields).level_set == "held_out"
+    assert parse_record({**fields, "level_set": "train_eval"}).level_set == "new_episodes"
+    block = {"spearman": 0.5}
+    (tmp_path / "metrics.json").write_text(json.dumps({"train_levels": block, "test_levels": block, "seed": 1}))
+    metrics = read_metrics(tmp_path / "metrics.json")
+    assert metrics["new_episodes"] == metrics["held_out"] == block and "test_levels" not in metrics
+    levels = {"train_levels": [0, 8], "test_levels": [100, 5]}
+    (tmp_path / "evaluation.json").write_text(json.dumps({"levels": levels, "random": {"test_levels": {"mean": 1}}}))
+    evaluation = read_evaluation(tmp_path / "evaluation.json")
+    assert evaluation["levels"] == {"training_levels": [0, 8], "held_out": [100, 5]}
+    assert evaluation["random"] == {"held_out": {"mean": 1}}
+    # a PPO run's config.yaml saved under the old key resumes under the new one (resume_point diffs them)
+    now = config_dict(PPOConfig(held_out_num_levels=7))
+    saved = {k: v for k, v in now.items() if k != "held_out_num_levels"} | {"eval_num_levels": 7}
+    assert diff_configs(saved, now, ()) == [] and diff_configs({**saved, "eval_num_levels": 8}, now, ())

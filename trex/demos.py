@@ -5,7 +5,7 @@
 Three level sets, disjoint by construction and recorded per demo (its level seed and the range it came from):
 - `train`: `num_demos` demos to train on, from `demo_num_levels` distinct levels (`config.demo_levels`);
 - `new_episodes`: `num_held_out_demos` new episodes on those same levels, never trained on;
-- `test`: `num_held_out_demos` demos on the held-out levels (`config.held_out`);
+- `held_out`: `num_held_out_demos` demos on the held-out levels (`config.held_out`);
 - `val` (with `val_num_levels`): `num_val_demos` demos on validation levels of their own (`config.val_levels`).
 With `sweep_demo_levels`, each other number of levels gets its own folder of train and new_episodes demos,
 `<demo_dir>/levels_<N>`, beside the held-out demos they share.

@@ -10,7 +10,7 @@
 3. `RewardTrainer.fit` (below): the `RewardNet` (trex/reward_net.py) under the Bradley-Terry loss, early stopping on
    validation accuracy, the best weights kept;
 4. `evaluate_demos` (trex/evaluation.py): correlations of predicted and true returns, with 95% bootstrap intervals,
-   on new episodes of the training demos' levels (`new_episodes`) and on held-out levels (`test`), beside the
+   on new episodes of the training demos' levels (`new_episodes`) and on held-out levels (`held_out`), beside the
    episode-length baseline;
 5. reward_model.pt, metrics.json, summary.json, train_log.csv, TensorBoard events and plots in `run_dir`.
 A rerun of a finished run keeps it; a different config on its folder is refused; an interrupted run trains again
@@ -575,23 +575,33 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
     }
 
     # 5. outputs
+    write_outputs(run_dir, metrics, demos, evaluated, verbose)
+    return metrics
+
+
+def write_outputs(
+    run_dir: Path, metrics: RewardMetrics, demos: DemoSets, evaluated: dict[str, tuple[dict, list]], verbose: bool
+) -> None:
+    """Step 5: metrics.json, summary.json and the plots of one reward model (`evaluated`: each scored level set's
+    figures and per-frame predicted rewards)."""
     write_metrics(run_dir / "metrics.json", metrics)
     write_json(
         run_dir / "summary.json",
         {
             **figure_columns(metrics),
-            "best_val_accuracy": result.best_val_accuracy,
-            "label_noise": pairs.label_noise,
+            "best_val_accuracy": metrics["best_val_accuracy"],
+            "label_noise": metrics["label_noise"],
             "wall_time_s": metrics["wall_time_s"],
         },
     )
-    names = SCORED_SETS
     sets = {
-        names[key]: (getattr(demos, key), rewards, m) for key, (m, rewards) in evaluated.items() if getattr(demos, key)
+        SCORED_SETS[key]: (getattr(demos, key), rewards, m)
+        for key, (m, rewards) in evaluated.items()
+        if getattr(demos, key)
     }
     if sets:
         plot_predicted_vs_true(sets, run_dir / "predicted_vs_true.png")
-        shown, rewards, _ = sets.get(names["held_out"], next(iter(sets.values())))
+        shown, rewards, _ = sets.get(SCORED_SETS["held_out"], next(iter(sets.values())))
         plot_cumulative(shown, rewards, run_dir / "cumulative_reward.png")
         plot_reward_by_time({k: v[1] for k, v in sets.items()}, run_dir / "reward_by_time.png")
     if verbose:
@@ -604,7 +614,6 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
             f"-> {run_dir / 'metrics.json'}",
             flush=True,
         )
-    return metrics
 
 
 def snippet_accuracy(cfg: TrexConfig, trainer: RewardTrainer, demos: list[Demo]) -> float | None:
