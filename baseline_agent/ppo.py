@@ -40,20 +40,18 @@ from baseline_agent.envs import (
     NUM_ACTIONS,
     OBS_SHAPE,
     EpisodeStats,
-    LevelSet,
     RewardNormalizer,
-    VecEnv,
     group_slices,
     step_groups,
 )
 from baseline_agent.models import NonFinite, Policy
 from baseline_agent.ppo_config import (
     CPU_CHUNK_SIZE,
-    GROUP_SEED_STRIDE,
     RESUMABLE_KEYS,
     PPOConfig,
     eval_levels,
-    make_env,
+    make_env_groups,
+    model_spec,
     train_levels,
 )
 from baseline_agent.ppo_logs import explained_variance, progress_row, run_summary, write_summary
@@ -242,13 +240,6 @@ class PPOTrainer:
         self.logger = RunLogger(self.run_dir, self.step if self.resumed else None, self.dist.is_main, tracker)
         self.wall_start, self.start_step = time.time(), self.step
 
-    def _make_groups(self, levels: LevelSet, seed: int) -> list[VecEnv]:
-        """One procgen env per env group; group g is seeded `seed + GROUP_SEED_STRIDE * g`."""
-        return [
-            VecEnv(make_env(self.cfg, levels, seed + GROUP_SEED_STRIDE * g, sl.stop - sl.start))
-            for g, sl in enumerate(self.slices)
-        ]
-
     def autocast(self):
         """The context every forward pass of the policy runs in: bf16 autocast with precision bf16."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
@@ -308,8 +299,8 @@ class PPOTrainer:
         move on with the step count, so restarted envs do not replay the run's start)."""
         cfg = self.cfg
         seed = self.rank_seed + (self.step if exact is None else 0)
-        self.venvs = self._make_groups(train_levels(cfg), seed)
-        self.eval_venvs = self._make_groups(eval_levels(cfg), seed + 5_000) if cfg.eval_interval else []
+        self.venvs = make_env_groups(cfg, self.slices, train_levels(cfg), seed)
+        self.eval_venvs = make_env_groups(cfg, self.slices, eval_levels(cfg), seed + 5_000) if cfg.eval_interval else []
         if exact is None:
             torch.manual_seed(self.rank_seed + self.step)  # sampling differs across ranks
             self.shuffle_gen.manual_seed(self.rank_seed + self.step + 1)
@@ -352,14 +343,7 @@ class PPOTrainer:
                 "step": self.step,
                 "update": self.update,
                 "config": self.resolved,
-                "model_spec": {
-                    "env_name": cfg.env_name,
-                    "distribution_mode": cfg.distribution_mode,
-                    "num_actions": NUM_ACTIONS,
-                    "channels": list(cfg.channels),
-                    "hidden_size": cfg.hidden_size,
-                    "obs_shape": list(OBS_SHAPE),
-                },
+                "model_spec": model_spec(cfg),
             },
             resume={"layout": self._layout(), "ranks": ranks},
         )

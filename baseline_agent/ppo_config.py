@@ -8,7 +8,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from baseline_agent.envs import GAMES, MODES, PROCGEN_OPTIONS, LevelSet, held_out_levels, make_procgen
+from baseline_agent.envs import (
+    GAMES,
+    MODES,
+    NUM_ACTIONS,
+    OBS_SHAPE,
+    PROCGEN_OPTIONS,
+    LevelSet,
+    VecEnv,
+    held_out_levels,
+    make_procgen,
+)
 from toolkit.cli import UserError
 from toolkit.config import option
 from toolkit.runtime import RuntimeConfig
@@ -163,3 +173,22 @@ def run_is_finished(cfg: PPOConfig) -> bool:
     """Whether cfg.run_dir holds a run that reached cfg.total_timesteps (its summary.json says so)."""
     path = Path(cfg.run_dir) / "summary.json"
     return path.is_file() and json.loads(path.read_text()).get("total_timesteps", 0) >= cfg.total_timesteps
+
+
+def make_env_groups(cfg: PPOConfig, slices: list[slice], levels: LevelSet, seed: int) -> list[VecEnv]:
+    """One procgen env per env group (`slices` of the run's envs); group g is seeded `seed + GROUP_SEED_STRIDE * g`."""
+    return [
+        VecEnv(make_env(cfg, levels, seed + GROUP_SEED_STRIDE * g, sl.stop - sl.start)) for g, sl in enumerate(slices)
+    ]
+
+
+def model_spec(cfg: PPOConfig) -> dict:
+    """What a checkpoint records to rebuild its policy network (baseline_agent/checkpoint.py: load_policy)."""
+    return {
+        "env_name": cfg.env_name,
+        "distribution_mode": cfg.distribution_mode,
+        "num_actions": NUM_ACTIONS,
+        "channels": list(cfg.channels),
+        "hidden_size": cfg.hidden_size,
+        "obs_shape": list(OBS_SHAPE),
+    }

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from baseline_agent.envs import GAMES, NUM_ACTIONS, VecEnv
-from baseline_agent.ppo import PPOConfig, PPOTrainer, make_env, ppo_gradient, train_levels
+from baseline_agent.ppo import PPOTrainer, ppo_gradient
+from baseline_agent.ppo_config import PPOConfig, make_env, train_levels
 from toolkit.cli import run_main
 from toolkit.config import option, parse_config
 from toolkit.files import write_json

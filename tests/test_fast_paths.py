@@ -9,7 +9,8 @@ import torch
 
 from baseline_agent.envs import NUM_ACTIONS, group_slices, step_groups
 from baseline_agent.models import Policy
-from baseline_agent.ppo import PPOConfig, PPOTrainer, ppo_gradient, train_levels
+from baseline_agent.ppo import PPOTrainer, ppo_gradient
+from baseline_agent.ppo_config import PPOConfig, make_env_groups, train_levels
 
 
 class RecordingEnv:
@@ -92,7 +93,7 @@ def test_pipelined_rollout_is_the_envs_own_trajectory(tmp_path):
     envs of the same seeds gives, and the stored log-probs and values are the policy's on the stored frames."""
     trainer = _trainer(tmp_path, env_groups=3)
     batch = trainer.collect_rollout()
-    replay = trainer._make_groups(train_levels(trainer.cfg), trainer.cfg.seed)
+    replay = make_env_groups(trainer.cfg, trainer.slices, train_levels(trainer.cfg), trainer.cfg.seed)
     for venv, sl in zip(replay, trainer.slices, strict=True):
         frames = venv.observe()
         for t in range(trainer.cfg.num_steps):
