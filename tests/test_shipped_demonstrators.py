@@ -48,6 +48,6 @@ def test_the_shipped_demonstrators_roll_out_into_ranked_demos(tmp_path):
     )
     generate_procgen_demonstrations(cfg)
     records = read_index(tmp_path / "demos")
-    assert sorted(r.level_set for r in records) == ["held_out"] * 2 + ["train"] * 6 + ["new_episodes"] * 2
+    assert sorted(r.level_set for r in records) == ["held_out"] * 2 + ["new_episodes"] * 2 + ["train"] * 6
     assert {r.checkpoint for r in records} <= {str(p) for p in list_checkpoints(SHIPPED)}
     assert all(r.level_seed < 8 for r in records if r.level_set == "train")

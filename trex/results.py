@@ -164,7 +164,8 @@ def agent_results(evaluation: StudyEvaluation, agent: str) -> dict[str, Any] | N
 
 
 def correlation(figures: Correlations, metric: str) -> float | None:
-    """One correlation (pearson, spearman or kendall) of a block, by name."""
-    if metric not in ("pearson", "spearman", "kendall"):
-        raise KeyError(f"'{metric}' is not a correlation")
+    """One figure of a block by name: a correlation (pearson, spearman, kendall) or, of a level set's block, the
+    pair accuracy."""
+    if metric not in ("pearson", "spearman", "kendall", "pair_accuracy"):
+        raise KeyError(f"'{metric}' is not a figure of a correlations block")
     return cast(dict[str, float | None], figures)[metric]
