@@ -21,10 +21,11 @@ import numpy as np
 
 from toolkit.figures import figure_row, save_figure
 from trex.evaluation import block_offset, centred_returns, seed_interval, spearman_difference_ci
+from trex.level_sets import LEGACY_DEMO_LEVEL_SETS, SCORED_SETS
 from trex.results import read_metrics
 from trex.reward_learning import figure_columns
 
-SETS = {"new_episodes": "new episodes of the training levels", "held_out": "held-out levels"}
+SETS = SCORED_SETS
 FIGURES = ("spearman", "centred_spearman", "partial_spearman", "snippet_accuracy", "within_level_spearman")
 
 
@@ -74,13 +75,13 @@ def interval(r: dict, f: str) -> str:
 
 def table(rows: list[dict]) -> list[str]:
     lines = [
-        "| lever | levels | demos | level set | Spearman | centred | centred - length [paired 95%] | partial | "
+        "| lever | levels | demos | seeds | level set | Spearman | centred | centred - length [paired 95%] | partial | "
         "snippet acc. | within-level | length | time-only | demo return |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['lever']} | {r['demo_levels']} | {r['num_demos']} | {SETS[r['level_set']]} | "
+            f"| {r['lever']} | {r['demo_levels']} | {r['num_demos']} | {r['seeds']} | {SETS[r['level_set']]} | "
             f"{interval(r, 'spearman')} | {interval(r, 'centred_spearman')} | "
             f"{interval(r, 'centred_minus_length')} | {interval(r, 'partial_spearman')} | "
             f"{interval(r, 'snippet_accuracy')} | {fmt(r['within_level_spearman'])} | {fmt(r['length_baseline'])} | "
@@ -133,7 +134,8 @@ def main(argv: list[str]) -> None:
         writer.writeheader()
         writer.writerows(rows)
     demos = [
-        f"| {p.parent.name if p.parent != demo_dir else 'main'} | {s}: {v['count']} demos, mean return "
+        f"| {p.parent.name if p.parent != demo_dir else 'main'} | {LEGACY_DEMO_LEVEL_SETS.get(s, s)}: "
+        f"{v['count']} demos, mean return "
         f"{fmt(v['mean'])} (min {fmt(v['min'])}, max {fmt(v['max'])}) |"
         for p in sorted(demo_dir.glob("**/summary.json"))
         for s, v in json.loads(p.read_text())["level_sets"].items()
