@@ -22,3 +22,15 @@ EVALUATION_SETS = {"training_levels": "training levels", "held_out": "held-out l
 LEGACY_DEMO_LEVEL_SETS = {"train_eval": "new_episodes", "test": "held_out"}
 LEGACY_SCORED_SETS = {"train_levels": "new_episodes", "test_levels": "held_out"}
 LEGACY_EVALUATION_SETS = {"train_levels": "training_levels", "test_levels": "held_out"}
+
+
+def upgrade_columns(row: dict) -> dict:
+    """A results-table row (a CSV written before today's names: `train_levels_*`, `test_levels_*`) with today's
+    column names."""
+    out = {}
+    for key, value in row.items():
+        for old, new in LEGACY_SCORED_SETS.items():
+            if key.startswith(old + "_"):
+                key = new + key[len(old) :]
+        out[key] = value
+    return out

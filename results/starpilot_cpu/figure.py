@@ -22,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from trex.evaluation import seed_interval  # noqa: E402
+from trex.level_sets import upgrade_columns
 
 # The 2020 study's published means (5 seeds), StarPilot easy, held-out-level demos (shared/reference, README).
 PUBLISHED = {12: 0.35, 25: 0.43, 50: 0.51, 100: 0.27, 200: 0.69, 300: 0.90, 1000: 0.95}
@@ -29,7 +30,7 @@ PUBLISHED_LENGTH = 0.955
 
 
 def main(rows_csv: str, out_dir: str) -> None:
-    rows = list(csv.DictReader(open(rows_csv)))
+    rows = [upgrade_columns(r) for r in csv.DictReader(open(rows_csv))]  # a CSV of either naming
     out = Path(out_dir)
     groups: dict[tuple[str, int], list[dict]] = {}
     for r in rows:
