@@ -10,6 +10,7 @@ from the demos' held-out levels (`held_out_keys`), so that one key decides them.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import signal
 import subprocess
@@ -108,8 +109,20 @@ def held_out_keys(trex: TrexConfig, ppo_keys: dict, where: str) -> dict:
     return wanted
 
 
-def policy_config(ppo: PPOConfig, policy_keys: dict, reward_models: list[str], run_dir: str, **fixed: Any) -> Any:
-    """Step 4's config: step 1's PPO keys, then the policy section's, then the reward models and `fixed` keys."""
+def ppo_config(shared: dict, start_level: int, num_levels: int, ppo_keys: dict, trex: TrexConfig, run_dir: str) -> Any:
+    """Step 1's config: the shared keys, the training levels, the ppo section's keys, and the held-out levels of
+    `trex` (the demos'), which the section may not contradict."""
+    held = held_out_keys(trex, ppo_keys, "section 'ppo'")
+    values = {**shared, "start_level": start_level, "num_levels": num_levels, **ppo_keys, **held, "run_dir": run_dir}
+    return build_section(PPOConfig, values, "section 'ppo'")
+
+
+def policy_config(
+    ppo: PPOConfig, policy_keys: dict, trex: TrexConfig, reward_models: list[str], run_dir: str, **fixed: Any
+) -> Any:
+    """Step 4's config: step 1's PPO keys (its held-out levels, `trex`'s, included), then the policy section's,
+    which may not name other held-out levels, then the reward models and `fixed` keys."""
+    held_out_keys(trex, policy_keys, "section 'policy'")
     ppo_keys = {k: v for k, v in config_dict(ppo).items() if k != "run_dir"}
     values = {**ppo_keys, **policy_keys, **fixed, "reward_model": reward_models, "run_dir": run_dir}
     return build_section(PolicyConfig, values, "section 'policy'")
@@ -120,7 +133,7 @@ def control_configs(policy: PolicyConfig, survival_dir: str, true_reward_dir: st
     alone (+1 per step) and PPO on the true reward."""
     keys = config_dict(policy)
     survival = build_config(PolicyConfig, {**keys, "reward": "survival", "run_dir": survival_dir})
-    ppo_fields = set(config_dict(PPOConfig()))
+    ppo_fields = {f.name for f in dataclasses.fields(PPOConfig)}
     true_reward = build_config(
         PPOConfig, {**{k: v for k, v in keys.items() if k in ppo_fields}, "run_dir": true_reward_dir}
     )

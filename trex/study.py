@@ -26,14 +26,14 @@ import yaml
 from baseline_agent.checkpoint import list_checkpoints, load_policy
 from baseline_agent.envs import LevelSet
 from baseline_agent.evaluation import procgen_options, run_episodes, summarize_returns
-from baseline_agent.ppo_config import PPOConfig, train_levels
+from baseline_agent.ppo_config import train_levels
 from baseline_agent.scores import normalized_score
 from toolkit.cli import UserError, run_main
 from toolkit.config import config_dict, load_yaml, parse_config, save_run_config
 from toolkit.files import exclusive, write_json, write_text
 from toolkit.tracking import start_tracking, tracking_keys
 from trex.config import TrexConfig, held_out
-from trex.pipeline import Step, build_section, config_step, control_configs, held_out_keys, policy_config, run_step
+from trex.pipeline import Step, build_section, config_step, control_configs, policy_config, ppo_config, run_step
 from trex.report import reward_figures, write_report
 from trex.results import StudyEvaluation, read_metrics, write_evaluation
 from trex.study_layout import StepConfigs, StudyConfig, config_files, lever_dirs, reward_dirs
@@ -62,23 +62,9 @@ def step_configs(cfg: StudyConfig) -> StepConfigs:
         "run_dir": str(reward_dirs(cfg)[0]),
     }
     trex = build_section(TrexConfig, trex_values, "section 'trex'")
-    ppo_values = {
-        **shared,
-        "num_levels": cfg.num_levels,
-        "start_level": cfg.start_level,
-        **cfg.ppo,
-        **held_out_keys(trex, cfg.ppo, "section 'ppo'"),
-        "run_dir": str(run / "ppo"),
-    }
-    ppo = build_section(PPOConfig, ppo_values, "section 'ppo'")
+    ppo = ppo_config(shared, cfg.start_level, cfg.num_levels, cfg.ppo, trex, str(run / "ppo"))
     models = reward_dirs(cfg)[: 1 if cfg.policy_reward_models == "first" else None]
-    policy = policy_config(
-        ppo,
-        cfg.policy,
-        [str(d / "reward_model.pt") for d in models],
-        str(run / "policy"),
-        **held_out_keys(trex, cfg.policy, "section 'policy'"),
-    )
+    policy = policy_config(ppo, cfg.policy, trex, [str(d / "reward_model.pt") for d in models], str(run / "policy"))
     survival = true_reward = None
     if cfg.controls:
         survival, true_reward = control_configs(

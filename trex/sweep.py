@@ -36,8 +36,8 @@ from trex.pipeline import (
     Step,
     build_section,
     config_step,
-    held_out_keys,
     policy_config,
+    ppo_config,
     start_command,
     write_step_configs,
 )
@@ -127,7 +127,6 @@ class SweepConfig(RuntimeConfig, TrackingConfig):
 def expand(cfg: SweepConfig) -> list[Step]:
     """Every job of the grid, in stage order; pure (writes nothing)."""
     run = Path(cfg.run_dir)
-    config_path = lambda name: run / "configs" / f"{name}.yaml"
     presets = {name: load_yaml(path) if path else {} for name, path in cfg.presets.items()}
     jobs: list[Step] = []
     for game in cfg.games:
@@ -157,23 +156,21 @@ def expand(cfg: SweepConfig) -> list[Step]:
                 if levels is not None:
                     values["demo_num_levels"] = levels
                 demo_folders[ltag] = build_section(TrexConfig, values, "section 'trex'")
-            held = held_out_keys(next(iter(demo_folders.values())), cfg.ppo, "section 'ppo'")
-            ppo_values = {
-                **shared,
-                "num_levels": cfg.num_levels,
-                "start_level": cfg.start_level,
-                "seed": dseed,
-                **cfg.ppo,
-                **held,
-                "run_dir": str(run / "ppo" / tag),
-            }
-            ppo = build_section(PPOConfig, ppo_values, "section 'ppo'")
+            ppo_shared = {**shared, "seed": dseed}
+            first = next(iter(demo_folders.values()))  # every folder has the same held-out levels
+            ppo = ppo_config(ppo_shared, cfg.start_level, cfg.num_levels, cfg.ppo, first, str(run / "ppo" / tag))
             ppo_job = config_step(
-                f"ppo_{tag}", "ppo", ppo, config_path(f"ppo_{tag}"), grid={"game": game, "demonstrator_seed": dseed}
+                f"ppo_{tag}",
+                "ppo",
+                ppo,
+                step_config_path(cfg, f"ppo_{tag}"),
+                grid={"game": game, "demonstrator_seed": dseed},
             )
             jobs.append(ppo_job)
             for ltag, demos in demo_folders.items():
-                demo_job = config_step(f"demos_{ltag}", "demos", demos, config_path(f"demos_{ltag}"), [ppo_job.name])
+                demo_job = config_step(
+                    f"demos_{ltag}", "demos", demos, step_config_path(cfg, f"demos_{ltag}"), [ppo_job.name]
+                )
                 jobs.append(demo_job)
                 cell = {"game": game, "demonstrator_seed": dseed, "demo_levels": demo_level_count(demos)}
                 jobs += reward_and_policy_jobs(cfg, shared, presets, ppo, demos, demo_job.name, ltag, cell)
@@ -183,6 +180,11 @@ def expand(cfg: SweepConfig) -> list[Step]:
     for j in kept:  # a stage left out of `steps` is taken as done (its outputs must exist)
         j.needs = [n for n in j.needs if n in names]
     return sorted(kept, key=lambda j: STAGES.index(j.stage))
+
+
+def step_config_path(cfg: SweepConfig, name: str) -> Path:
+    """Where the job `name` reads its config from."""
+    return Path(cfg.run_dir) / "configs" / f"{name}.yaml"
 
 
 def demo_level_count(demos: TrexConfig) -> int:
@@ -219,17 +221,11 @@ def reward_and_policy_jobs(
                 }
                 reward = build_section(TrexConfig, values, f"preset '{preset}'")
                 grid = {**cell, "preset": preset, "num_demos": n, "seed": seed}
-                path = run / "configs" / f"reward_{rtag}.yaml"
+                path = step_config_path(cfg, f"reward_{rtag}")
                 jobs.append(config_step(f"reward_{rtag}", "reward", reward, path, [demo_job], grid))
-                policy = policy_config(
-                    ppo,
-                    cfg.policy,
-                    [str(Path(reward.run_dir) / "reward_model.pt")],
-                    str(run / "policy" / rtag),
-                    seed=seed,
-                    **held_out_keys(demos, cfg.policy, "section 'policy'"),
-                )
-                path = run / "configs" / f"policy_{rtag}.yaml"
+                models = [str(Path(reward.run_dir) / "reward_model.pt")]
+                policy = policy_config(ppo, cfg.policy, demos, models, str(run / "policy" / rtag), seed=seed)
+                path = step_config_path(cfg, f"policy_{rtag}")
                 jobs.append(config_step(f"policy_{rtag}", "policy", policy, path, [f"reward_{rtag}"], grid))
     return jobs
 
