@@ -109,6 +109,14 @@ class ProgressLine:
         )
 
 
+def fmt_interval(x: dict) -> str:
+    """A {mean, ci95_low, ci95_high} figure as 'mean [low, high]', the mean alone where there is no interval, '-'
+    where there is no mean."""
+    if x["ci95_low"] is None:
+        return fmt(x["mean"])
+    return f"{fmt(x['mean'])} [{fmt(x['ci95_low'])}, {fmt(x['ci95_high'])}]"
+
+
 def fmt_duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "-"

@@ -15,7 +15,7 @@ import numpy as np
 from baseline_agent.ppo_config import train_levels
 from baseline_agent.scores import reference_table
 from toolkit.files import write_text
-from toolkit.logger import fmt
+from toolkit.logger import fmt, fmt_interval
 from trex.config import demo_levels, held_out
 from trex.evaluation import (
     block_offset,
@@ -109,13 +109,6 @@ def reward_figures(metrics: list[RewardMetrics]) -> dict:
     return out
 
 
-def cell(x: dict) -> str:
-    """'mean [low, high]', or the mean alone where there is no interval."""
-    if x["ci95_low"] is None:
-        return fmt(x["mean"])
-    return f"{fmt(x['mean'])} [{fmt(x['ci95_low'])}, {fmt(x['ci95_high'])}]"
-
-
 def _reward_table(figures: dict) -> list[str]:
     rows = [
         "| level set | demos | Spearman | Kendall | Pearson | pair accuracy | length baseline Spearman | "
@@ -127,7 +120,7 @@ def _reward_table(figures: dict) -> list[str]:
         rows.append(
             f"| {name} | {f['n_demos']} | "
             + " | ".join(
-                cell(f[x])
+                fmt_interval(f[x])
                 for x in (*FIGURES, "length_spearman", "length_kendall", "length_pearson", "centred_spearman")
             )
             + " |"
@@ -146,7 +139,7 @@ def _beyond_time_table(figures: dict) -> list[str]:
         f = figures[key]
         none = {"mean": None, "ci95_low": None}
         names = ("time_spearman", *SEED_FIGURES)
-        rows.append(f"| {name} | " + " | ".join(cell(f.get(x, none)) for x in names) + " |")
+        rows.append(f"| {name} | " + " | ".join(fmt_interval(f.get(x, none)) for x in names) + " |")
     return rows
 
 
@@ -260,7 +253,7 @@ def reading(figures: dict) -> str:
         )
         text += (
             f" Centred (free of the per-frame constant), the reward {verdict}: held-out Spearman less the length "
-            f"baseline's {cell(diff)} (paired 95% bootstrap interval over the demos)."
+            f"baseline's {fmt_interval(diff)} (paired 95% bootstrap interval over the demos)."
         )
     return text
 
@@ -281,7 +274,7 @@ def _lever_section(reward: dict) -> list[str]:
         for key, name in SCORED_SETS.items():
             f = figures[key]
             names = ("spearman", "centred_spearman", "partial_spearman", "snippet_accuracy", "length_spearman")
-            rows.append(f"| {label} | {name} | " + " | ".join(cell(f[x]) for x in names) + " |")
+            rows.append(f"| {label} | {name} | " + " | ".join(fmt_interval(f[x]) for x in names) + " |")
     return [*rows, ""]
 
 
@@ -317,12 +310,12 @@ def write_report(
         f"Reward model, Spearman correlation of predicted and true returns of demonstrations it never trained on "
         f"(mean of {len(metrics)} reward-model seeds; 95% bootstrap interval over the demos):",
         "",
-        f"- new episodes of the training demos' levels: **{cell(train_fig['spearman'])}** "
-        f"(episode-length baseline {cell(train_fig['length_spearman'])}; centred "
-        f"{cell(train_fig['centred_spearman'])}; {train_fig['n_demos']} demos)",
-        f"- held-out levels: **{cell(test_fig['spearman'])}** "
-        f"(episode-length baseline {cell(test_fig['length_spearman'])}; centred "
-        f"{cell(test_fig['centred_spearman'])}; {test_fig['n_demos']} demos)",
+        f"- new episodes of the training demos' levels: **{fmt_interval(train_fig['spearman'])}** "
+        f"(episode-length baseline {fmt_interval(train_fig['length_spearman'])}; centred "
+        f"{fmt_interval(train_fig['centred_spearman'])}; {train_fig['n_demos']} demos)",
+        f"- held-out levels: **{fmt_interval(test_fig['spearman'])}** "
+        f"(episode-length baseline {fmt_interval(test_fig['length_spearman'])}; centred "
+        f"{fmt_interval(test_fig['centred_spearman'])}; {test_fig['n_demos']} demos)",
         "",
         "Centred: the predicted returns less the model's mean reward per frame on its own training demos times the "
         "episode's length. T-REX "
@@ -352,7 +345,8 @@ def write_report(
         f"Mean of {len(metrics)} seeds and 95% bootstrap interval of that mean over the demos ({trex.reward_net} "
         f"net, {trex.num_pairs:,} pairs, {trex.num_demos} training demos chosen "
         f"{trex.demo_selection.replace('_', ' ')}); seed-to-seed Spearman intervals (Student t): training levels "
-        f"{cell(train_fig['spearman']['seeds'])}, held-out levels {cell(test_fig['spearman']['seeds'])}.",
+        f"{fmt_interval(train_fig['spearman']['seeds'])}, held-out levels "
+        f"{fmt_interval(test_fig['spearman']['seeds'])}.",
         "",
         *_reward_table(figures),
         "",

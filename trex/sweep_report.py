@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from toolkit.figures import figure_row, save_figure
 from toolkit.files import read_json, write_csv, write_text
-from toolkit.logger import fmt
+from toolkit.logger import fmt_interval
 from trex.demo_count_sweep import sweep_summary
 from trex.evaluation import plot_sweep, seed_interval
 from trex.pipeline import Step
@@ -158,15 +158,6 @@ def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path]) 
     summary: dict[tuple, list[dict]] = {}
     for r in rows:
         summary.setdefault((r["game"], r["preset"], r["demo_levels"], r["num_demos"]), []).append(r)
-    cell = lambda s: (
-        "-"
-        if s["mean"] is None
-        else (
-            fmt(s["mean"])
-            if s["ci95_low"] is None
-            else f"{fmt(s['mean'])} [{fmt(s['ci95_low'])}, {fmt(s['ci95_high'])}]"
-        )
-    )
     lines = [
         f"# Sweep `{cfg.name}`",
         "",
@@ -181,7 +172,7 @@ def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path]) 
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (game, preset, levels, n), rs in sorted(summary.items(), key=lambda kv: str(kv[0])):
-        col = lambda c, rs=rs: cell(seed_interval([r[c] for r in rs]))
+        col = lambda c, rs=rs: fmt_interval(seed_interval([r[c] for r in rs]))
         lines.append(
             f"| {game} | {preset} | {'fresh' if levels == 0 else levels} | {n} | {len(rs)} | "
             f"{col('new_episodes_spearman')} | {col('held_out_spearman')} | {col('held_out_centred_spearman')} | "

@@ -11,7 +11,6 @@ intervals. Per condition: the mean over seeds of those means, with a Student-t i
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import sys
@@ -24,8 +23,8 @@ from baseline_agent.checkpoint import load_policy
 from baseline_agent.envs import LevelSet
 from baseline_agent.evaluation import procgen_options, run_episodes, summarize_returns
 from toolkit.figures import figure_row, save_figure
-from toolkit.files import write_json, write_text
-from toolkit.logger import fmt, read_progress
+from toolkit.files import write_csv, write_json, write_text
+from toolkit.logger import fmt_interval, read_progress
 from trex.evaluation import seed_interval
 
 EPISODES = 200
@@ -106,14 +105,6 @@ def rows_of(found: dict[tuple[str, int], dict]) -> list[dict]:
     return rows
 
 
-def interval(s: dict) -> str:
-    if s["mean"] is None:
-        return "-"
-    if s["ci95_low"] is None:
-        return fmt(s["mean"])
-    return f"{fmt(s['mean'])} [{fmt(s['ci95_low'])}, {fmt(s['ci95_high'])}]"
-
-
 def table(rows: list[dict]) -> tuple[str, dict]:
     """The markdown table (per condition: mean over seeds with its interval) and the summary it shows."""
     summary: dict = {}
@@ -132,7 +123,7 @@ def table(rows: list[dict]) -> tuple[str, dict]:
             ret = seed_interval([r["return_mean"] for r in rs])
             length = seed_interval([r["length_mean"] for r in rs])
             stats.setdefault(condition, {})[ls] = {"return": ret, "length": length}
-            cells += [interval(ret), interval(length)]
+            cells += [fmt_interval(ret), fmt_interval(length)]
         lines.append(f"| {LABELS[condition]} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "Gain over random as a share of the true-reward policy's gain over random (mean over seeds):", ""]
     lines += ["| policy | " + " | ".join(LEVEL_SETS) + " |", "|---|" + "---|" * len(LEVEL_SETS)]
@@ -173,10 +164,7 @@ def curves(runs: Path, path: Path) -> None:
 
 def main(runs: Path, out: Path) -> None:
     rows = rows_of(evaluations(runs))
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / "results.csv", rows, tuple(rows[0]))
     text, stats = table(rows)
     write_text(out / "table.md", text)
     write_json(out / "summary.json", stats)
