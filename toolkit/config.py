@@ -40,7 +40,7 @@ def renamed_key_error(key: str) -> UserError:
 
 def upgrade_keys(values: dict[str, Any]) -> dict[str, Any]:
     """A config the toolkit wrote under an old key name, with today's names (a new name already there wins)."""
-    out = {RENAMED.get(k, k): v for k, v in values.items() if k not in RENAMED}
+    out = {k: v for k, v in values.items() if k not in RENAMED}
     out.update({RENAMED[k]: v for k, v in values.items() if k in RENAMED and RENAMED[k] not in values})
     return out
 
@@ -188,8 +188,9 @@ def parse_config(cls: type[C], argv: list[str] | None, prog: str, description: s
     args, rest = parser.parse_known_args(argv)
     if rest:
         flag = next((r for r in rest if r.startswith("-")), rest[0])
-        if flag.lstrip("-").split("=")[0] in RENAMED:
-            raise renamed_key_error(flag.lstrip("-").split("=")[0])
+        key = flag.lstrip("-").split("=")[0]
+        if key in RENAMED:
+            raise renamed_key_error(key)
         raise UserError(f"unknown config key or argument '{flag}' (see --help)")
     values = vars(args)
     merged = load_yaml(values.pop("config")) if "config" in values else {}

@@ -30,9 +30,7 @@ class DemoRecord:
     game: str
     distribution_mode: str
     level_seed: int
-    level_set: (
-        str  # "train", "new_episodes" (new episodes on the training demos' levels) or "held_out" (held-out levels)
-    )
+    level_set: str  # train, new_episodes (of the training demos' levels), held_out or val: trex/level_sets.py
     level_range: str  # the levels it was drawn from, "start+count"
     checkpoint: str
     checkpoint_step: int

@@ -75,25 +75,10 @@ class RewardMetrics(TypedDict):
     wall_time_s: float
 
 
-class PolicyReturns(TypedDict):
-    """One policy's true returns on one level set (baseline_agent/evaluation.py: summarize_returns), with its
-    normalised score and its episode lengths summarised the same way."""
-
-    n: int
-    mean: float
-    median: float
-    std: float
-    min: float
-    max: float
-    ci95_low: float | None
-    ci95_high: float | None
-    normalized_score: float | None
-    mean_length: float
-    length: dict[str, Any]
-
-
 class StudyEvaluation(TypedDict):
-    """evaluation.json of a study: the level sets, then each policy's checkpoint and returns per level set."""
+    """evaluation.json of a study: the level sets, then each policy's block: its checkpoint and, per level set, its
+    true returns as `baseline_agent.evaluation.summarize_returns` gives them, with normalized_score, mean_length
+    and the lengths summarised the same way."""
 
     levels: dict[str, list[int]]  # level set: [start_level, num_levels]
     trex_policy: dict[str, Any]
@@ -159,7 +144,7 @@ def scored_set(metrics: RewardMetrics, key: str) -> LevelSetFigures:
 
 
 def agent_results(evaluation: StudyEvaluation, agent: str) -> dict[str, Any] | None:
-    """One policy's block of evaluation.json (checkpoint and one PolicyReturns per level set); None if not run."""
+    """One policy's block of evaluation.json (see StudyEvaluation); None where that policy was not run."""
     return cast(dict[str, Any], evaluation).get(agent)
 
 
