@@ -7,7 +7,10 @@ reward model's metrics.json in sweep/L<levels>_n<demos>_s<seed>/, so a sweep sti
 got; and the demo folders' summary.json; writes OUT_DIR/results.csv (one row per lever x levels x demos x level set),
 OUT_DIR/table.md and OUT_DIR/level_generalisation.png. Intervals: over the reward-model seeds (Student t) for the
 models' figures; for "centred - length" the paired 95% bootstrap interval over the demos of the seeds' mean centred
-Spearman less the episode-length baseline's, on the same demos.
+Spearman less the episode-length baseline's, on the same demos. "True reward, centred": the true returns centred
+the same way (less the true reward's mean per frame on the folder's training demos times length), the most a
+centred figure can reach on those demos. "Seeds' ensemble": the seeds' centred predicted returns averaged (as step 4
+averages several reward models), its paired difference from length bootstrapped the same way.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit.config import load_yaml
 from toolkit.figures import figure_row, save_figure
-from trex.evaluation import block_offset, centred_returns, seed_interval, spearman_difference_ci
+from trex.demo_store import read_index
+from trex.evaluation import block_offset, centred_returns, correlations, seed_interval, spearman_difference_ci
 from trex.level_sets import LEGACY_DEMO_LEVEL_SETS, SCORED_SETS
 from trex.results import read_metrics
 from trex.reward_learning import figure_columns
@@ -39,7 +44,18 @@ def load(lever_dirs: list[tuple[str, Path]]) -> dict[tuple, list[dict]]:
     return groups
 
 
-def row(lever: str, levels: int, demos: int, key: str, metrics: list[dict]) -> dict:
+def true_offsets(demo_dir: Path) -> dict[int, float]:
+    """{demo levels: the true reward's mean per frame on that folder's training demos} (0: a fresh level per demo)."""
+    main = load_yaml(demo_dir / "config.yaml")["demo_num_levels"]
+    folders = {main: demo_dir, **{int(p.name[7:]): p for p in demo_dir.glob("levels_*")}}
+    offsets = {}
+    for levels, folder in folders.items():
+        train = [r for r in read_index(folder, check_files=False) if r.level_set == "train"]
+        offsets[levels] = sum(r.ret for r in train) / max(sum(r.length for r in train), 1)
+    return offsets
+
+
+def row(lever: str, levels: int, demos: int, key: str, metrics: list[dict], true_offset: float) -> dict:
     columns = [figure_columns(m) for m in metrics]
     out: dict = {"lever": lever, "demo_levels": levels or "fresh", "num_demos": demos, "level_set": key}
     for f in FIGURES:
@@ -55,9 +71,19 @@ def row(lever: str, levels: int, demos: int, key: str, metrics: list[dict]) -> d
     ci = diff["ci95"] or [None, None]
     out.update({"centred_minus_length": diff["difference"], "centred_minus_length_low": ci[0]})
     out["centred_minus_length_high"] = ci[1]
+    # The seeds' models as one ensemble (their centred predicted returns averaged, as step 4 averages the rewards of
+    # several reward_model files), against the same length baseline on the same demos.
+    ensemble = centred.mean(0)
+    out["ensemble_centred"] = correlations(true, ensemble)["spearman"]
+    diff = spearman_difference_ci(true, ensemble[None], lengths, np.random.default_rng(0))
+    ci = diff["ci95"] or [None, None]
+    out.update({"ensemble_minus_length": diff["difference"], "ensemble_minus_length_low": ci[0]})
+    out["ensemble_minus_length_high"] = ci[1]
     length_ci = block["length_baseline"]["ci95"]["spearman"] or [None, None]
     out.update({"length_baseline": block["length_baseline"]["spearman"], "length_low": length_ci[0]})
     out["length_high"] = length_ci[1]
+    # The same centring applied to the true reward (its training demos' mean per frame): the ceiling of "centred".
+    out["true_centred"] = correlations(true, centred_returns(true, lengths, true_offset))["spearman"]
     out["time_baseline"] = seed_interval([c[f"{key}_time_baseline_spearman"] for c in columns])["mean"]
     out["offset_shift"] = seed_interval([c[f"{key}_offset_shift"] for c in columns])["mean"]
     out["demo_mean_return"] = float(np.mean(true))
@@ -76,8 +102,9 @@ def interval(r: dict, f: str) -> str:
 def table(rows: list[dict]) -> list[str]:
     lines = [
         "| lever | levels | demos | seeds | level set | Spearman | centred | centred - length [paired 95%] | partial | "
-        "snippet acc. | within-level | length | time-only | demo return |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "snippet acc. | within-level | length | time-only | true reward, centred | seeds' ensemble, centred | "
+        "ensemble - length [paired 95%] | demo return |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
@@ -85,12 +112,14 @@ def table(rows: list[dict]) -> list[str]:
             f"{interval(r, 'spearman')} | {interval(r, 'centred_spearman')} | "
             f"{interval(r, 'centred_minus_length')} | {interval(r, 'partial_spearman')} | "
             f"{interval(r, 'snippet_accuracy')} | {fmt(r['within_level_spearman'])} | {fmt(r['length_baseline'])} | "
-            f"{fmt(r['time_baseline'])} | {fmt(r['demo_mean_return'])} |"
+            f"{fmt(r['time_baseline'])} | {fmt(r['true_centred'])} | {fmt(r['ensemble_centred'])} | "
+            f"{interval(r, 'ensemble_minus_length')} | {fmt(r['demo_mean_return'])} |"
         )
     return lines
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, env_name: str) -> None:
+    game = {"starpilot": "StarPilot", "fruitbot": "FruitBot"}.get(env_name, env_name)
     counts = sorted({r["num_demos"] for r in rows})
     levers = list(dict.fromkeys(r["lever"] for r in rows))
     plt, fig, axes = figure_row(len(counts), width=6.0, height=4.5)
@@ -114,7 +143,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_xticks(np.arange(len(held)), [str(r["demo_levels"]) for r in held])
         ax.set_xlabel("distinct levels of the training demos")
         ax.set_ylabel("Spearman, centred predicted returns")
-        ax.set_title(f"StarPilot (easy), {n} training demos, mean and 95% interval over seeds", fontsize=9)
+        ax.set_title(f"{game} (easy), {n} training demos, mean and 95% interval over seeds", fontsize=9)
         ax.set_ylim(-1, 1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -127,7 +156,8 @@ def main(argv: list[str]) -> None:
     groups = load(lever_dirs)
     levers = list(dict.fromkeys(lever for lever, _ in lever_dirs))
     order = lambda k: (levers.index(k[0]), k[2], k[1] == 0, k[1])
-    rows = [row(*k, key, groups[k]) for k in sorted(groups, key=order) for key in SETS]
+    offsets = true_offsets(demo_dir)
+    rows = [row(*k, key, groups[k], offsets[k[1]]) for k in sorted(groups, key=order) for key in SETS]
     out.mkdir(parents=True, exist_ok=True)
     with (out / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, list(rows[0]))
@@ -143,7 +173,7 @@ def main(argv: list[str]) -> None:
     ]
     text = ["| demo folder | level set: returns |", "|---|---|", *demos, "", *table(rows), ""]
     (out / "table.md").write_text("\n".join(text))
-    plot(rows, out / "level_generalisation.png")
+    plot(rows, out / "level_generalisation.png", load_yaml(demo_dir / "config.yaml")["env_name"])
     print(f"{len(rows)} rows -> {out / 'results.csv'}, {out / 'table.md'}, {out / 'level_generalisation.png'}")
 
 
