@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from baseline_agent.checkpoint import list_checkpoints, load_policy
 from baseline_agent.envs import LevelSet
@@ -15,17 +16,21 @@ from trex.config import TrexConfig
 from trex.demo_store import read_index
 from trex.demos import generate_procgen_demonstrations
 
-SHIPPED = Path(__file__).resolve().parents[1] / "results" / "level_generalisation" / "demonstrators" / "checkpoints"
+RESULT = Path(__file__).resolve().parents[1] / "results" / "level_generalisation"
+SHIPPED = RESULT / "demonstrators" / "checkpoints"  # StarPilot's
+GAMES = {"starpilot": SHIPPED, "fruitbot": RESULT / "demonstrators_fruitbot" / "checkpoints"}
 
 
-def test_the_shipped_demonstrators_load_and_the_last_outplays_random_actions_on_held_out_levels():
-    found = list_checkpoints(SHIPPED)
+@pytest.mark.parametrize("game", sorted(GAMES))
+def test_the_shipped_demonstrators_load_and_the_last_outplays_random_actions_on_held_out_levels(game):
+    found = list_checkpoints(GAMES[game])
     assert len(found) >= 5 and all(p.stat().st_size < 1_000_000 for p in found)  # weights only
+    assert sum(p.stat().st_size for p in found) < 10_000_000  # at most 10 MB per game
     policy, meta = load_policy(found[-1])
-    assert meta["model_spec"]["env_name"] == "starpilot" and meta["config"]["num_levels"] == 0
+    assert meta["model_spec"]["env_name"] == game and meta["config"]["num_levels"] == 0
     levels = LevelSet(1_000_000, 25)  # the result's held-out levels
-    trained = run_episodes(policy, "starpilot", "easy", levels, 32, 16, seed=0, num_threads=1)
-    random = run_episodes(None, "starpilot", "easy", levels, 32, 16, seed=0, num_threads=1)
+    trained = run_episodes(policy, game, "easy", levels, 32, 16, seed=0, num_threads=1)
+    random = run_episodes(None, game, "easy", levels, 32, 16, seed=0, num_threads=1)
     assert np.mean([e["ret"] for e in trained]) > np.mean([e["ret"] for e in random]) + 0.5
 
 
