@@ -15,7 +15,6 @@ averages several reward models), its paired difference from length bootstrapped 
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 from toolkit.config import load_yaml
 from toolkit.figures import figure_row, save_figure
+from toolkit.files import write_csv
 from trex.demo_store import read_index
 from trex.evaluation import block_offset, centred_returns, correlations, seed_interval, spearman_difference_ci
 from trex.level_sets import LEGACY_DEMO_LEVEL_SETS, SCORED_SETS
@@ -44,10 +44,11 @@ def load(lever_dirs: list[tuple[str, Path]]) -> dict[tuple, list[dict]]:
     return groups
 
 
-def true_offsets(demo_dir: Path) -> dict[int, float]:
-    """{demo levels: the true reward's mean per frame on that folder's training demos} (0: a fresh level per demo)."""
-    main = load_yaml(demo_dir / "config.yaml")["demo_num_levels"]
-    folders = {main: demo_dir, **{int(p.name[7:]): p for p in demo_dir.glob("levels_*")}}
+def true_offsets(demo_dir: Path, main_levels: int) -> dict[int, float]:
+    """{demo levels: the true reward's mean per frame on that folder's training demos} (0: a fresh level per demo);
+    the main folder's training demos come from `main_levels` levels."""
+    levels_dirs = {int(p.name.removeprefix("levels_")): p for p in demo_dir.glob("levels_*")}
+    folders = {main_levels: demo_dir, **levels_dirs}
     offsets = {}
     for levels, folder in folders.items():
         train = [r for r in read_index(folder, check_files=False) if r.level_set == "train"]
@@ -67,18 +68,12 @@ def row(lever: str, levels: int, demos: int, key: str, metrics: list[dict], true
     centred = np.array(
         [centred_returns(m[key]["returns"]["predicted"], lengths, block_offset(m[key])) for m in metrics]
     )
-    diff = spearman_difference_ci(true, centred, lengths, np.random.default_rng(0))
-    ci = diff["ci95"] or [None, None]
-    out.update({"centred_minus_length": diff["difference"], "centred_minus_length_low": ci[0]})
-    out["centred_minus_length_high"] = ci[1]
+    out.update(minus_length("centred_minus_length", true, centred, lengths))
     # The seeds' models as one ensemble (their centred predicted returns averaged, as step 4 averages the rewards of
     # several reward_model files), against the same length baseline on the same demos.
     ensemble = centred.mean(0)
     out["ensemble_centred"] = correlations(true, ensemble)["spearman"]
-    diff = spearman_difference_ci(true, ensemble[None], lengths, np.random.default_rng(0))
-    ci = diff["ci95"] or [None, None]
-    out.update({"ensemble_minus_length": diff["difference"], "ensemble_minus_length_low": ci[0]})
-    out["ensemble_minus_length_high"] = ci[1]
+    out.update(minus_length("ensemble_minus_length", true, ensemble[None], lengths))
     length_ci = block["length_baseline"]["ci95"]["spearman"] or [None, None]
     out.update({"length_baseline": block["length_baseline"]["spearman"], "length_low": length_ci[0]})
     out["length_high"] = length_ci[1]
@@ -89,6 +84,14 @@ def row(lever: str, levels: int, demos: int, key: str, metrics: list[dict], true
     out["demo_mean_return"] = float(np.mean(true))
     out["seeds"], out["demos"] = len(metrics), len(true)
     return out
+
+
+def minus_length(name: str, true: np.ndarray, pred: np.ndarray, lengths: np.ndarray) -> dict:
+    """{name, name_low, name_high}: the mean Spearman of `pred` ([S, n]) less the length baseline's on the same
+    demos, with its paired 95% bootstrap interval."""
+    diff = spearman_difference_ci(true, pred, lengths, np.random.default_rng(0))
+    low, high = diff["ci95"] or [None, None]
+    return {name: diff["difference"], f"{name}_low": low, f"{name}_high": high}
 
 
 def fmt(x, spec: str = ".2f") -> str:
@@ -156,13 +159,11 @@ def main(argv: list[str]) -> None:
     groups = load(lever_dirs)
     levers = list(dict.fromkeys(lever for lever, _ in lever_dirs))
     order = lambda k: (levers.index(k[0]), k[2], k[1] == 0, k[1])
-    offsets = true_offsets(demo_dir)
+    demo_cfg = load_yaml(demo_dir / "config.yaml")
+    offsets = true_offsets(demo_dir, demo_cfg["demo_num_levels"])
     rows = [row(*k, key, groups[k], offsets[k[1]]) for k in sorted(groups, key=order) for key in SETS]
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "results.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "results.csv", rows, tuple(rows[0]))
     demos = [
         f"| {p.parent.name if p.parent != demo_dir else 'main'} | {LEGACY_DEMO_LEVEL_SETS.get(s, s)}: "
         f"{v['count']} demos, mean return "
@@ -173,7 +174,7 @@ def main(argv: list[str]) -> None:
     ]
     text = ["| demo folder | level set: returns |", "|---|---|", *demos, "", *table(rows), ""]
     (out / "table.md").write_text("\n".join(text))
-    plot(rows, out / "level_generalisation.png", load_yaml(demo_dir / "config.yaml")["env_name"])
+    plot(rows, out / "level_generalisation.png", demo_cfg["env_name"])
     print(f"{len(rows)} rows -> {out / 'results.csv'}, {out / 'table.md'}, {out / 'level_generalisation.png'}")
 
 
