@@ -2,12 +2,5 @@
 # A probe of how hard the reward net is trained (N=8 levels, 100 training demos, seeds 0-1, no augmentation),
 # judged on the validation levels only, as the augmentation probe: Adam's learning rate (1e-4 is the default)
 # and 4x the training steps (8 epochs of the 8,000 pairs instead of 2). Outputs in runs/lg/probe_training/.
-cd "$(dirname "$0")/../.."  # the repository root
-for variant in "lr3e-4 --learning_rate 0.0003" "lr1e-3 --learning_rate 0.001" "epochs8 --epochs 8"; do
-  read -r name flags <<< "$variant"
-  for seed in 0 1; do
-    # shellcheck disable=SC2086
-    .venv/bin/python trex/reward_model.py train -c results/level_generalisation/trex_starpilot.yaml \
-      --num_demos 100 --seed $seed $flags --run_dir "runs/lg/probe_training/${name}_s$seed" || exit 1
-  done
-done
+exec "$(dirname "$0")/probe.sh" runs/lg/probe_training \
+  "lr3e-4 --learning_rate 0.0003" "lr1e-3 --learning_rate 0.001" "epochs8 --epochs 8"
