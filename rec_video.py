@@ -25,8 +25,8 @@ from toolkit.cli import UserError, run_main
 from toolkit.config import option, parse_config
 from toolkit.files import atomic_write, exclusive_file
 from toolkit.runtime import RuntimeConfig
-from trex.evaluation import frame_rewards
-from trex.learned_reward import load_learned_reward
+from trex.policy.learned_reward import load_learned_reward
+from trex.reward.evaluation import frame_rewards
 
 TILE = 512  # Procgen's render size; 64x64 observations are scaled up 8x to match
 
@@ -123,8 +123,8 @@ def load_demo_file(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def demo_game(path: str) -> str | None:
-    """The game of a demo, from the index.csv of the demo folder it sits in (trex/demo_store.py), if any."""
-    from trex.demo_store import read_index
+    """The game of a demo, from the index.csv of the demo folder it sits in (trex/demos/store.py), if any."""
+    from trex.demos.store import read_index
 
     target = Path(path).resolve()
     for folder in (target.parent, target.parent.parent):

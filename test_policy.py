@@ -19,7 +19,7 @@ from toolkit.cli import UserError, run_main
 from toolkit.config import config_dict, option, parse_config
 from toolkit.files import exclusive_file, write_json
 from toolkit.runtime import RuntimeConfig
-from trex.learned_reward import load_learned_reward
+from trex.policy.learned_reward import load_learned_reward
 
 
 @dataclass

@@ -30,7 +30,7 @@ from toolkit.cli import run_main
 from toolkit.config import option, parse_config
 from toolkit.files import write_json
 from toolkit.runtime import resolve_device
-from trex.demos import Source, play_round
+from trex.demos.generate import Source, play_round
 
 
 @dataclass

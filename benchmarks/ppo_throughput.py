@@ -256,9 +256,9 @@ def trainer_variants(bc: BenchConfig, root: Path, threads: int, bf16: bool, devi
             )
     if bc.learned_reward:
         try:
-            from trex.reward_net import RewardNet
+            from trex.reward.net import RewardNet
         except ImportError:
-            print("trex.reward_net.RewardNet not importable: no learned-reward run", flush=True)
+            print("trex.reward.net.RewardNet not importable: no learned-reward run", flush=True)
         else:
             net = RewardNet().eval().to(device)
             runs["trainer, learned reward (RewardNet)"] = end_to_end(

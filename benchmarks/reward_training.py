@@ -8,12 +8,12 @@
 (b) RewardTrainer with the default TrexConfig (fast net, frame_stride 2, 20-60 frame windows, 32 pairs per step).
 (c) floor: forward+backward+Adam of the default net on batches of FLOOR_BATCH frames, in frames/s.
 floor_ratio = (b) frames/s / (c) frames/s; speedup = (b) pairs/s / (a) pairs/s.
-(d) augmentation cost: (b) with each augmentation of trex/augment.py (and shift with the consistency term), each run
-    beside a plain run on the same pairs, alternating, so `augmentation[name]["ratio"]` = pairs/s with it / without
-    it, measured side by side (1 = free; the target is at least 0.7).
+(d) augmentation cost: (b) with each augmentation of trex/reward/augment.py (and shift with the consistency term),
+    each run beside a plain run on the same pairs, alternating, so `augmentation[name]["ratio"]` = pairs/s with it /
+    without it, measured side by side (1 = free; the target is at least 0.7).
 Quality (unless --quality_pairs 0): held-out Spearman of the fast and the study2020 net, each trained by
 RewardTrainer on the same number of pairs with its own snippet design. Without --demo_dir the data are synthetic
-marker demos (trex/synthetic_demos.py), which say little about Procgen; pass real demos for that.
+marker demos (trex/demos/synthetic.py), which say little about Procgen; pass real demos for that.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ import torch.nn.functional as F
 
 from toolkit.files import write_json
 from trex.config import TrexConfig
-from trex.demo_store import load_demos
-from trex.evaluation import TrainingProfile, evaluate_demos, predict_rewards
-from trex.pairs import concat_obs, create_training_data
-from trex.reward_learning import RewardTrainer
-from trex.reward_net import RewardNet
-from trex.synthetic_demos import marker_demos
+from trex.demos.store import load_demos
+from trex.demos.synthetic import marker_demos
+from trex.reward.evaluation import TrainingProfile, evaluate_demos, predict_rewards
+from trex.reward.fit import RewardTrainer
+from trex.reward.net import RewardNet
+from trex.reward.pairs import concat_obs, create_training_data
 
 FLOOR_BATCH = 1280
 STUDY_2020_SNIPPETS = {"min_len": 20, "max_len": 99}

@@ -1,4 +1,4 @@
-"""Step 2: demonstration generation (trex/demos.py) on tiny random-policy checkpoints, CPU only."""
+"""Step 2: demonstration generation (trex/demos/generate.py) on tiny random-policy checkpoints, CPU only."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from baseline_agent.models import Policy
 from toolkit.cli import UserError
 from toolkit.config import build_config, load_yaml
 from trex.config import TrexConfig
-from trex.demo_store import DemoRecord, check_game, load_demo, read_index
-from trex.demos import Source, generate_procgen_demonstrations, plan_sources, play_round
+from trex.demos.generate import Source, generate_procgen_demonstrations, plan_sources, play_round
+from trex.demos.store import DemoRecord, check_game, load_demo, read_index
 
 REPO = Path(__file__).resolve().parents[1]
 GAME = "starpilot"  # random play both ends episodes and scores within 60 steps

@@ -16,7 +16,7 @@ from baseline_agent.checkpoint import save_checkpoint
 from baseline_agent.envs import NUM_ACTIONS, OBS_SHAPE, LevelSet
 from baseline_agent.evaluation import run_episodes
 from baseline_agent.models import Policy
-from trex.reward_net import RewardNet, load_reward_model, save_reward_model
+from trex.reward.net import RewardNet, load_reward_model, save_reward_model
 
 ROOT = Path(__file__).resolve().parents[1]
 GAME = "chaser"

@@ -163,8 +163,8 @@ REWARD_TINY = dict(num_pairs=64, batch_size=16, epochs=1, min_snippet_length=4, 
 
 def _reward_cfg(tmp_path: Path, **changes):
     from trex.config import TrexConfig
-    from trex.demo_store import write_demos
-    from trex.synthetic_demos import as_written, marker_demos
+    from trex.demos.store import write_demos
+    from trex.demos.synthetic import as_written, marker_demos
 
     demos = tmp_path / "demos"
     if not demos.is_dir():
@@ -177,7 +177,7 @@ def _reward_cfg(tmp_path: Path, **changes):
 
 
 def test_a_cut_reward_model_is_trained_again_to_the_same_weights(tmp_path, capsys):
-    from trex.reward_learning import train_reward_model
+    from trex.reward.fit import train_reward_model
 
     cfg = _reward_cfg(tmp_path)
     first = train_reward_model(cfg)
@@ -199,7 +199,7 @@ def _copy(data: bytes, tmp_path: Path) -> Path:
 
 
 def test_a_diverging_reward_model_stops_in_one_line_and_saves_nothing(tmp_path):
-    from trex.reward_learning import train_reward_model
+    from trex.reward.fit import train_reward_model
 
     cfg = _reward_cfg(tmp_path, learning_rate=1e30)
     with pytest.raises(UserError, match=r"^the reward model diverged at step \d+: .* learning rate too high"):
@@ -283,10 +283,10 @@ def test_validation_passes_are_bounded_by_frames_whatever_the_snippet_length():
     most PREDICT_BATCH frames, where 256 pairs a pass held ~50k."""
     from toolkit.config import build_config, load_yaml
     from trex.config import TrexConfig
-    from trex.evaluation import PREDICT_BATCH
-    from trex.pairs import SnippetPairs, frame_chunks
-    from trex.reward_learning import RewardTrainer
-    from trex.reward_net import RewardNet
+    from trex.reward.evaluation import PREDICT_BATCH
+    from trex.reward.fit import RewardTrainer
+    from trex.reward.net import RewardNet
+    from trex.reward.pairs import SnippetPairs, frame_chunks
 
     cfg = build_config(TrexConfig, load_yaml(ROOT / "configs/trex/study2020.yaml"))
     rng = np.random.default_rng(0)

@@ -13,9 +13,10 @@ from scipy import stats
 
 from toolkit.cli import UserError
 from toolkit.config import build_config
-from trex.augment import AUGMENTATIONS, augment
 from trex.config import TrexConfig, demo_levels, held_out, val_levels
-from trex.evaluation import (
+from trex.demos.synthetic import marker_demos
+from trex.reward.augment import AUGMENTATIONS, augment
+from trex.reward.evaluation import (
     TrainingProfile,
     evaluate_demos,
     evaluate_returns,
@@ -24,9 +25,8 @@ from trex.evaluation import (
     spearman_difference_ci,
     within_level,
 )
-from trex.pairs import concat_obs, create_training_data
-from trex.reward_learning import RewardTrainer
-from trex.synthetic_demos import marker_demos
+from trex.reward.fit import RewardTrainer
+from trex.reward.pairs import concat_obs, create_training_data
 
 
 def _snippets(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

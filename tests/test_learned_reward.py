@@ -76,8 +76,8 @@ def test_constant_learned_reward_logs_episode_length_and_true_return_beside_it(t
 
 def test_a_reward_model_of_another_game_or_mode_is_refused(tmp_path):
     from toolkit.cli import UserError
-    from trex.learned_reward import load_learned_reward
-    from trex.reward_net import RewardNet, save_reward_model
+    from trex.policy.learned_reward import load_learned_reward
+    from trex.reward.net import RewardNet, save_reward_model
 
     path = tmp_path / "reward_model.pt"
     net = RewardNet("fast", 1)
@@ -95,8 +95,8 @@ def test_reward_transforms_ensemble_and_survival_bonus_by_hand(tmp_path):
     """raw, sigmoid and standardise (by each model's stored training-frame mean and std), averaged over models,
     then the survival bonus; a file without statistics is refused for standardise in one line."""
     from toolkit.cli import UserError
-    from trex.learned_reward import ConstantReward, load_reward_source
-    from trex.reward_net import RewardNet, save_reward_model
+    from trex.policy.learned_reward import ConstantReward, load_reward_source
+    from trex.reward.net import RewardNet, save_reward_model
 
     obs = torch.randint(0, 256, (5, 64, 64, 3), dtype=torch.uint8)
     paths, raw = [], []

@@ -72,8 +72,8 @@ def _entry_points(folder: Path, tiny_checkpoints) -> dict:
     """Each entry point that writes a folder or file, pointed at `folder`: (main, argv, what it locks)."""
     from baseline_agent.train import main as train_main
     from test_policy import main as eval_main
+    from trex.reward.net import RewardNet, save_reward_model
     from trex.reward_model import main as reward_main
-    from trex.reward_net import RewardNet, save_reward_model
     from trex.study import main as study_main
     from trex.train_policy import main as policy_main
 

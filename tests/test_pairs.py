@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from toolkit.cli import UserError
-from trex.demo_store import Demo, DemoRecord
-from trex.pairs import concat_obs, create_training_data
+from trex.demos.store import Demo, DemoRecord
+from trex.reward.pairs import concat_obs, create_training_data
 
 
 def demo(k: int, rewards: list[float]) -> Demo:

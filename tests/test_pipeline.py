@@ -1,4 +1,4 @@
-"""The study and the sweep build their steps from one module (trex/pipeline.py): one source of truth for the
+"""The study and the sweep build their steps from one module (trex/pipeline/steps.py): one source of truth for the
 held-out levels, whichever figure they are for."""
 
 import pytest
@@ -7,8 +7,8 @@ from baseline_agent.ppo_config import eval_levels
 from toolkit.cli import UserError
 from toolkit.config import build_config, load_yaml
 from trex.config import held_out
+from trex.pipeline.study_layout import StudyConfig
 from trex.study import evaluation_levels, plan, step_configs
-from trex.study_layout import StudyConfig
 from trex.sweep import SweepConfig, expand
 
 
@@ -85,7 +85,7 @@ def test_files_written_under_the_old_level_set_names_are_read_as_todays(tmp_path
 
     from baseline_agent.ppo_config import PPOConfig
     from toolkit.config import config_dict, diff_configs
-    from trex.demo_store import DemoRecord, parse_record
+    from trex.demos.store import DemoRecord, parse_record
     from trex.results import read_evaluation, read_metrics
 
     fields = {f: "0" for f in DemoRecord.__dataclass_fields__}

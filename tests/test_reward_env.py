@@ -11,10 +11,10 @@ from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 
 from toolkit.cli import UserError  # noqa: E402
-from trex.gym_env import ProcgenEnv, ProcgenVecEnv  # noqa: E402
-from trex.reward_env import LearnedRewardEnv, LearnedRewardVecEnv  # noqa: E402
-from trex.reward_net import RewardNet, load_reward_model, save_reward_model  # noqa: E402
-from trex.sb3_env import SB3VecEnv  # noqa: E402
+from trex.interop.gym_env import ProcgenEnv, ProcgenVecEnv  # noqa: E402
+from trex.interop.reward_env import LearnedRewardEnv, LearnedRewardVecEnv  # noqa: E402
+from trex.interop.sb3_env import SB3VecEnv  # noqa: E402
+from trex.reward.net import RewardNet, load_reward_model, save_reward_model  # noqa: E402
 
 GAME = "starpilot"  # a random policy scores and ends episodes within a hundred steps
 

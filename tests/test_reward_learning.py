@@ -19,9 +19,10 @@ import pytest
 import torch
 
 from trex.config import TrexConfig
-from trex.demo_count_sweep import run_sweep
-from trex.demo_store import write_demos
-from trex.evaluation import (
+from trex.demos.store import write_demos
+from trex.demos.synthetic import as_written, marker_demos
+from trex.reward.demo_count_curve import run_sweep
+from trex.reward.evaluation import (
     TrainingProfile,
     bootstrap_ci,
     centred_figures,
@@ -33,8 +34,7 @@ from trex.evaluation import (
     predict_rewards,
     seed_interval,
 )
-from trex.reward_learning import choose_demos, return_bins
-from trex.synthetic_demos import as_written, marker_demos
+from trex.reward.fit import choose_demos, return_bins
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from toolkit.cli import UserError
-from trex.reward_net import ARCHITECTURES, RewardNet, load_reward_model, save_reward_model
+from trex.reward.net import ARCHITECTURES, RewardNet, load_reward_model, save_reward_model
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)

@@ -13,8 +13,8 @@ from baseline_agent.envs import LevelSet
 from baseline_agent.evaluation import run_episodes
 from toolkit.config import build_config
 from trex.config import TrexConfig
-from trex.demo_store import read_index
-from trex.demos import generate_procgen_demonstrations
+from trex.demos.generate import generate_procgen_demonstrations
+from trex.demos.store import read_index
 
 RESULT = Path(__file__).resolve().parents[1] / "results" / "level_generalisation"
 SHIPPED = RESULT / "demonstrators" / "checkpoints"  # StarPilot's

@@ -20,9 +20,9 @@ from tiny_configs import ppo_section
 from baseline_agent.checkpoint import list_checkpoints, load_checkpoint
 from toolkit.cli import UserError
 from toolkit.logger import fmt
-from trex.demo_store import read_index
-from trex.evaluation import centred_figures, seed_interval
+from trex.demos.store import read_index
 from trex.level_sets import EVALUATION_SETS, SCORED_SETS
+from trex.reward.evaluation import centred_figures, seed_interval
 from trex.study import main as study_main
 
 ROOT = Path(__file__).resolve().parents[1]

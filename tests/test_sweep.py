@@ -17,7 +17,7 @@ import yaml
 from tiny_configs import ppo_flags, ppo_section
 
 from toolkit.cli import UserError
-from trex.pipeline import Step
+from trex.pipeline.steps import Step
 from trex.sweep import SweepConfig, expand, run_local
 from trex.sweep import main as sweep_main
 

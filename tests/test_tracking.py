@@ -92,7 +92,7 @@ def test_a_tracked_ppo_run_logs_what_tensorboard_gets_and_its_config(tmp_path):
 def test_reward_training_scalars_and_a_report_s_figures_and_video(tmp_path):
     from rec_video import Mp4Writer
     from trex.config import TrexConfig
-    from trex.reward_learning import _TrainLog
+    from trex.reward.fit import _TrainLog
 
     cfg = build_config(TrexConfig, {"track": True, "run_dir": str(tmp_path / "reward")})
     log = _TrainLog(tmp_path / "reward", cfg)

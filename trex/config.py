@@ -9,8 +9,8 @@ from toolkit.cli import UserError
 from toolkit.config import option
 from toolkit.runtime import RuntimeConfig
 from toolkit.tracking import TrackingConfig
-from trex.augment import AUGMENTATIONS
-from trex.reward_net import ARCHITECTURES
+from trex.reward.augment import AUGMENTATIONS
+from trex.reward.net import ARCHITECTURES
 
 FRESH_LEVELS = 1_000_000_000  # levels a fresh level per demo is drawn from (demo_num_levels 0)
 MAX_LEVEL = 2**31 - 1  # Procgen's level seeds are 32-bit ints
@@ -125,7 +125,7 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
     )
     augment: list[str] = option(
         [],
-        "image augmentations of training snippets, one draw per snippet (trex/augment.py): shift, colour, conv",
+        "image augmentations of training snippets, one draw per snippet (trex/reward/augment.py): shift, colour, conv",
         choices=AUGMENTATIONS,
     )
     augment_consistency: float = option(

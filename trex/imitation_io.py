@@ -14,7 +14,7 @@ A trajectory has one observation more than actions; Procgen never shows the fram
 (it starts the next episode at once), so an exported trajectory ends on its last frame repeated, and an import
 drops the final observation. Each exported trajectory's last info holds its index row (`procgen_demo`), so an
 export imported back gives the same demo folder; a foreign trajectory takes its level seed from its first info's
-`level_seed` (what `trex.gym_env` records) or -1, and its game and level set from the command line.
+`level_seed` (what `trex.interop.gym_env` records) or -1, and its game and level set from the command line.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 from baseline_agent.envs import GAMES, MODES, OBS_SHAPE
 from toolkit.cli import UserError, require_extra, run_main
 from toolkit.config import option, parse_config
-from trex.demo_store import DemoRecord, load_demos, parse_record, read_index, write_demos
+from trex.demos.store import DemoRecord, load_demos, parse_record, read_index, write_demos
 
 INFO_KEY = "procgen_demo"
 VERBS = ("export", "import")

@@ -1,6 +1,6 @@
 """The results files of T-REX runs, each with one typed definition that writes and reads it (checked by mypy):
 
-- `metrics.json` of a reward model (`trex/reward_learning.py`): `RewardMetrics`, one `LevelSetFigures` block per
+- `metrics.json` of a reward model (`trex/reward/fit.py`): `RewardMetrics`, one `LevelSetFigures` block per
   scored level set (`trex/level_sets.py: SCORED_SETS`);
 - `evaluation.json` of a study (`trex/study.py`): `StudyEvaluation`, the true returns and episode lengths of each
   policy on each evaluation level set (`EVALUATION_SETS`).
@@ -32,7 +32,7 @@ class Correlations(TypedDict):
 
 class LevelSetFigures(Correlations):
     """A reward model's figures on one level set's demos: its correlations, the baselines it must beat, and the
-    per-demo returns they come from (trex/evaluation.py: evaluate_returns)."""
+    per-demo returns they come from (trex/reward/evaluation.py: evaluate_returns)."""
 
     pair_accuracy: float | None
     n_demos: int

@@ -28,14 +28,14 @@ def main(argv: list[str]) -> object:
         raise UserError(f"unknown command '{verb}' (choose one of: {', '.join(VERBS)})")
     cfg = parse_config(TrexConfig, rest, prog=f"trex/reward_model.py {verb}", description=__doc__.splitlines()[0])
     if verb == "demos":
-        from trex.demos import generate_procgen_demonstrations
+        from trex.demos.generate import generate_procgen_demonstrations
 
         return generate_procgen_demonstrations(cfg)
     if verb == "train":
-        from trex.reward_learning import train_reward_model
+        from trex.reward.fit import train_reward_model
 
         return train_reward_model(cfg)
-    from trex.demo_count_sweep import run_sweep
+    from trex.reward.demo_count_curve import run_sweep
 
     return run_sweep(cfg)
 

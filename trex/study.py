@@ -33,10 +33,10 @@ from toolkit.config import config_dict, load_yaml, parse_config, save_run_config
 from toolkit.files import exclusive, write_json, write_text
 from toolkit.tracking import start_tracking, tracking_keys
 from trex.config import TrexConfig, held_out
-from trex.pipeline import Step, build_section, config_step, control_configs, policy_config, ppo_config, run_step
-from trex.report import reward_figures, write_report
+from trex.pipeline.steps import Step, build_section, config_step, control_configs, policy_config, ppo_config, run_step
+from trex.pipeline.study_layout import StepConfigs, StudyConfig, config_files, lever_dirs, reward_dirs
+from trex.pipeline.study_report import reward_figures, write_report
 from trex.results import StudyEvaluation, read_metrics, write_evaluation
-from trex.study_layout import StepConfigs, StudyConfig, config_files, lever_dirs, reward_dirs
 
 
 def step_configs(cfg: StudyConfig) -> StepConfigs:
@@ -75,7 +75,7 @@ def step_configs(cfg: StudyConfig) -> StepConfigs:
         lever = build_section(
             TrexConfig, {**config_dict(trex), **cfg.lever, "run_dir": str(lever_dirs(cfg)[0])}, "section 'lever'"
         )
-        from trex.demos import tasks
+        from trex.demos.generate import tasks
 
         if tasks(lever) != tasks(trex):
             raise UserError("section 'lever': its keys would change the demonstrations; give step-3 keys only")

@@ -31,7 +31,7 @@ from toolkit.files import exclusive, write_json
 from toolkit.runtime import RuntimeConfig
 from toolkit.tracking import TrackingConfig, tracking_keys
 from trex.config import TrexConfig
-from trex.pipeline import (
+from trex.pipeline.steps import (
     STAGES,
     Step,
     build_section,
@@ -383,7 +383,7 @@ def main(argv: list[str]) -> dict[str, str] | Path:
     jobs = expand(cfg)
     with exclusive(cfg.run_dir):
         if cfg.collect:
-            from trex.sweep_report import collect
+            from trex.pipeline.sweep_report import collect
 
             return collect(cfg, jobs, expand(dataclasses.replace(cfg, steps=list(STAGES))))
         write_configs(cfg, jobs)

@@ -14,7 +14,7 @@ from baseline_agent.distributed import main_process_lock
 from baseline_agent.ppo import PPOConfig, PPOTrainer, RewardSource
 from toolkit.cli import UserError, run_main
 from toolkit.config import option, parse_config
-from trex.learned_reward import TRANSFORMS, ConstantReward, load_reward_source
+from trex.policy.learned_reward import TRANSFORMS, ConstantReward, load_reward_source
 
 REWARDS = ("learned", "survival")
 
@@ -37,7 +37,7 @@ class PolicyConfig(PPOConfig):
     )
     reward_transform: str = option(
         "none",
-        "applied to each model's reward before scaling (trex/learned_reward.py): none (raw), sigmoid (as T-REX "
+        "applied to each model's reward before scaling (trex/policy/learned_reward.py): none (raw), sigmoid (as T-REX "
         "on Atari) or standardise (by the model's own training frames' mean and std)",
         choices=TRANSFORMS,
     )

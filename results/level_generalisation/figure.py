@@ -24,11 +24,11 @@ import numpy as np
 from toolkit.config import load_yaml
 from toolkit.figures import figure_row, save_figure
 from toolkit.files import write_csv
-from trex.demo_store import read_index
-from trex.evaluation import block_offset, centred_returns, correlations, seed_interval, spearman_difference_ci
+from trex.demos.store import read_index
 from trex.level_sets import LEGACY_DEMO_LEVEL_SETS, SCORED_SETS
 from trex.results import read_metrics
-from trex.reward_learning import figure_columns
+from trex.reward.evaluation import block_offset, centred_returns, correlations, seed_interval, spearman_difference_ci
+from trex.reward.fit import figure_columns
 
 SETS = SCORED_SETS
 FIGURES = ("spearman", "centred_spearman", "partial_spearman", "snippet_accuracy", "within_level_spearman")

@@ -25,7 +25,7 @@ from baseline_agent.evaluation import procgen_options, run_episodes, summarize_r
 from toolkit.figures import figure_row, save_figure
 from toolkit.files import write_csv, write_json, write_text
 from toolkit.logger import fmt_interval, read_progress
-from trex.evaluation import seed_interval
+from trex.reward.evaluation import seed_interval
 
 EPISODES = 200
 LEVEL_SETS = {"training levels (0-31)": LevelSet(0, 32), "held-out levels (1,000,000+)": LevelSet(1_000_000, 100_000)}

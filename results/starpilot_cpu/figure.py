@@ -21,8 +21,8 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from trex.evaluation import seed_interval  # noqa: E402
 from trex.level_sets import upgrade_columns
+from trex.reward.evaluation import seed_interval  # noqa: E402
 
 # The 2020 study's published means (5 seeds), StarPilot easy, held-out-level demos (shared/reference, README).
 PUBLISHED = {12: 0.35, 25: 0.43, 50: 0.51, 100: 0.27, 200: 0.69, 300: 0.90, 1000: 0.95}

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 from toolkit.figures import figure_row, save_figure
 from toolkit.files import read_json, write_csv, write_text
 from toolkit.logger import fmt_interval
-from trex.demo_count_sweep import sweep_summary
-from trex.evaluation import plot_sweep, seed_interval
-from trex.pipeline import Step
+from trex.pipeline.steps import Step
 from trex.results import read_metrics
-from trex.reward_learning import FIGURE_COLUMNS, figure_columns
+from trex.reward.demo_count_curve import sweep_summary
+from trex.reward.evaluation import plot_sweep, seed_interval
+from trex.reward.fit import FIGURE_COLUMNS, figure_columns
 
 if TYPE_CHECKING:  # trex/sweep.py imports this module to collect
     from trex.sweep import SweepConfig
@@ -165,7 +165,7 @@ def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path]) 
         "from the runs' own metrics.json and summary.json (`sweep_results.csv` has one row per run). Centred: "
         "the predicted returns less the model's mean reward per frame times the episode's length (T-REX's loss "
         "cannot see a constant added to every frame's reward, and summed over episodes that constant's sign alone "
-        "can flip the plain figure; trex/evaluation.py: centred_returns).",
+        "can flip the plain figure; trex/reward/evaluation.py: centred_returns).",
         "",
         "| game | preset | demo levels | demos | seeds | Spearman, training levels | Spearman, held-out levels | "
         "Spearman, held-out, centred | length baseline, held-out | T-REX policy, held-out return |",

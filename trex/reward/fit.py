@@ -6,12 +6,12 @@
 `train_reward_model` reads top to bottom:
 1. `choose_demos`: `num_demos` of the folder's `train` demos (at random, or round-robin over return bins as the
    2020 study did, after dropping those above `max_return`), `val_fraction` of them kept aside for validation;
-2. `create_training_data` (trex/pairs.py): snippet pairs labelled by which demo ranks higher;
-3. `RewardTrainer.fit` (below): the `RewardNet` (trex/reward_net.py) under the Bradley-Terry loss, early stopping on
+2. `create_training_data` (trex/reward/pairs.py): snippet pairs labelled by which demo ranks higher;
+3. `RewardTrainer.fit` (below): the `RewardNet` (trex/reward/net.py) under the Bradley-Terry loss, early stopping on
    validation accuracy, the best weights kept;
-4. `evaluate_demos` (trex/evaluation.py): correlations of predicted and true returns, with 95% bootstrap intervals,
-   on new episodes of the training demos' levels (`new_episodes`) and on held-out levels (`held_out`), beside the
-   episode-length baseline;
+4. `evaluate_demos` (trex/reward/evaluation.py): correlations of predicted and true returns, with 95% bootstrap
+   intervals, on new episodes of the training demos' levels (`new_episodes`) and on held-out levels (`held_out`),
+   beside the episode-length baseline;
 5. reward_model.pt, metrics.json, summary.json, train_log.csv, TensorBoard events and plots in `run_dir`.
 A rerun of a finished run keeps it; a different config on its folder is refused; an interrupted run trains again
 from the start, with the same seeds, so its outputs are those of an uninterrupted run.
@@ -37,10 +37,12 @@ from toolkit.config import config_dict, diff_configs, load_yaml, save_run_config
 from toolkit.files import exclusive, write_json
 from toolkit.logger import fmt, fmt_duration
 from toolkit.tracking import TRACKING_KEYS, start_tracking
-from trex.augment import augment
 from trex.config import TrexConfig
-from trex.demo_store import Demo, check_game, load_demos
-from trex.evaluation import (
+from trex.demos.store import Demo, check_game, load_demos
+from trex.level_sets import SCORED_SETS
+from trex.results import LevelSetFigures, RewardMetrics, correlation, read_metrics, scored_set, write_metrics
+from trex.reward.augment import augment
+from trex.reward.evaluation import (
     PREDICT_BATCH,
     TrainingProfile,
     centred_figures,
@@ -50,10 +52,8 @@ from trex.evaluation import (
     plot_reward_by_time,
     predict_rewards,
 )
-from trex.level_sets import SCORED_SETS
-from trex.pairs import SnippetPairs, concat_obs, create_training_data, frame_chunks
-from trex.results import LevelSetFigures, RewardMetrics, correlation, read_metrics, scored_set, write_metrics
-from trex.reward_net import FILE_NAME, RewardNet, load_reward_model, save_reward_model
+from trex.reward.net import FILE_NAME, RewardNet, load_reward_model, save_reward_model
+from trex.reward.pairs import SnippetPairs, concat_obs, create_training_data, frame_chunks
 
 # Keys that cannot change a reward model trained from the same demos.
 IRRELEVANT = (

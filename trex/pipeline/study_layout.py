@@ -1,4 +1,4 @@
-"""The study's config and its run folder's layout: what `trex/study.py` writes and `trex/report.py` reads.
+"""The study's config and its run folder's layout: what `trex/study.py` writes and `study_report.py` reads.
 
 <run_dir>/configs/<step>.yaml   each step's config (ppo, trex, policy, lever, survival, true_reward)
 <run_dir>/ppo/                  step 1: the demonstrators

@@ -34,7 +34,7 @@ from toolkit.config import config_dict, save_run_config
 from toolkit.files import exclusive, write_json
 from toolkit.logger import fmt_duration
 from trex.config import TrexConfig, demo_levels, held_out, val_levels
-from trex.demo_store import DemoRecord, check_game, read_index, write_demos
+from trex.demos.store import DemoRecord, check_game, read_index, write_demos
 from trex.level_sets import DEMO_LEVEL_SETS
 
 # Procgen options a demonstrator was trained with; its demos are rolled out with the same ones, except

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from toolkit.cli import UserError
-from trex.demo_store import Demo
+from trex.demos.store import Demo
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trex.demo_store import Demo, DemoRecord
+from trex.demos.store import Demo, DemoRecord
 
 MARKER = 8  # side of the square, in pixels
 

@@ -3,7 +3,7 @@ seeds (the 2020 study's figure and its level-diversity axis), from one demo fold
 
     python trex/reward_model.py sweep -c configs/trex/coinrun.yaml   # sweep.csv, sweep.json, sweep.png
 
-Each point is `trex/reward_learning.py`'s run of one reward model in `<run_dir>/sweep/L<levels>_n<demos>_s<seed>`;
+Each point is `trex/reward/fit.py`'s run of one reward model in `<run_dir>/sweep/L<levels>_n<demos>_s<seed>`;
 finished ones are kept, so a rerun resumes.
 """
 
@@ -17,10 +17,10 @@ from toolkit.config import config_dict, save_run_config
 from toolkit.files import exclusive, write_csv, write_json
 from toolkit.logger import fmt
 from trex.config import TrexConfig, demo_levels
-from trex.evaluation import plot_sweep, seed_interval
 from trex.level_sets import SCORED_SETS
 from trex.results import RewardMetrics
-from trex.reward_learning import (
+from trex.reward.evaluation import plot_sweep, seed_interval
+from trex.reward.fit import (
     FIGURE_COLUMNS,
     figure_columns,
     finished_run,

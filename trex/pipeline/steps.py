@@ -29,7 +29,7 @@ from toolkit.files import write_text
 from trex.config import TrexConfig, held_out
 from trex.train_policy import PolicyConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("ppo", "demos", "reward", "policy")
 SCRIPTS = {  # the command of each stage, before `-c <config>`
     "ppo": ["baseline_agent/train.py"],
@@ -60,11 +60,11 @@ class Step:
         if self.stage in ("ppo", "policy"):
             return run_is_finished(self.config)
         if self.stage == "demos":
-            from trex.demos import demos_are_complete
+            from trex.demos.generate import demos_are_complete
 
             return demos_are_complete(self.config)
         if self.stage == "reward":
-            from trex.reward_learning import reward_model_is_trained
+            from trex.reward.fit import reward_model_is_trained
 
             return reward_model_is_trained(self.config)
         assert self.output is not None, f"step {self.name} has neither a config nor an output file"

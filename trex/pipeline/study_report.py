@@ -17,7 +17,11 @@ from baseline_agent.scores import reference_table
 from toolkit.files import write_text
 from toolkit.logger import fmt, fmt_interval
 from trex.config import demo_levels, held_out
-from trex.evaluation import (
+from trex.level_sets import EVALUATION_SETS, SCORED_SETS
+from trex.pipeline.steps import Step
+from trex.pipeline.study_layout import StepConfigs, StudyConfig, reward_dirs
+from trex.results import RewardMetrics, StudyEvaluation, agent_results, correlation, scored_set
+from trex.reward.evaluation import (
     block_offset,
     bootstrap_ci,
     centred_figures,
@@ -25,11 +29,7 @@ from trex.evaluation import (
     seed_interval,
     spearman_difference_ci,
 )
-from trex.level_sets import EVALUATION_SETS, SCORED_SETS
-from trex.pipeline import Step
-from trex.results import RewardMetrics, StudyEvaluation, agent_results, correlation, scored_set
-from trex.reward_learning import figure_columns
-from trex.study_layout import StepConfigs, StudyConfig, reward_dirs
+from trex.reward.fit import figure_columns
 from trex.train_policy import PolicyConfig
 
 # Figures given as the seeds' mean and Student-t interval: {report name: figure_columns column, less the set}.
@@ -66,7 +66,7 @@ def reward_figures(metrics: list[RewardMetrics]) -> dict:
     seeds}}}. The interval is the 95% bootstrap interval of the seeds' mean over the demos (resampled alike for
     every seed), so it holds both the seeds' spread and the demos' sampling; `seeds` is the seed-to-seed Student-t
     interval alone. The length baseline's figures are "length_<figure>"; "centred_spearman" is the Spearman
-    correlation of the centred predicted returns (trex/evaluation.py: centred_returns)."""
+    correlation of the centred predicted returns (trex/reward/evaluation.py: centred_returns)."""
     out: dict = {}
     columns = [figure_columns(m) for m in metrics]  # once per model, not once per figure
     for key in SCORED_SETS:

@@ -111,7 +111,7 @@ def load_learned_reward(
 def _load_checked(
     path: str, env_name: str, distribution_mode: str | None, device: str | torch.device
 ) -> tuple[torch.nn.Module, dict]:
-    from trex.reward_net import load_reward_model
+    from trex.reward.net import load_reward_model
 
     model, meta = load_reward_model(path, device)
     if meta.get("env_name") != env_name:

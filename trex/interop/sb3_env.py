@@ -4,9 +4,9 @@ SB3 takes no Gymnasium vector env, and wrapping single envs in its DummyVecEnv w
 through this one VecEnv the reward model scores every env's frame in one batch.
 
     from stable_baselines3 import PPO
-    from trex.gym_env import ProcgenVecEnv
-    from trex.reward_env import LearnedRewardVecEnv
-    from trex.sb3_env import SB3VecEnv
+    from trex.interop.gym_env import ProcgenVecEnv
+    from trex.interop.reward_env import LearnedRewardVecEnv
+    from trex.interop.sb3_env import SB3VecEnv
 
     venv = LearnedRewardVecEnv(ProcgenVecEnv("starpilot", num_envs=8), "runs/reward/reward_model.pt")
     PPO("CnnPolicy", SB3VecEnv(venv)).learn(100_000)  # rollout/ep_rew_mean is the true return
@@ -24,7 +24,7 @@ import gymnasium
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
-from trex.gym_env import split_info
+from trex.interop.gym_env import split_info
 
 
 class SB3VecEnv(VecEnv):

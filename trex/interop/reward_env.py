@@ -1,6 +1,6 @@
 """The learned reward as Gymnasium wrappers (single and vectorised), for RL libraries other than this project's PPO.
 
-Each replaces the reward by `trex.learned_reward.LearnedReward`, the very reward source step 4 plugs into PPO
+Each replaces the reward by `trex.policy.learned_reward.LearnedReward`, the very reward source step 4 plugs into PPO
 (same transforms, batched over the envs, no grad, on the given device), aligned as step 4 aligns it: the reward
 of a step is r(frame the action was chosen on). As imitation's reward wrappers do, the true reward stays in
 `info["original_env_rew"]` and the true episode statistics in `info["episode"]`; each finished episode's learned
@@ -15,8 +15,8 @@ import gymnasium
 import numpy as np
 import torch
 
-from trex.gym_env import ProcgenEnv, ProcgenVecEnv
-from trex.learned_reward import load_reward_source
+from trex.interop.gym_env import ProcgenEnv, ProcgenVecEnv
+from trex.policy.learned_reward import load_reward_source
 
 VECTOR_ATTRIBUTES: tuple[str, ...] = ("num_envs", "observation_space", "action_space", "single_observation_space")
 VECTOR_ATTRIBUTES += ("single_action_space", "is_vector_env", "env_name", "distribution_mode")

@@ -18,9 +18,9 @@ from scipy import stats
 
 from toolkit.figures import figure_row, save_figure
 from toolkit.logger import fmt
-from trex.demo_store import Demo
+from trex.demos.store import Demo
 from trex.results import LevelSetFigures
-from trex.reward_net import RewardNet
+from trex.reward.net import RewardNet
 
 PREDICT_BATCH = 2048  # frames per no-grad forward pass
 BOOTSTRAP = 1000  # resamples of the demos for each interval
