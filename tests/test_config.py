@@ -135,8 +135,9 @@ def test_every_shipped_config_is_valid():
     from baseline_agent.ppo import PPOConfig
     from toolkit.config import build_config, load_yaml
     from trex.config import TrexConfig
-    from trex.study import StudyConfig, step_configs
-    from trex.sweep import SweepConfig, expand
+    from trex.pipeline.study_layout import StudyConfig
+    from trex.pipeline.study_plan import step_configs
+    from trex.pipeline.sweep_plan import SweepConfig, expand
 
     kinds = {"ppo": PPOConfig, "trex": TrexConfig}
     for path in sorted((ROOT / "configs").rglob("*.yaml")):

@@ -15,7 +15,8 @@ from toolkit.config import build_config  # noqa: E402
 from trex.config import TrexConfig  # noqa: E402
 from trex.demos.generate import generate_procgen_demonstrations  # noqa: E402
 from trex.demos.store import load_demos, read_index  # noqa: E402
-from trex.imitation_io import ImitationIOConfig, main  # noqa: E402
+from trex.imitation_io import main  # noqa: E402
+from trex.interop.imitation import ImitationIOConfig  # noqa: E402
 
 GAME = "starpilot"
 

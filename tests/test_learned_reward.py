@@ -7,7 +7,7 @@ import torch
 from baseline_agent.ppo import PPOTrainer
 from toolkit.config import build_config
 from toolkit.logger import read_progress
-from trex.train_policy import PolicyConfig
+from trex.policy.config import PolicyConfig
 
 TINY = dict(
     env_name="starpilot",

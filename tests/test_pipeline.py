@@ -8,8 +8,8 @@ from toolkit.cli import UserError
 from toolkit.config import build_config, load_yaml
 from trex.config import held_out
 from trex.pipeline.study_layout import StudyConfig
-from trex.study import evaluation_levels, plan, step_configs
-from trex.sweep import SweepConfig, expand
+from trex.pipeline.study_plan import evaluation_levels, plan, step_configs
+from trex.pipeline.sweep_plan import SweepConfig, expand
 
 
 def quickstart(tmp_path, **changes) -> StudyConfig:

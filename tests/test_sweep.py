@@ -17,8 +17,9 @@ import yaml
 from tiny_configs import ppo_flags, ppo_section
 
 from toolkit.cli import UserError
+from trex.pipeline.launchers import run_local
 from trex.pipeline.steps import Step
-from trex.sweep import SweepConfig, expand, run_local
+from trex.pipeline.sweep_plan import SweepConfig, expand
 from trex.sweep import main as sweep_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,7 +204,7 @@ def test_a_job_cut_off_by_its_time_limit_is_requeued_and_resumes_where_it_stoppe
     import submitit
 
     from baseline_agent.checkpoint import list_checkpoints
-    from trex.sweep import StepTask
+    from trex.pipeline.launchers import StepTask
 
     run, log = tmp_path / "ppo", tmp_path / "job.log"
     command = ["python", "baseline_agent/train.py", *ppo_flags(save_interval=1, log_interval=50)]
@@ -221,7 +222,7 @@ def test_a_job_cut_off_by_its_time_limit_is_requeued_and_resumes_where_it_stoppe
 
 
 def test_requeues_are_bounded():
-    from trex.sweep import StepTask
+    from trex.pipeline.launchers import StepTask
 
     task = StepTask(2)
     first = task.checkpoint(["python", "x.py"], "log")
@@ -232,7 +233,7 @@ def test_requeues_are_bounded():
 
 
 def max_requeues_of(slurm: dict) -> dict:
-    from trex.sweep import max_requeues
+    from trex.pipeline.launchers import max_requeues
 
     cfg = SweepConfig(slurm=slurm)
     cfg.check()

@@ -120,8 +120,9 @@ def test_reward_training_scalars_and_a_report_s_figures_and_video(tmp_path):
 
 
 def test_a_study_and_a_sweep_give_their_steps_one_group(tmp_path):
-    from trex.study import StudyConfig, step_configs
-    from trex.sweep import SweepConfig, expand
+    from trex.pipeline.study_layout import StudyConfig
+    from trex.pipeline.study_plan import step_configs
+    from trex.pipeline.sweep_plan import SweepConfig, expand
 
     study = build_config(StudyConfig, {"track": True, "run_dir": str(tmp_path / "s1")})
     steps = step_configs(study)

@@ -27,7 +27,7 @@ from toolkit.cli import UserError, exit_reason, oom_kills
 from toolkit.config import build_config, config_dict
 from toolkit.files import write_text
 from trex.config import TrexConfig, held_out
-from trex.train_policy import PolicyConfig
+from trex.policy.config import PolicyConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("ppo", "demos", "reward", "policy")

@@ -19,7 +19,7 @@ from toolkit.config import option
 from toolkit.runtime import RuntimeConfig
 from toolkit.tracking import TrackingConfig
 from trex.config import TrexConfig
-from trex.train_policy import PolicyConfig
+from trex.policy.config import PolicyConfig
 
 
 @dataclass

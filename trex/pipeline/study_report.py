@@ -20,6 +20,7 @@ from trex.config import demo_levels, held_out
 from trex.level_sets import EVALUATION_SETS, SCORED_SETS
 from trex.pipeline.steps import Step
 from trex.pipeline.study_layout import StepConfigs, StudyConfig, reward_dirs
+from trex.policy.config import PolicyConfig
 from trex.results import RewardMetrics, StudyEvaluation, agent_results, correlation, scored_set
 from trex.reward.evaluation import (
     block_offset,
@@ -30,7 +31,6 @@ from trex.reward.evaluation import (
     spearman_difference_ci,
 )
 from trex.reward.fit import figure_columns
-from trex.train_policy import PolicyConfig
 
 # Figures given as the seeds' mean and Student-t interval: {report name: figure_columns column, less the set}.
 SEED_FIGURES = {  # in the order of the report's columns

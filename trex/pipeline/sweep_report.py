@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from toolkit.figures import figure_row, save_figure
 from toolkit.files import read_json, write_csv, write_text
 from toolkit.logger import fmt_interval
 from trex.pipeline.steps import Step
+from trex.pipeline.sweep_plan import SweepConfig
 from trex.results import read_metrics
 from trex.reward.demo_count_curve import sweep_summary
 from trex.reward.evaluation import plot_sweep, seed_interval
 from trex.reward.fit import FIGURE_COLUMNS, figure_columns
-
-if TYPE_CHECKING:  # trex/sweep.py imports this module to collect
-    from trex.sweep import SweepConfig
 
 RESULT_COLUMNS = (
     "game",
