@@ -34,9 +34,9 @@ from trex.config import TrexConfig
 from trex.demos.store import load_demos
 from trex.demos.synthetic import marker_demos
 from trex.reward.evaluation import TrainingProfile, evaluate_demos, predict_rewards
-from trex.reward.fit import RewardTrainer
 from trex.reward.net import RewardNet
 from trex.reward.pairs import concat_obs, create_training_data
+from trex.reward.trainer import RewardTrainer
 
 FLOOR_BATCH = 1280
 STUDY_2020_SNIPPETS = {"min_len": 20, "max_len": 99}
@@ -90,7 +90,7 @@ def trainer_run(cfg: TrexConfig, train, test, num_pairs: int, seed: int = 0) -> 
     net = RewardNet(cfg.reward_net)
     result = RewardTrainer(net, cfg, torch.device("cpu"), verbose=False).fit(frames, offsets, pairs, None, rng)
     profile = TrainingProfile.of(predict_rewards(net, train, "cpu"))
-    quality = evaluate_demos(net, test, "cpu", profile)[0] if test else {}
+    quality: dict = dict(evaluate_demos(net, test, "cpu", profile).figures) if test else {}
     return {
         "pairs_per_s": result.pairs_per_s,
         "frames_per_s": result.frames_per_s,

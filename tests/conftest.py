@@ -65,9 +65,9 @@ def _fit_reward_net(cfg, train, seed: int = 0):
     """A RewardNet trained by RewardTrainer on snippet pairs of `train` (progress constraint on): (net, trainer)."""
     import numpy as np
 
-    from trex.reward.fit import RewardTrainer
     from trex.reward.net import RewardNet
     from trex.reward.pairs import concat_obs, create_training_data
+    from trex.reward.trainer import RewardTrainer
 
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)

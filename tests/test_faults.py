@@ -284,9 +284,9 @@ def test_validation_passes_are_bounded_by_frames_whatever_the_snippet_length():
     from toolkit.config import build_config, load_yaml
     from trex.config import TrexConfig
     from trex.reward.evaluation import PREDICT_BATCH
-    from trex.reward.fit import RewardTrainer
     from trex.reward.net import RewardNet
     from trex.reward.pairs import SnippetPairs, frame_chunks
+    from trex.reward.trainer import RewardTrainer
 
     cfg = build_config(TrexConfig, load_yaml(ROOT / "configs/trex/study2020.yaml"))
     rng = np.random.default_rng(0)

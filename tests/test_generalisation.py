@@ -25,8 +25,8 @@ from trex.reward.evaluation import (
     spearman_difference_ci,
     within_level,
 )
-from trex.reward.fit import RewardTrainer
 from trex.reward.pairs import concat_obs, create_training_data
+from trex.reward.trainer import RewardTrainer
 
 
 def _snippets(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,7 +150,7 @@ def test_reward_net_still_learns_to_rank_unseen_marker_demos_with_each_lever(lev
     rng = np.random.default_rng(0)
     train, test = marker_demos(16, rng), marker_demos(16, rng, "held_out")
     net, trainer = fit_reward_net(TrexConfig(**LEARN, **levers), train)
-    metrics = evaluate_demos(net, test, "cpu", TrainingProfile.of(predict_rewards(net, train, "cpu")))[0]
+    metrics = evaluate_demos(net, test, "cpu", TrainingProfile.of(predict_rewards(net, train, "cpu"))).figures
     assert metrics["spearman"] > 0.8 or metrics["pair_accuracy"] > 0.8, metrics
     assert metrics["partial_spearman"]["value"] > 0.5  # it knows the marker, not only the length
     pairs = create_training_data(test, 200, 8, 20, 2, False, np.random.default_rng(1))

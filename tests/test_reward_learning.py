@@ -136,7 +136,7 @@ def test_reward_net_learns_to_rank_held_out_marker_demos(fit_reward_net):
         epochs=1,
     )
     net = fit_reward_net(cfg, train, 0)[0]
-    metrics = evaluate_demos(net, test, "cpu", TrainingProfile.of(predict_rewards(net, train, "cpu")))[0]
+    metrics = evaluate_demos(net, test, "cpu", TrainingProfile.of(predict_rewards(net, train, "cpu"))).figures
     assert metrics["spearman"] > 0.8 or metrics["pair_accuracy"] > 0.8, metrics
     assert metrics["length_baseline"]["spearman"] < 0.5  # length alone does not explain these returns
 

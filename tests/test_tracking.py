@@ -92,10 +92,10 @@ def test_a_tracked_ppo_run_logs_what_tensorboard_gets_and_its_config(tmp_path):
 def test_reward_training_scalars_and_a_report_s_figures_and_video(tmp_path):
     from rec_video import Mp4Writer
     from trex.config import TrexConfig
-    from trex.reward.fit import _TrainLog
+    from trex.reward.trainer import TrainLog
 
     cfg = build_config(TrexConfig, {"track": True, "run_dir": str(tmp_path / "reward")})
-    log = _TrainLog(tmp_path / "reward", cfg)
+    log = TrainLog(tmp_path / "reward", cfg)
     row = dict(step=1, pairs=64, loss=0.6, train_acc=0.5, val_acc=None, best_val_acc=None, pairs_per_s=9.0, wall_s=1.0)
     log.write(row)
     log.close()

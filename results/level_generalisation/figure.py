@@ -28,7 +28,7 @@ from trex.demos.store import read_index
 from trex.level_sets import LEGACY_DEMO_LEVEL_SETS, SCORED_SETS
 from trex.results import read_metrics
 from trex.reward.evaluation import block_offset, centred_returns, correlations, seed_interval, spearman_difference_ci
-from trex.reward.fit import figure_columns
+from trex.reward.table import figure_columns
 
 SETS = SCORED_SETS
 FIGURES = ("spearman", "centred_spearman", "partial_spearman", "snippet_accuracy", "within_level_spearman")

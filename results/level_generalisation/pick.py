@@ -16,7 +16,7 @@ import numpy as np
 
 from toolkit.files import write_csv
 from trex.results import read_metrics
-from trex.reward.fit import figure_columns
+from trex.reward.table import figure_columns
 
 
 def main(probe_dir: Path, out: Path) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from trex.reward.evaluation import (
     seed_interval,
     spearman_difference_ci,
 )
-from trex.reward.fit import figure_columns
+from trex.reward.table import figure_columns
 
 # Figures given as the seeds' mean and Student-t interval: {report name: figure_columns column, less the set}.
 SEED_FIGURES = {  # in the order of the report's columns
@@ -78,10 +79,7 @@ def reward_figures(metrics: list[RewardMetrics]) -> dict:
         length = scored_set(metrics[0], key)["length_baseline"]
         figures = {}
         for f in FIGURES:
-            seeds = seed_interval([correlation(scored_set(m, key), f) for m in metrics])
-            interval = boot.get(f)
-            low, high = interval if interval is not None else (seeds["ci95_low"], seeds["ci95_high"])
-            figures[f] = {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
+            figures[f] = _over_seeds([correlation(scored_set(m, key), f) for m in metrics], boot.get(f))
             if f in boot:
                 ci = length["ci95"][f] or (None, None)
                 figures[f"length_{f}"] = {"mean": correlation(length, f), "ci95_low": ci[0], "ci95_high": ci[1]}
@@ -89,24 +87,32 @@ def reward_figures(metrics: list[RewardMetrics]) -> dict:
         centred = np.array(
             [centred_returns(p, lengths, block_offset(scored_set(m, key))) for p, m in zip(preds, metrics, strict=True)]
         )
-        seeds = seed_interval([centred_figures(scored_set(m, key))["spearman"] for m in metrics])
-        interval = bootstrap_ci(true, centred, np.random.default_rng(1))["spearman"]
-        low, high = interval if interval is not None else (seeds["ci95_low"], seeds["ci95_high"])
-        figures["centred_spearman"] = {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
+        figures["centred_spearman"] = _over_seeds(
+            [centred_figures(scored_set(m, key))["spearman"] for m in metrics],
+            bootstrap_ci(true, centred, np.random.default_rng(1))["spearman"],
+        )
         diff = spearman_difference_ci(true, centred, lengths, np.random.default_rng(3))
         diff_ci = diff["ci95"] if isinstance(diff["ci95"], list) else [None, None]
         figures["centred_minus_length"] = {"mean": diff["difference"], "ci95_low": diff_ci[0], "ci95_high": diff_ci[1]}
         if all("time_baseline" in scored_set(m, key)["returns"] for m in metrics):
             times = np.array([scored_set(m, key)["returns"]["time_baseline"] for m in metrics])
-            seeds = seed_interval([scored_set(m, key)["time_baseline"]["spearman"] for m in metrics])
-            interval = bootstrap_ci(true, times, np.random.default_rng(2))["spearman"]
-            low, high = interval if interval is not None else (seeds["ci95_low"], seeds["ci95_high"])
-            figures["time_spearman"] = {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
+            figures["time_spearman"] = _over_seeds(
+                [scored_set(m, key)["time_baseline"]["spearman"] for m in metrics],
+                bootstrap_ci(true, times, np.random.default_rng(2))["spearman"],
+            )
         for name, column in SEED_FIGURES.items():
             seeds = seed_interval([c[f"{key}_{column}"] for c in columns])
             figures[name] = {**seeds, "seeds": seeds}
         out[key] = {**figures, "n_demos": scored_set(metrics[0], key)["n_demos"], "num_seeds": len(metrics)}
     return out
+
+
+def _over_seeds(values: list[float | None], bootstrap: list[float] | None) -> dict[str, Any]:
+    """A figure over the reward-model seeds: their mean and the bootstrap interval of that mean over the demos, or
+    the seeds' own Student-t interval where the bootstrap's is undefined; `seeds`: the seeds' interval alone."""
+    seeds = seed_interval(values)
+    low, high = bootstrap if bootstrap is not None else (seeds["ci95_low"], seeds["ci95_high"])
+    return {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
 
 
 def _reward_table(figures: dict) -> list[str]:

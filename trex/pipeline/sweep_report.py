@@ -16,8 +16,9 @@ from trex.pipeline.steps import Step
 from trex.pipeline.sweep_plan import SweepConfig
 from trex.results import read_metrics
 from trex.reward.demo_count_curve import sweep_summary
-from trex.reward.evaluation import plot_sweep, seed_interval
-from trex.reward.fit import FIGURE_COLUMNS, figure_columns
+from trex.reward.evaluation import seed_interval
+from trex.reward.plots import plot_sweep
+from trex.reward.table import FIGURE_COLUMNS, figure_columns
 
 RESULT_COLUMNS = (
     "game",

@@ -19,14 +19,10 @@ from toolkit.logger import fmt
 from trex.config import TrexConfig, demo_levels
 from trex.level_sets import SCORED_SETS
 from trex.results import RewardMetrics
-from trex.reward.evaluation import plot_sweep, seed_interval
-from trex.reward.fit import (
-    FIGURE_COLUMNS,
-    figure_columns,
-    finished_run,
-    fit_and_evaluate,
-    load_demo_sets,
-)
+from trex.reward.evaluation import seed_interval
+from trex.reward.fit import finished_run, fit_and_evaluate, load_demo_sets
+from trex.reward.plots import plot_sweep
+from trex.reward.table import FIGURE_COLUMNS, figure_columns
 
 SWEEP_COLUMNS = (
     "name",

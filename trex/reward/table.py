@@ -1,0 +1,40 @@
+"""The figures of one reward model as a row of a results table: the columns every table of reward models shares
+(the study's and the sweep's reports, the demo-count curve, the results scripts), read from its metrics.json."""
+
+from __future__ import annotations
+
+from trex.level_sets import SCORED_SETS
+from trex.results import RewardMetrics, correlation, scored_set
+from trex.reward.evaluation import centred_figures
+
+METRICS = ("spearman", "kendall", "pearson")
+# One-number figures of a level set's block beyond the correlations: what a reward must beat "time passes" by.
+EXTRA_FIGURES = ("partial_spearman", "snippet_accuracy", "offset_shift", "within_level_spearman")
+# The figures of one reward model in a table row: each correlation of the model, the length and time-only
+# baselines and the centred returns, and the extra figures, on both level sets.
+FIGURE_COLUMNS = tuple(
+    f"{key}_{kind}{m}"
+    for kind in ("", "length_baseline_", "centred_", "time_baseline_")
+    for key in SCORED_SETS
+    for m in METRICS
+) + tuple(f"{key}_{f}" for f in EXTRA_FIGURES for key in SCORED_SETS)
+
+
+def figure_columns(metrics: RewardMetrics) -> dict[str, float | None]:
+    """The FIGURE_COLUMNS of a metrics.json (the centred figures recomputed from its per-demo returns; figures a
+    file from before they existed lacks are None)."""
+    out: dict[str, float | None] = {}
+    for key in SCORED_SETS:
+        block = scored_set(metrics, key)
+        centred = centred_figures(block)
+        for m in METRICS:
+            out[f"{key}_{m}"] = correlation(block, m)
+            out[f"{key}_length_baseline_{m}"] = correlation(block["length_baseline"], m)
+            out[f"{key}_centred_{m}"] = centred[m]
+            time_baseline = block.get("time_baseline")
+            out[f"{key}_time_baseline_{m}"] = None if time_baseline is None else correlation(time_baseline, m)
+        out[f"{key}_partial_spearman"] = block.get("partial_spearman", {}).get("value")
+        out[f"{key}_snippet_accuracy"] = block.get("snippet_accuracy")
+        out[f"{key}_offset_shift"] = block.get("offset", {}).get("shift")
+        out[f"{key}_within_level_spearman"] = block.get("within_level", {}).get("model", {}).get("spearman")
+    return {c: out[c] for c in FIGURE_COLUMNS}
