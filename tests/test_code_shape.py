@@ -61,3 +61,60 @@ def test_no_function_is_longer_than_the_limit():
         if length > MAX_LINES
     ]
     assert not too_long, f"functions over {MAX_LINES} lines (file:function:lines): {', '.join(too_long)}"
+
+
+# The commands a user types: top-level scripts whose `main` nothing else may import (trex/ is laid out below them).
+COMMANDS = {"trex.reward_model", "trex.train_policy", "trex.study", "trex.sweep", "trex.imitation_io"}
+
+
+def trex_imports() -> dict[str, set[str]]:
+    """Each module of trex/ and the trex modules it imports, anywhere in its body (a function's import included)."""
+    graph: dict[str, set[str]] = {}
+    for path in (ROOT / "trex").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("trex"):
+                targets.add(node.module)
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names if a.name.startswith("trex")}
+        graph[name] = targets
+    return graph
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of `graph` (its modules in order), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt in graph and not state.get(nxt):
+                found = visit(nxt, [*path, nxt])
+                if found:
+                    return found
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if not state.get(start):
+            found = visit(start, [start])
+            if found:
+                return found
+    return None
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_trex_has_no_import_circle_and_nothing_imports_a_command():
+    graph = trex_imports()
+    assert COMMANDS <= set(graph) and "trex.reward.trainer" in graph  # the walk sees the layout
+    assert cycle(graph) is None, f"import circle: {' -> '.join(cycle(graph) or [])}"
+    into_commands = sorted(f"{m} -> {t}" for m, ts in graph.items() for t in ts & COMMANDS)
+    assert not into_commands, f"modules import a command module: {', '.join(into_commands)}"

@@ -2,8 +2,8 @@
 
 - `metrics.json` of a reward model (`trex/reward/fit.py`): `RewardMetrics`, one `LevelSetFigures` block per
   scored level set (`trex/level_sets.py: SCORED_SETS`);
-- `evaluation.json` of a study (`trex/study.py`): `StudyEvaluation`, the true returns and episode lengths of each
-  policy on each evaluation level set (`EVALUATION_SETS`).
+- `evaluation.json` of a study (`trex/pipeline/study_plan.py`): `StudyEvaluation`, the true returns and episode
+  lengths of each policy on each evaluation level set (`EVALUATION_SETS`).
 
 Files written before today's level-set names are read as today's (`read_metrics`, `read_evaluation`).
 """
