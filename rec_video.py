@@ -35,9 +35,11 @@ TILE = 512  # Procgen's render size; 64x64 observations are scaled up 8x to matc
 class VideoConfig(RuntimeConfig):
     """What to film and how."""
 
-    load_path: str = option("", "checkpoint file to film, or a checkpoints folder: its newest (or use --demo)")
-    demo: str = option("", "demonstration .npz to film instead of a checkpoint (its 64x64 frames)")
-    out: str = option("video.mp4", "mp4 file to write")
+    load_path: str = option(
+        "", "checkpoint file to film, or a checkpoints folder: its newest (or use --demo)", path="file_or_folder"
+    )
+    demo: str = option("", "demonstration .npz to film instead of a checkpoint (its 64x64 frames)", path="file")
+    out: str = option("video.mp4", "mp4 file to write", path="new_file")
     num_episodes: int = option(1, "episodes per screen", min=1)
     num_screens: int = option(1, "environments filmed side by side in a grid", min=1, max=16)
     view: str = option(
@@ -53,7 +55,7 @@ class VideoConfig(RuntimeConfig):
     seed: int = option(0, "random seed (envs and action sampling)", min=0)
     max_steps: int = option(0, "steps filmed per episode at most (0 = the whole episode)", min=0)
     fps: int = option(15, "frames per second of the video", min=1, max=120)
-    reward_model: str = option("", "reward_model.pt whose learned return is overlaid as it accumulates")
+    reward_model: str = option("", "reward_model.pt whose learned return is overlaid as it accumulates", path="file")
 
     def check(self) -> None:
         if bool(self.load_path) == bool(self.demo):

@@ -26,7 +26,11 @@ from trex.policy.learned_reward import load_learned_reward
 class EvalConfig(RuntimeConfig):
     """Which checkpoint, which levels, how many episodes."""
 
-    load_path: str = option("", "checkpoint file to evaluate (step_XXXXXXXXXX.pt), or a checkpoints folder: its newest")
+    load_path: str = option(
+        "",
+        "checkpoint file to evaluate (step_XXXXXXXXXX.pt), or a checkpoints folder: its newest",
+        path="file_or_folder",
+    )
     env_name: str = option("", "Procgen game (empty = the checkpoint's own)", choices=("", *GAMES))
     distribution_mode: str = option("", "distribution mode (empty = the checkpoint's own)", choices=("", *MODES))
     start_level: int | None = option(
@@ -39,8 +43,8 @@ class EvalConfig(RuntimeConfig):
     num_envs: int = option(32, "parallel environments", min=1)
     greedy: bool = option(False, "take the most likely action instead of sampling")
     seed: int = option(0, "random seed (envs and action sampling)", min=0)
-    reward_model: str = option("", "reward_model.pt whose learned return is reported beside the true one")
-    out: str = option("", "JSON file for every episode and the summary (empty = print only)")
+    reward_model: str = option("", "reward_model.pt whose learned return is reported beside the true one", path="file")
+    out: str = option("", "JSON file for every episode and the summary (empty = print only)", path="new_file")
 
 
 def _line(name: str, s: dict) -> str:

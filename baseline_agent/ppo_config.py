@@ -95,7 +95,7 @@ class PPOConfig(RuntimeConfig, TrackingConfig):
         "heads, losses, gradients, Adam and a learned reward stay float32)",
         choices=("fp32", "bf16"),
     )
-    run_dir: str = option("runs/ppo", "folder for config, checkpoints, logs and summary")
+    run_dir: str = option("runs/ppo", "folder for config, checkpoints, logs and summary", path="folder")
 
     def check(self) -> None:
         if (self.num_envs * self.num_steps) % self.num_minibatches:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 
 from toolkit.cli import UserError
+from toolkit.paths import PATH_KINDS, check_paths
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -46,10 +47,18 @@ def upgrade_keys(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def option(
-    default: Any, help: str, *, choices: tuple | None = None, min: float | None = None, max: float | None = None
+    default: Any,
+    help: str,
+    *,
+    choices: tuple | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    path: str | None = None,
 ) -> Any:
-    """A config field: its default, one line of meaning, and what values are allowed."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    """A config field: its default, one line of meaning, and what values are allowed; `path`: what a path-valued
+    key must name (toolkit/paths.py: PATH_KINDS), checked when a command parses its config."""
+    assert path is None or path in PATH_KINDS, path
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "path": path}
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -153,14 +162,49 @@ def build_config(cls: type[C], values: dict[str, Any]) -> C:
     return cfg
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: int, second: int):
+        super().__init__(key)
+        self.key, self.first, self.second = key, first, second
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader refusing a mapping with a key written twice, which plain YAML reads as its last value."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: merged keys may be overridden
+            continue
+        key, line = loader.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+        try:
+            if key in seen:
+                raise _DuplicateKey(key, seen[key], line)
+            seen[key] = line
+        except TypeError:  # an unhashable key: construct_mapping refuses it in its own words
+            continue
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML mapping, with one clear error line for a missing or malformed file."""
+    """Read a YAML mapping, with one clear error line for a missing, unreadable, binary or malformed file, and for a
+    key written twice."""
     try:
         text = Path(path).read_text()
     except OSError as err:
         raise UserError(f"cannot read config file {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"config file {path} is not text (byte {err.object[err.start]:#04x} at {err.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as dup:
+        raise UserError(
+            f"config file {path}: key '{dup.key}' is written twice (lines {dup.first} and {dup.second}); keep one"
+        ) from None
     except yaml.YAMLError as err:
         raise UserError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if data is None:
@@ -195,7 +239,9 @@ def parse_config(cls: type[C], argv: list[str] | None, prog: str, description: s
     values = vars(args)
     merged = load_yaml(values.pop("config")) if "config" in values else {}
     merged.update(values)
-    return build_config(cls, merged)
+    cfg = build_config(cls, merged)
+    check_paths(cfg)
+    return cfg
 
 
 def config_dict(cfg: Any) -> dict[str, Any]:

@@ -44,7 +44,9 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
     )
 
     # --- step 2: demonstrations
-    checkpoint_dir: str = option("", "folder of step-1 checkpoints to roll out (e.g. runs/ppo/checkpoints)")
+    checkpoint_dir: str = option(
+        "", "folder of step-1 checkpoints to roll out (e.g. runs/ppo/checkpoints)", path="folder"
+    )
     checkpoints: list[str] = option([], "explicit checkpoint files (instead of checkpoint_dir)")
     num_demos: int = option(
         100, "demonstrations on the training demos' levels to train on (step 3 picks from them)", min=0
@@ -68,7 +70,7 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
     greedy: bool = option(False, "greedy actions instead of sampling")
     max_episode_steps: int = option(1000, "cap on a demonstration's length", min=1)
     num_envs: int = option(32, "episodes rolled out at once in one vectorised env", min=1)
-    demo_dir: str = option("runs/demos", "folder of demonstrations (.npz files and index.csv)")
+    demo_dir: str = option("runs/demos", "folder of demonstrations (.npz files and index.csv)", path="folder")
 
     # --- step 3: snippet pairs
     num_pairs: int = option(5000, "training pairs of snippets", min=1)
@@ -161,7 +163,7 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
     # --- common
     name: str = option("", "a label for this configuration, written into sweep rows (e.g. study2020)")
     seed: int = option(0, "random seed", min=0)
-    run_dir: str = option("runs/reward_model", "folder for the reward model, metrics, logs and plots")
+    run_dir: str = option("runs/reward_model", "folder for the reward model, metrics, logs and plots", path="folder")
 
     def check(self) -> None:
         super().check()

@@ -39,8 +39,12 @@ VERBS = ("export", "import")
 class ImitationIOConfig:
     """Where the demo folder and imitation's trajectory folder are, and what foreign trajectories are."""
 
-    demo_dir: str = option("", "this project's demo folder (index.csv + .npz): read by export, written by import")
-    trajectories: str = option("", "imitation's trajectory folder (HuggingFace datasets): written or read")
+    demo_dir: str = option(
+        "", "this project's demo folder (index.csv + .npz): read by export, written by import", path="folder"
+    )
+    trajectories: str = option(
+        "", "imitation's trajectory folder (HuggingFace datasets): written or read", path="folder"
+    )
     env_name: str = option("starpilot", "import: the game of trajectories that carry no index row", choices=GAMES)
     distribution_mode: str = option("easy", "import: their distribution mode", choices=MODES)
     level_set: str = option(

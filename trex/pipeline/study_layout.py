@@ -37,12 +37,13 @@ class StudyConfig(RuntimeConfig, TrackingConfig):
     )
     start_level: int = option(0, "first training level", min=0)
     seed: int = option(0, "random seed of every step", min=0)
-    run_dir: str = option("runs/study", "folder of the study: one sub-folder per step, report.md")
+    run_dir: str = option("runs/study", "folder of the study: one sub-folder per step, report.md", path="folder")
     ppo: dict = option({}, "step 1 keys (baseline_agent/train.py --help), e.g. {total_timesteps: 200000}")
     trex_config: str = option(
         "",
         "YAML file of steps 2-3 keys to start from (e.g. configs/trex/study2020.yaml, the "
         "2020 study's settings); the keys above and the trex mapping override it",
+        path="file",
     )
     trex: dict = option({}, "steps 2-3 keys (trex/reward_model.py train --help)")
     policy: dict = option({}, "step 4 keys (trex/train_policy.py --help); PPO keys default to step 1's")

@@ -52,7 +52,9 @@ class SweepConfig(RuntimeConfig, TrackingConfig):
     """A grid of T-REX runs. `ppo`, `trex` and `policy` hold each step's own keys for every run of the grid."""
 
     name: str = option("sweep", "the sweep's name, in its report and Slurm job names")
-    run_dir: str = option("runs/sweep", "folder of the sweep: configs/, logs/, one folder per job and stage")
+    run_dir: str = option(
+        "runs/sweep", "folder of the sweep: configs/, logs/, one folder per job and stage", path="folder"
+    )
     games: list[str] = option(["starpilot"], "Procgen games", choices=GAMES)
     distribution_mode: str = option("easy", "Procgen distribution mode", choices=MODES)
     num_levels: int = option(200, "the demonstrators' training levels (0 = every level)", min=0)

@@ -27,6 +27,7 @@ class PolicyConfig(PPOConfig):
         [],
         "reward_model.pt file(s) from `trex/reward_model.py train` (required with reward: learned); several: "
         "the mean of their transformed rewards",
+        path="file",
     )
     reward_transform: str = option(
         "none",
@@ -37,7 +38,7 @@ class PolicyConfig(PPOConfig):
     survival_bonus: float = option(
         0.0, "added to every step's learned reward after the transform: > 0 rewards staying alive, < 0 ending sooner"
     )
-    run_dir: str = option("runs/policy", "folder for config, checkpoints, logs and summary")
+    run_dir: str = option("runs/policy", "folder for config, checkpoints, logs and summary", path="folder")
 
     def check(self) -> None:
         super().check()
