@@ -91,7 +91,7 @@ def test_report_figures_are_those_of_the_runs_json(study):
         spearman, length = figures[key]["spearman"], figures[key]["length_spearman"]
         assert spearman["mean"] == pytest.approx(sum(m[key]["spearman"] for m in metrics) / 2)
         assert spearman["ci95_low"] <= spearman["mean"] <= spearman["ci95_high"]
-        assert spearman["seeds"] == seed_interval([m[key]["spearman"] for m in metrics])
+        assert spearman["seeds"] == seed_interval([m[key]["spearman"] for m in metrics], bounds=(-1.0, 1.0))
         assert length["mean"] == metrics[0][key]["length_baseline"]["spearman"]
         centred = figures[key]["centred_spearman"]
         assert centred["mean"] == pytest.approx(sum(centred_figures(m[key])["spearman"] for m in metrics) / 2)
@@ -100,7 +100,7 @@ def test_report_figures_are_those_of_the_runs_json(study):
         want = [f"{fmt(x['mean'])} [{fmt(x['ci95_low'])}, {fmt(x['ci95_high'])}]" for x in (spearman, length)]
         row, beyond = _rows(text, name)  # the reward table, then the figures beyond the passing of time
         assert (row[1], row[2], row[6]) == (str(metrics[0][key]["n_demos"]), *want)
-        partial = seed_interval([m[key]["partial_spearman"]["value"] for m in metrics])
+        partial = seed_interval([m[key]["partial_spearman"]["value"] for m in metrics], bounds=(-1.0, 1.0))
         assert beyond[2] == f"{fmt(partial['mean'])} [{fmt(partial['ci95_low'])}, {fmt(partial['ci95_high'])}]"
         snippet = np.mean([m[key]["snippet_accuracy"] for m in metrics])
         assert beyond[3].startswith(fmt(snippet))

@@ -36,14 +36,29 @@ class LevelSetFigures(Correlations):
 
     pair_accuracy: float | None
     n_demos: int
+    n_levels: NotRequired[int | None]  # distinct levels of the demos; intervals resample levels, then episodes
     length_baseline: Correlations
     centred: Correlations
-    returns: dict[str, list[float]]  # true, predicted, length, time_baseline: one value per demo
+    returns: dict[str, list[float]]  # true, predicted, length, time_baseline, level_seed: one value per demo
     time_baseline: NotRequired[Correlations]
-    partial_spearman: NotRequired[dict[str, Any]]  # value, ci95
+    partial_spearman: NotRequired[dict[str, Any]]  # value, ci95, of ("centred"; older files: the raw returns)
     offset: NotRequired[dict[str, float]]  # train, here, shift
     within_level: NotRequired[dict[str, Any]]
+    within_checkpoint: NotRequired[dict[str, Any]]
     snippet_accuracy: NotRequired[float | None]
+
+
+class PairFigures(TypedDict):
+    """What one set of snippet pairs' labels can teach (trex/reward/pairs.py: label_figures): ties and pairs the true
+    reward orders against the label (shares), the accuracy of the true reward (the ceiling) and of a clock on the
+    same pairs, beside the model's own (None where it was not measured)."""
+
+    pairs: int
+    ties: float | None
+    against_label: float | None
+    true_reward_accuracy: float | None
+    clock_accuracy: float | None
+    model_accuracy: float | None
 
 
 class RewardMetrics(TypedDict):
@@ -58,6 +73,7 @@ class RewardMetrics(TypedDict):
     held_out: LevelSetFigures
     label_noise: float
     val_label_noise: float | None
+    labels: NotRequired[dict[str, PairFigures]]  # pair set (train, val, new_episodes, held_out): its PairFigures
     best_val_accuracy: float | None
     best_step: int
     steps: int

@@ -28,6 +28,7 @@ from trex.reward.evaluation import (
     bootstrap_ci,
     centred_figures,
     centred_returns,
+    figure_bounds,
     seed_interval,
     spearman_difference_ci,
 )
@@ -39,6 +40,7 @@ SEED_FIGURES = {  # in the order of the report's columns
     "snippet_accuracy": "snippet_accuracy",
     "offset_shift": "offset_shift",
     "within_level_spearman": "within_level_spearman",
+    "within_checkpoint_spearman": "within_checkpoint_spearman",
 }
 FIGURES = ("spearman", "kendall", "pearson", "pair_accuracy")
 AGENTS = {
@@ -65,9 +67,10 @@ def _img(path: Path, run: Path, alt: str) -> str:
 def reward_figures(metrics: list[RewardMetrics]) -> dict:
     """Each figure of each level set over the reward-model seeds: {set: {figure: {mean, ci95_low, ci95_high,
     seeds}}}. The interval is the 95% bootstrap interval of the seeds' mean over the demos (resampled alike for
-    every seed), so it holds both the seeds' spread and the demos' sampling; `seeds` is the seed-to-seed Student-t
-    interval alone. The length baseline's figures are "length_<figure>"; "centred_spearman" is the Spearman
-    correlation of the centred predicted returns (trex/reward/evaluation.py: centred_returns)."""
+    every seed: levels, then episodes within them) and over the seeds themselves, so it holds both the seeds'
+    spread and the demos' sampling; `seeds` is the seed-to-seed interval alone (on Fisher's z). The length
+    baseline's figures are "length_<figure>"; "centred_spearman" is the Spearman correlation of the centred predicted
+    returns (trex/reward/evaluation.py: centred_returns)."""
     out: dict = {}
     columns = [figure_columns(m) for m in metrics]  # once per model, not once per figure
     for key in SCORED_SETS:
@@ -75,11 +78,13 @@ def reward_figures(metrics: list[RewardMetrics]) -> dict:
             continue
         true = np.array(scored_set(metrics[0], key)["returns"]["true"])
         preds = np.array([scored_set(m, key)["returns"]["predicted"] for m in metrics])
-        boot = bootstrap_ci(true, preds, np.random.default_rng(0))
+        levels = scored_set(metrics[0], key)["returns"].get("level_seed")  # files from before it: demos resampled
+        clusters = None if levels is None else np.array(levels)
+        boot = bootstrap_ci(true, preds, np.random.default_rng(0), clusters=clusters, resample_seeds=True)
         length = scored_set(metrics[0], key)["length_baseline"]
         figures = {}
         for f in FIGURES:
-            figures[f] = _over_seeds([correlation(scored_set(m, key), f) for m in metrics], boot.get(f))
+            figures[f] = _over_seeds([correlation(scored_set(m, key), f) for m in metrics], boot.get(f), f)
             if f in boot:
                 ci = length["ci95"][f] or (None, None)
                 figures[f"length_{f}"] = {"mean": correlation(length, f), "ci95_low": ci[0], "ci95_high": ci[1]}
@@ -89,30 +94,46 @@ def reward_figures(metrics: list[RewardMetrics]) -> dict:
         )
         figures["centred_spearman"] = _over_seeds(
             [centred_figures(scored_set(m, key))["spearman"] for m in metrics],
-            bootstrap_ci(true, centred, np.random.default_rng(1))["spearman"],
+            bootstrap_ci(true, centred, np.random.default_rng(1), clusters=clusters, resample_seeds=True)["spearman"],
         )
-        diff = spearman_difference_ci(true, centred, lengths, np.random.default_rng(3))
+        diff = spearman_difference_ci(
+            true, centred, lengths, np.random.default_rng(3), clusters=clusters, resample_seeds=True
+        )
         diff_ci = diff["ci95"] if isinstance(diff["ci95"], list) else [None, None]
         figures["centred_minus_length"] = {"mean": diff["difference"], "ci95_low": diff_ci[0], "ci95_high": diff_ci[1]}
         if all("time_baseline" in scored_set(m, key)["returns"] for m in metrics):
             times = np.array([scored_set(m, key)["returns"]["time_baseline"] for m in metrics])
             figures["time_spearman"] = _over_seeds(
                 [scored_set(m, key)["time_baseline"]["spearman"] for m in metrics],
-                bootstrap_ci(true, times, np.random.default_rng(2))["spearman"],
+                bootstrap_ci(true, times, np.random.default_rng(2), clusters=clusters, resample_seeds=True)["spearman"],
             )
         for name, column in SEED_FIGURES.items():
-            seeds = seed_interval([c[f"{key}_{column}"] for c in columns])
+            seeds = seed_interval([c[f"{key}_{column}"] for c in columns], figure_bounds(column))
             figures[name] = {**seeds, "seeds": seeds}
-        out[key] = {**figures, "n_demos": scored_set(metrics[0], key)["n_demos"], "num_seeds": len(metrics)}
+        block = scored_set(metrics[0], key)
+        out[key] = {
+            **figures,
+            "n_demos": block["n_demos"],
+            "n_levels": block.get("n_levels"),
+            "within_level_levels": block.get("within_level", {}).get("model", {}).get("levels"),
+            "within_checkpoint_count": block.get("within_checkpoint", {}).get("model", {}).get("checkpoints"),
+            "num_seeds": len(metrics),
+        }
     return out
 
 
-def _over_seeds(values: list[float | None], bootstrap: list[float] | None) -> dict[str, Any]:
+def _over_seeds(values: list[float | None], bootstrap: list[float] | None, figure: str = "spearman") -> dict[str, Any]:
     """A figure over the reward-model seeds: their mean and the bootstrap interval of that mean over the demos, or
-    the seeds' own Student-t interval where the bootstrap's is undefined; `seeds`: the seeds' interval alone."""
-    seeds = seed_interval(values)
+    the seeds' own interval where the bootstrap's is undefined; `seeds`: the seeds' interval alone (within the
+    `figure`'s bounds: trex/reward/evaluation.py figure_bounds)."""
+    seeds = seed_interval(values, figure_bounds(figure))
     low, high = bootstrap if bootstrap is not None else (seeds["ci95_low"], seeds["ci95_high"])
     return {"mean": seeds["mean"], "ci95_low": low, "ci95_high": high, "seeds": seeds}
+
+
+def _demo_count(figures: dict) -> str:
+    levels = figures.get("n_levels")
+    return f"{figures['n_demos']} demos" + ("" if levels is None else f" on {levels} levels")
 
 
 def _reward_table(figures: dict) -> list[str]:
@@ -138,15 +159,45 @@ def _beyond_time_table(figures: dict) -> list[str]:
     """What a reward must beat to have learned more than "time passes", per level set."""
     rows = [
         "| level set | time-only baseline Spearman | partial Spearman given length | snippet accuracy | "
-        "offset shift from the training demos | within-level Spearman |",
-        "|---|---|---|---|---|---|",
+        "offset shift from the training demos | within-level Spearman | within-checkpoint Spearman |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key, name in SCORED_SETS.items():
         f = figures[key]
         none = {"mean": None, "ci95_low": None}
         names = ("time_spearman", *SEED_FIGURES)
-        rows.append(f"| {name} | " + " | ".join(fmt_interval(f.get(x, none)) for x in names) + " |")
+        cells = [fmt_interval(f.get(x, none)) for x in names]
+        if f.get("within_level_levels") is not None:
+            cells[-2] += f" ({f['within_level_levels']} levels)"
+        if f.get("within_checkpoint_count") is not None:
+            cells[-1] += f" ({f['within_checkpoint_count']} checkpoints)"
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return rows
+
+
+PAIR_SETS = {
+    "train": "training pairs",
+    "val": "validation pairs",
+    **{key: f"snippet pairs, {name}" for key, name in SCORED_SETS.items()},
+}
+
+
+def labels_table(metrics: list[RewardMetrics]) -> list[str]:
+    """What each pair set's labels can teach (trex/reward/pairs.py: label_figures), the mean over the seeds: ties
+    and pairs the true reward orders against the label, the true reward's accuracy (the ceiling) and a clock's, beside
+    the model's own. A clock above the true reward means the labels teach time."""
+    rows = [
+        "| pairs | number | ties | against the label | true reward's accuracy | clock's accuracy | model's accuracy |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, name in PAIR_SETS.items():
+        found = [m["labels"][key] for m in metrics if key in m.get("labels", {})]
+        if not found or not found[0]["pairs"]:
+            continue
+        mean = lambda f, found=found: seed_interval([x[f] for x in found])["mean"]
+        cells = [fmt(mean(f)) for f in ("ties", "against_label", "true_reward_accuracy", "clock_accuracy")]
+        rows.append(f"| {name} | {found[0]['pairs']:,} | " + " | ".join(cells) + f" | {fmt(mean('model_accuracy'))} |")
+    return rows if len(rows) > 2 else []
 
 
 def _seed_table(metrics: list[RewardMetrics]) -> list[str]:
@@ -215,18 +266,36 @@ def _demo_ranges(demo_summary: dict) -> list[str]:
     return rows
 
 
+def _side(x: dict) -> str:
+    """Where a figure's 95% interval lies: "above" or "below" zero, or "around" it (or no interval)."""
+    if x["ci95_low"] is None or x["ci95_high"] is None:
+        return "around"
+    return "above" if x["ci95_low"] > 0 else "below" if x["ci95_high"] < 0 else "around"
+
+
 def reading(figures: dict) -> str:
-    """What the gap between the two level sets means, chosen by the numbers."""
+    """What the gap between the two level sets means, chosen by the numbers and their signs."""
     train, test = figures["new_episodes"]["spearman"], figures["held_out"]["spearman"]
     if train["mean"] is None or test["mean"] is None:
         return "Too few demos to read the gap."
-    excludes_zero = lambda x: x["ci95_low"] is not None and (x["ci95_low"] > 0 or x["ci95_high"] < 0)
-    if not excludes_zero(train):
+    if _side(train) == "below":
+        text = (
+            f"The learned reward ranks new episodes of the levels it was trained on backwards (Spearman "
+            f"{fmt(train['mean'])}, interval below 0): it has learned the opposite of the ranking, so there is no "
+            "generalisation to measure."
+        )
+    elif _side(train) == "around":
         text = (
             "The learned reward does not reliably rank even new episodes of the levels it was trained on: it has "
             "not learned the ranking, so there is no generalisation to measure."
         )
-    elif not excludes_zero(test):
+    elif _side(test) == "below":
+        text = (
+            f"The learned reward ranks new episodes of the levels it was trained on (Spearman {fmt(train['mean'])}), "
+            f"but episodes of unseen levels backwards (Spearman {fmt(test['mean'])}, interval below 0): what it "
+            "learned on its levels is reversed on others; it does not generalise across levels."
+        )
+    elif _side(test) == "around":
         text = (
             f"The learned reward ranks new episodes of the levels it was trained on (Spearman "
             f"{fmt(train['mean'])}), but not episodes of unseen levels (Spearman {fmt(test['mean'])}, interval "
@@ -314,14 +383,15 @@ def write_report(
         "## Headline",
         "",
         f"Reward model, Spearman correlation of predicted and true returns of demonstrations it never trained on "
-        f"(mean of {len(metrics)} reward-model seeds; 95% bootstrap interval over the demos):",
+        f"(mean of {len(metrics)} reward-model seeds; 95% bootstrap interval over the levels, the episodes within "
+        "them and the seeds):",
         "",
         f"- new episodes of the training demos' levels: **{fmt_interval(train_fig['spearman'])}** "
         f"(episode-length baseline {fmt_interval(train_fig['length_spearman'])}; centred "
-        f"{fmt_interval(train_fig['centred_spearman'])}; {train_fig['n_demos']} demos)",
+        f"{fmt_interval(train_fig['centred_spearman'])}; {_demo_count(train_fig)})",
         f"- held-out levels: **{fmt_interval(test_fig['spearman'])}** "
         f"(episode-length baseline {fmt_interval(test_fig['length_spearman'])}; centred "
-        f"{fmt_interval(test_fig['centred_spearman'])}; {test_fig['n_demos']} demos)",
+        f"{fmt_interval(test_fig['centred_spearman'])}; {_demo_count(test_fig)})",
         "",
         "Centred: the predicted returns less the model's mean reward per frame on its own training demos times the "
         "episode's length. T-REX "
@@ -348,9 +418,10 @@ def write_report(
         "",
         "## 3. The learned reward",
         "",
-        f"Mean of {len(metrics)} seeds and 95% bootstrap interval of that mean over the demos ({trex.reward_net} "
-        f"net, {trex.num_pairs:,} pairs, {trex.num_demos} training demos chosen "
-        f"{trex.demo_selection.replace('_', ' ')}); seed-to-seed Spearman intervals (Student t): training levels "
+        f"Mean of {len(metrics)} seeds and 95% bootstrap interval of that mean over the levels, the episodes within "
+        f"them and the seeds ({trex.reward_net} net, {trex.num_pairs:,} pairs, {trex.num_demos} training demos "
+        f"chosen {trex.demo_selection.replace('_', ' ')}); seed-to-seed Spearman intervals (Student t on Fisher's "
+        "z): training levels "
         f"{fmt_interval(train_fig['spearman']['seeds'])}, held-out levels "
         f"{fmt_interval(test_fig['spearman']['seeds'])}.",
         "",
@@ -358,13 +429,26 @@ def write_report(
         "",
         "Beyond the passing of time: the time-only baseline gives every frame the training demos' mean learned "
         "reward at its time step (what a reward that knows only *when* a frame comes would score); the partial "
-        "Spearman correlates predicted and true return with episode length partialled out; snippet accuracy ranks "
+        "Spearman correlates the centred predicted return and the true return with episode length partialled out; "
+        "snippet accuracy ranks "
         f"{trex.eval_pairs:,} equal-length snippet pairs of each set (a constant per-frame reward cannot move it); "
-        "within-level Spearman ranks episodes of one and the same level (mean over levels with 3 or more demos); the "
+        "within-level Spearman ranks episodes of one and the same level (mean over levels with 3 or more demos), "
+        "within-checkpoint Spearman the demos of one demonstrator checkpoint (a reward that knows a checkpoint's "
+        "style of play, not the game, ranks demos across checkpoints but not among one's own); the "
         "offset shift is the mean reward per frame on the set less that on the training demos. Means over seeds, "
-        "seed intervals (Student t; the time baseline's interval is the bootstrap over demos):",
+        "seed intervals (Student t, on Fisher's z for correlations; the time baseline's interval is the bootstrap "
+        "over levels, episodes and seeds):",
         "",
         *_beyond_time_table(figures),
+        "",
+        "What the labels can teach: each set of snippet pairs the model was trained, validated or scored on, with "
+        "the share of ties (equal true return in both windows) and of pairs the true reward orders against the "
+        "label, the accuracy of the true reward itself on those pairs (ordered as labelled plus half the ties: the "
+        "ceiling of any reward) and of a clock (a reward that only grows with time), beside the model's (training "
+        "pairs: after training, without augmentation; validation pairs: the best checkpoint's). Where the clock "
+        "scores as high as the true reward, the labels teach time as well as the game:",
+        "",
+        *labels_table(metrics),
         "",
         *_lever_section(reward),
         "How this figure changes with the number of levels the training demos come from, with and without the "

@@ -11,14 +11,14 @@ from pathlib import Path
 
 from toolkit.figures import figure_row, save_figure
 from toolkit.files import read_json, write_csv, write_text
-from toolkit.logger import fmt_interval
+from toolkit.logger import fmt, fmt_interval
 from trex.pipeline.steps import Step
 from trex.pipeline.sweep_plan import SweepConfig
 from trex.results import read_metrics
 from trex.reward.demo_count_curve import sweep_summary
-from trex.reward.evaluation import seed_interval
+from trex.reward.evaluation import figure_bounds, seed_interval
 from trex.reward.plots import plot_sweep
-from trex.reward.table import FIGURE_COLUMNS, figure_columns
+from trex.reward.table import FIGURE_COLUMNS, LABEL_COLUMNS, figure_columns
 
 RESULT_COLUMNS = (
     "game",
@@ -29,6 +29,7 @@ RESULT_COLUMNS = (
     "seed",
     "best_val_accuracy",
     *FIGURE_COLUMNS,
+    *LABEL_COLUMNS,
     "policy_train_return",
     "policy_held_out_return",
     "policy_held_out_normalized_score",
@@ -101,7 +102,7 @@ def plot_by_levels(rows: list[dict], path: Path) -> bool:
     for r in rows:
         groups.setdefault((r["game"], r["preset"], r["num_demos"]), []).append(r)
     for (game, preset, n), rs in sorted(groups.items()):
-        stats = [seed_interval([r["held_out_spearman"] for r in rs if r["demo_levels"] == lv]) for lv in order]
+        stats = [seed_interval([r["held_out_spearman"] for r in rs if r["demo_levels"] == lv], (-1, 1)) for lv in order]
         x = [i for i, s in enumerate(stats) if s["mean"] is not None]
         mean = [stats[i]["mean"] for i in x]
         err = [
@@ -151,6 +152,12 @@ def plot_scores(rows: list[dict], path: Path) -> bool:
     return True
 
 
+def _val_accuracies(rows: list[dict]) -> str:
+    """The seeds' mean accuracy of the model, the true reward and a clock on the validation pairs."""
+    figures = ("model_accuracy", "true_reward_accuracy", "clock_accuracy")
+    return " / ".join(fmt(seed_interval([r[f"labels_val_{f}"] for r in rows])["mean"]) for f in figures)
+
+
 def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path]) -> Path:
     run = Path(cfg.run_dir)
     summary: dict[tuple, list[dict]] = {}
@@ -163,18 +170,21 @@ def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path]) 
         "from the runs' own metrics.json and summary.json (`sweep_results.csv` has one row per run). Centred: "
         "the predicted returns less the model's mean reward per frame times the episode's length (T-REX's loss "
         "cannot see a constant added to every frame's reward, and summed over episodes that constant's sign alone "
-        "can flip the plain figure; trex/reward/evaluation.py: centred_returns).",
+        "can flip the plain figure; trex/reward/evaluation.py: centred_returns). Validation pairs: the accuracy of "
+        "the model, of the true reward (the ceiling) and of a clock (a reward that only grows with time) on the "
+        "pairs the model was early-stopped on; a clock as good as the true reward there chooses a clock.",
         "",
         "| game | preset | demo levels | demos | seeds | Spearman, training levels | Spearman, held-out levels | "
-        "Spearman, held-out, centred | length baseline, held-out | T-REX policy, held-out return |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "Spearman, held-out, centred | length baseline, held-out | validation pairs: model / true reward / clock | "
+        "T-REX policy, held-out return |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (game, preset, levels, n), rs in sorted(summary.items(), key=lambda kv: str(kv[0])):
-        col = lambda c, rs=rs: fmt_interval(seed_interval([r[c] for r in rs]))
+        col = lambda c, rs=rs: fmt_interval(seed_interval([r[c] for r in rs], figure_bounds(c)))
         lines.append(
             f"| {game} | {preset} | {'fresh' if levels == 0 else levels} | {n} | {len(rs)} | "
             f"{col('new_episodes_spearman')} | {col('held_out_spearman')} | {col('held_out_centred_spearman')} | "
-            f"{col('held_out_length_baseline_spearman')} | {col('policy_held_out_return')} |"
+            f"{col('held_out_length_baseline_spearman')} | {_val_accuracies(rs)} | {col('policy_held_out_return')} |"
         )
     lines += [
         "",

@@ -19,10 +19,10 @@ from toolkit.logger import fmt
 from trex.config import TrexConfig, demo_levels
 from trex.level_sets import SCORED_SETS
 from trex.results import RewardMetrics
-from trex.reward.evaluation import seed_interval
+from trex.reward.evaluation import figure_bounds, seed_interval
 from trex.reward.fit import finished_run, fit_and_evaluate, load_demo_sets
 from trex.reward.plots import plot_sweep
-from trex.reward.table import FIGURE_COLUMNS, figure_columns
+from trex.reward.table import FIGURE_COLUMNS, LABEL_COLUMNS, figure_columns
 
 SWEEP_COLUMNS = (
     "name",
@@ -33,6 +33,7 @@ SWEEP_COLUMNS = (
     "best_val_accuracy",
     "run_dir",
     *FIGURE_COLUMNS,
+    *LABEL_COLUMNS,
 )
 
 
@@ -111,13 +112,13 @@ def sweep_summary(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["demo_levels"], r["num_demos"]), []).append(r)
-    figures = [c for c in SWEEP_COLUMNS if c.startswith(tuple(SCORED_SETS))]
+    figures = [c for c in SWEEP_COLUMNS if c.startswith((*SCORED_SETS, "labels_"))]
     return [
         {
             "demo_levels": levels,
             "num_demos": n,
             "seeds": len(rs),
-            **{c: seed_interval([r[c] for r in rs]) for c in figures},
+            **{c: seed_interval([r[c] for r in rs], figure_bounds(c)) for c in figures},
         }
         for (levels, n), rs in groups.items()
     ]

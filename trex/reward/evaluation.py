@@ -88,68 +88,133 @@ def _kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
+def resample_groups(
+    n: int, rng: np.random.Generator, resamples: int = BOOTSTRAP, clusters: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Index rows of `resamples` bootstrap resamples of n demos, as [R_k, T_k] groups of equal size T_k.
+
+    Without `clusters` one group [resamples, n]: demos drawn with replacement, as if independent. With `clusters`
+    (each demo's level seed) a two-stage bootstrap, as the demos were drawn: levels with replacement, then as many
+    episodes as the level holds, with replacement, within each drawn level (episodes of one level are alike, so an
+    interval that resamples them as independent is too narrow). Resamples are grouped by their size, which varies
+    when levels hold different numbers of episodes; the groups' order carries no meaning."""
+    if clusters is None:
+        return [rng.integers(0, n, (resamples, n))]
+    _, level = np.unique(np.asarray(clusters), return_inverse=True)
+    members = [np.flatnonzero(level == k) for k in range(level.max() + 1)]
+    drawn = rng.integers(0, len(members), (resamples, len(members)))
+    by_size: dict[int, list[np.ndarray]] = {}
+    for row in drawn:
+        idx = np.concatenate([members[k][rng.integers(0, len(members[k]), len(members[k]))] for k in row])
+        by_size.setdefault(len(idx), []).append(idx)
+    return [np.stack(rows) for rows in by_size.values()]
+
+
+def _seed_means(per_seed: np.ndarray, rng: np.random.Generator, resample_seeds: bool) -> np.ndarray:
+    """The mean over reward-model seeds [S, R] of each resample's figure; with `resample_seeds`, over S seeds drawn
+    with replacement for each resample (the seeds' spread enters the interval too)."""
+    if not resample_seeds or len(per_seed) < 2:
+        return per_seed.mean(0)
+    pick = rng.integers(0, len(per_seed), (per_seed.shape[1], len(per_seed)))
+    return per_seed[pick, np.arange(per_seed.shape[1])[:, None]].mean(1)
+
+
+def _percentile_ci(draws: np.ndarray, resamples: int) -> list[float] | None:
+    draws = draws[np.isfinite(draws)]
+    return [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))] if len(draws) > resamples / 2 else None
+
+
 def bootstrap_ci(
-    true: np.ndarray, pred: np.ndarray, rng: np.random.Generator, resamples: int = BOOTSTRAP
+    true: np.ndarray,
+    pred: np.ndarray,
+    rng: np.random.Generator,
+    resamples: int = BOOTSTRAP,
+    clusters: np.ndarray | None = None,
+    resample_seeds: bool = False,
 ) -> dict[str, list[float] | None]:
-    """95% percentile interval of each correlation over `resamples` resamplings of the demos (with replacement).
+    """95% percentile interval of each correlation over `resamples` resamplings of the demos (`resample_groups`:
+    by level, then episode, where `clusters` gives each demo's level).
 
     `pred` is [n] predicted returns, or [S, n] of S reward models (seeds) on the same demos: then the interval is
-    that of their mean correlation, the demos resampled alike for every model. None with fewer than 3 demos, or
-    where most resamples leave a correlation undefined (a constant input).
+    that of their mean correlation, the demos resampled alike for every model (and the seeds too with
+    `resample_seeds`). None with fewer than 3 demos, or where most resamples leave a correlation undefined (a
+    constant input).
     """
     true, pred = np.asarray(true, np.float64), np.atleast_2d(np.asarray(pred, np.float64))
     if len(true) < 3:
         return dict.fromkeys(("pearson", "spearman", "kendall"))
-    idx = rng.integers(0, len(true), (resamples, len(true)))
-    x = true[idx]
-    rx = stats.rankdata(x, axis=1)
-    draws = {k: np.zeros(resamples) for k in ("pearson", "spearman", "kendall")}
-    for p in pred:
-        y = p[idx]
-        draws["pearson"] = draws["pearson"] + _pearson_rows(x, y) / len(pred)
-        draws["spearman"] = draws["spearman"] + _pearson_rows(rx, stats.rankdata(y, axis=1)) / len(pred)
-        draws["kendall"] = draws["kendall"] + _kendall_rows(x, y) / len(pred)
-    out = {}
-    for k, v in draws.items():
-        v = v[np.isfinite(v)]
-        out[k] = [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if len(v) > resamples / 2 else None
-    return out
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("pearson", "spearman", "kendall")}
+    for idx in resample_groups(len(true), rng, resamples, clusters):
+        x = true[idx]
+        rx = stats.rankdata(x, axis=1)
+        parts["pearson"].append(np.stack([_pearson_rows(x, p[idx]) for p in pred]))
+        parts["spearman"].append(np.stack([_pearson_rows(rx, stats.rankdata(p[idx], axis=1)) for p in pred]))
+        parts["kendall"].append(np.stack([_kendall_rows(x, p[idx]) for p in pred]))
+    return {
+        k: _percentile_ci(_seed_means(np.concatenate(v, axis=1), rng, resample_seeds), resamples)
+        for k, v in parts.items()
+    }
 
 
 def spearman_difference_ci(
-    true: np.ndarray, pred: np.ndarray, baseline: np.ndarray, rng: np.random.Generator, resamples: int = BOOTSTRAP
+    true: np.ndarray,
+    pred: np.ndarray,
+    baseline: np.ndarray,
+    rng: np.random.Generator,
+    resamples: int = BOOTSTRAP,
+    clusters: np.ndarray | None = None,
+    resample_seeds: bool = False,
 ) -> dict[str, float | list[float] | None]:
     """The mean Spearman of `pred` ([n], or [S, n] of S reward models) less the Spearman of `baseline` [n] on the
-    same demos, with the 95% percentile interval of that difference over resamplings of the demos, every
-    prediction and the baseline resampled alike (a paired interval: does the reward beat the baseline?)."""
+    same demos, with the 95% percentile interval of that difference over resamplings of the demos (by level, then
+    episode, with `clusters`; and of the seeds with `resample_seeds`), every prediction and the baseline resampled
+    alike (a paired interval: does the reward beat the baseline?)."""
     true, pred = np.asarray(true, np.float64), np.atleast_2d(np.asarray(pred, np.float64))
     baseline = np.asarray(baseline, np.float64)
     spearman = lambda x, y: _pearson_rows(stats.rankdata(x, axis=1), stats.rankdata(y, axis=1))
     point = float(np.mean(spearman(true[None].repeat(len(pred), 0), pred)) - spearman(true[None], baseline[None])[0])
     if len(true) < 3:
         return {"difference": point, "ci95": None}
-    idx = rng.integers(0, len(true), (resamples, len(true)))
-    draws = -spearman(true[idx], baseline[idx])
-    for p in pred:
-        draws = draws + spearman(true[idx], p[idx]) / len(pred)
-    draws = draws[np.isfinite(draws)]
-    ci = [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))] if len(draws) > resamples / 2 else None
-    return {"difference": point, "ci95": ci}
+    base, per_seed = [], []
+    for idx in resample_groups(len(true), rng, resamples, clusters):
+        base.append(spearman(true[idx], baseline[idx]))
+        per_seed.append(np.stack([spearman(true[idx], p[idx]) for p in pred]))
+    draws = _seed_means(np.concatenate(per_seed, axis=1), rng, resample_seeds) - np.concatenate(base)
+    return {"difference": point, "ci95": _percentile_ci(draws, resamples)}
 
 
-def seed_interval(values: list[float | None]) -> dict[str, Any]:
-    """Mean and 95% Student-t interval of one figure over reward-model seeds (None values dropped)."""
+def seed_interval(values: list[float | None], bounds: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Mean and 95% Student-t interval of one figure over reward-model seeds (None values dropped). A figure with
+    `bounds` (a correlation: -1, 1; an accuracy or share: 0, 1) has its interval taken on Fisher's z of the figure
+    mapped onto (-1, 1) (for a correlation Fisher's z itself) and mapped back, so it stays within its bounds however
+    few the seeds."""
     x = np.array([v for v in values if v is not None], np.float64)
     if not len(x):
         return {"mean": None, "ci95_low": None, "ci95_high": None, "n": 0}
-    half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else None
     mean = float(x.mean())
-    return {
-        "mean": mean,
-        "ci95_low": None if half is None else mean - half,
-        "ci95_high": None if half is None else mean + half,
-        "n": int(len(x)),
-    }
+    if len(x) < 2:
+        return {"mean": mean, "ci95_low": None, "ci95_high": None, "n": 1}
+    t = float(stats.t.ppf(0.975, len(x) - 1))
+    if bounds is None:
+        half = t * float(x.std(ddof=1)) / math.sqrt(len(x))
+        low, high = mean - half, mean + half
+    else:
+        lo, hi = bounds
+        z = np.arctanh(np.clip(2 * (x - lo) / (hi - lo) - 1, -1 + 1e-9, 1 - 1e-9))
+        half = t * float(z.std(ddof=1)) / math.sqrt(len(x))
+        back = lambda v: lo + (hi - lo) * (float(np.tanh(v)) + 1) / 2
+        low, high = back(z.mean() - half), back(z.mean() + half)
+    return {"mean": mean, "ci95_low": low, "ci95_high": high, "n": int(len(x))}
+
+
+def figure_bounds(figure: str) -> tuple[float, float] | None:
+    """The bounds a figure's (or table column's) name says it lies within: a correlation's [-1, 1], an accuracy's
+    or share's [0, 1]; None for an unbounded figure (a return, an offset)."""
+    if any(m in figure for m in ("spearman", "kendall", "pearson")):
+        return (-1.0, 1.0)
+    if any(m in figure for m in ("accuracy", "ties", "against_label", "label_noise")):
+        return (0.0, 1.0)
+    return None
 
 
 @dataclass(frozen=True)
@@ -228,29 +293,50 @@ def _partial_rows(rx: np.ndarray, ry: np.ndarray, rz: np.ndarray) -> np.ndarray:
 
 
 def partial_spearman_ci(
-    true: np.ndarray, pred: np.ndarray, lengths: np.ndarray, rng: np.random.Generator, resamples: int = BOOTSTRAP
+    true: np.ndarray,
+    pred: np.ndarray,
+    lengths: np.ndarray,
+    rng: np.random.Generator,
+    resamples: int = BOOTSTRAP,
+    clusters: np.ndarray | None = None,
 ) -> list[float] | None:
-    """95% bootstrap interval of `partial_spearman` over resamplings of the demos."""
+    """95% bootstrap interval of `partial_spearman` over resamplings of the demos (by level, then episode, with
+    `clusters`)."""
     true = np.asarray(true, np.float64)
     if len(true) < 4:
         return None
-    idx = rng.integers(0, len(true), (resamples, len(true)))
-    rows = [stats.rankdata(np.asarray(v, np.float64)[idx], axis=1) for v in (true, pred, lengths)]
-    draws = _partial_rows(*rows)
-    draws = draws[np.isfinite(draws)]
-    return [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))] if len(draws) > resamples / 2 else None
+    draws = []
+    for idx in resample_groups(len(true), rng, resamples, clusters):
+        rows = [stats.rankdata(np.asarray(v, np.float64)[idx], axis=1) for v in (true, pred, lengths)]
+        draws.append(_partial_rows(*rows))
+    return _percentile_ci(np.concatenate(draws), resamples)
+
+
+def _mean_within(true: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> tuple[float | None, int]:
+    """Mean Spearman correlation within each group of at least 3 demos with distinct returns, and how many groups
+    it rests on."""
+    values = []
+    for g in np.unique(groups):
+        at = groups == g
+        if at.sum() >= 3:
+            values.append(correlations(true[at], pred[at])["spearman"])
+    kept = [v for v in values if v is not None]
+    return (float(np.mean(kept)) if kept else None), len(kept)
 
 
 def within_level(true: np.ndarray, pred: np.ndarray, level_seeds: np.ndarray) -> dict[str, Any]:
     """Mean Spearman correlation within each level that has at least 3 demos of distinct returns: how well the
     prediction ranks episodes of one and the same level, free of differences between levels."""
-    values = []
-    for seed in np.unique(level_seeds):
-        at = level_seeds == seed
-        if at.sum() >= 3:
-            values.append(correlations(true[at], pred[at])["spearman"])
-    kept = [v for v in values if v is not None]
-    return {"spearman": float(np.mean(kept)) if kept else None, "levels": len(kept)}
+    spearman, levels = _mean_within(true, pred, level_seeds)
+    return {"spearman": spearman, "levels": levels}
+
+
+def within_checkpoint(true: np.ndarray, pred: np.ndarray, checkpoints: np.ndarray) -> dict[str, Any]:
+    """Mean Spearman correlation within each demonstrator checkpoint's demos: the same checkpoints play every demo
+    set, so a reward that knows a checkpoint's style of play (its bullets, its moves) can rank demos of unseen
+    levels across checkpoints without knowing the game; among one checkpoint's demos that knowledge is no help."""
+    spearman, count = _mean_within(true, pred, checkpoints)
+    return {"spearman": spearman, "checkpoints": count}
 
 
 def evaluate_returns(
@@ -260,30 +346,39 @@ def evaluate_returns(
     profile: TrainingProfile,
     level_seeds: np.ndarray | None = None,
     seed: int = 0,
+    checkpoints: np.ndarray | None = None,
 ) -> LevelSetFigures:
     """The metrics.json block for one level set: correlations with 95% bootstrap intervals for the reward model
     and for two baselines, episode length ("+1 per step") and time alone (`TrainingProfile.time_returns`); the
     same for the predicted returns centred on the training demos' offset (`centred_returns`); the partial
-    Spearman given length; the offset on this set against the training demos' (`offset`: train, here, shift); the
-    mean Spearman within levels; and every demo's true and predicted return and length (in demo-index order:
-    reward models evaluated on the same folder list the same demos alike)."""
+    Spearman of the centred returns given length (centred, because ranks are not linear, so a partial Spearman of
+    the raw returns moves with the per-frame constant T-REX cannot identify); the offset on this set against the
+    training demos' (`offset`: train, here, shift); the mean Spearman within levels and within the demonstrator
+    checkpoints that played them (`checkpoints`), with how many of each it rests on; and every demo's true and
+    predicted return, length and level (in demo-index order: reward models evaluated on the same folder list the
+    same demos alike). With `level_seeds` every interval resamples levels, then episodes within them
+    (`resample_groups`)."""
     rng = np.random.default_rng(seed)
     true, pred = np.asarray(true, np.float64), np.asarray(pred, np.float64)
     lengths = np.asarray(lengths, np.float64)
+    clusters = None if level_seeds is None else np.asarray(level_seeds)
     centred = centred_returns(pred, lengths, profile.offset)
     time_only = profile.time_returns(lengths.astype(np.int64))
     here = float(pred.sum() / max(lengths.sum(), 1.0))
+    ci = lambda x: bootstrap_ci(true, x, rng, clusters=clusters)
     block: dict[str, Any] = {
         **correlations(true, pred),
-        "ci95": bootstrap_ci(true, pred, rng),
+        "ci95": ci(pred),
         "pair_accuracy": pair_accuracy(true, pred),
         "n_demos": int(len(true)),
-        "length_baseline": {**correlations(true, lengths), "ci95": bootstrap_ci(true, lengths, rng)},
-        "time_baseline": {**correlations(true, time_only), "ci95": bootstrap_ci(true, time_only, rng)},
-        "centred": {**correlations(true, centred), "ci95": bootstrap_ci(true, centred, rng)},
+        "n_levels": None if clusters is None else int(len(np.unique(clusters))),
+        "length_baseline": {**correlations(true, lengths), "ci95": ci(lengths)},
+        "time_baseline": {**correlations(true, time_only), "ci95": ci(time_only)},
+        "centred": {**correlations(true, centred), "ci95": ci(centred)},
         "partial_spearman": {
-            "value": partial_spearman(true, pred, lengths),
-            "ci95": partial_spearman_ci(true, pred, lengths, rng),
+            "value": partial_spearman(true, centred, lengths),
+            "ci95": partial_spearman_ci(true, centred, lengths, rng, clusters=clusters),
+            "of": "centred",
         },
         "offset": {"train": profile.offset, "here": here, "shift": here - profile.offset},
         "returns": {
@@ -293,11 +388,17 @@ def evaluate_returns(
             "time_baseline": [float(x) for x in time_only],
         },
     }
-    if level_seeds is not None:
-        seeds = np.asarray(level_seeds)
+    if clusters is not None:
+        block["returns"]["level_seed"] = [int(x) for x in clusters]
         block["within_level"] = {
-            "model": within_level(true, pred, seeds),
-            "length_baseline": within_level(true, lengths, seeds),
+            "model": within_level(true, pred, clusters),
+            "length_baseline": within_level(true, lengths, clusters),
+        }
+    if checkpoints is not None:
+        groups = np.asarray(checkpoints)
+        block["within_checkpoint"] = {
+            "model": within_checkpoint(true, pred, groups),
+            "length_baseline": within_checkpoint(true, lengths, groups),
         }
     return cast(LevelSetFigures, block)
 
@@ -318,4 +419,5 @@ def evaluate_demos(
     pred = np.array([r.sum() for r in rewards])
     lengths = np.array([len(d.obs) for d in demos], dtype=np.float64)
     seeds = np.array([d.record.level_seed for d in demos])
-    return DemoEvaluation(evaluate_returns(true, pred, lengths, profile, seeds, seed), rewards)
+    checkpoints = np.array([d.record.checkpoint for d in demos])
+    return DemoEvaluation(evaluate_returns(true, pred, lengths, profile, seeds, seed, checkpoints), rewards)

@@ -37,10 +37,10 @@ from toolkit.tracking import TRACKING_KEYS
 from trex.config import TrexConfig
 from trex.demos.store import Demo, check_game, load_demos
 from trex.level_sets import SCORED_SETS
-from trex.results import RewardMetrics, read_metrics, write_metrics
+from trex.results import PairFigures, RewardMetrics, read_metrics, write_metrics
 from trex.reward.evaluation import DemoEvaluation, TrainingProfile, evaluate_demos, predict_rewards
 from trex.reward.net import FILE_NAME, RewardNet, load_reward_model, save_reward_model
-from trex.reward.pairs import SnippetPairs, concat_obs, create_training_data
+from trex.reward.pairs import SnippetPairs, concat_obs, create_training_data, label_figures
 from trex.reward.plots import plot_cumulative, plot_predicted_vs_true, plot_reward_by_time
 from trex.reward.table import figure_columns
 from trex.reward.trainer import RewardTrainer
@@ -222,6 +222,12 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
         )
     trainer = RewardTrainer(net, cfg, device, run_dir, verbose=verbose)
     result = trainer.fit(frames, offsets, pairs, val_pairs, rng)
+    labelled = train_demos + val_demos  # the list both pair sets index
+    labels = {
+        "train": label_figures(pairs, labelled, trainer.accuracy(frames, offsets, pairs)),
+        "val": label_figures(val_pairs, labelled, result.best_val_accuracy),
+    }
+    net.eval()
     del frames
     train_rewards = predict_rewards(net, train_demos, device)
     profile = TrainingProfile.of(train_rewards)
@@ -243,7 +249,10 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
     # 4. evaluation on new episodes of the training levels and on held-out levels
     evaluated = {key: evaluate_demos(net, getattr(demos, key), device, profile, seed=cfg.seed) for key in SCORED_SETS}
     for key in SCORED_SETS:
-        evaluated[key].figures["snippet_accuracy"] = snippet_accuracy(cfg, trainer, getattr(demos, key))
+        scored = snippet_labels(cfg, trainer, getattr(demos, key))
+        evaluated[key].figures["snippet_accuracy"] = None if scored is None else scored["model_accuracy"]
+        if scored is not None:
+            labels[key] = scored
     training = dataclasses.asdict(result)
     del training["wall_time_s"]  # the trainer's; the run's own is below
     metrics = cast(
@@ -258,6 +267,7 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
             "held_out": evaluated["held_out"].figures,
             "label_noise": pairs.label_noise,
             "val_label_noise": None if val_pairs is None else val_pairs.label_noise,
+            "labels": labels,
             **training,
             "num_train_demos": len(train_demos),
             "num_val_demos": len(val_demos),
@@ -311,10 +321,10 @@ def write_outputs(
         )
 
 
-def snippet_accuracy(cfg: TrexConfig, trainer: RewardTrainer, demos: list[Demo]) -> float | None:
-    """Accuracy on `cfg.eval_pairs` equal-length snippet pairs of `demos`, labelled by their demos' true returns
-    and drawn without the progress constraint: a figure a constant per-frame reward cannot move. Its own seed,
-    so adding it changed no other figure."""
+def snippet_labels(cfg: TrexConfig, trainer: RewardTrainer, demos: list[Demo]) -> PairFigures | None:
+    """`label_figures` of `cfg.eval_pairs` equal-length snippet pairs of `demos`, labelled by their demos' true
+    returns and drawn without the progress constraint, with the model's accuracy on them (the snippet accuracy: a
+    figure a constant per-frame reward cannot move). Its own seed, so adding it changed no other figure."""
     if not cfg.eval_pairs or len({d.record.ret for d in demos}) < 2:
         return None
     rng = np.random.default_rng([cfg.seed, 1])
@@ -322,4 +332,4 @@ def snippet_accuracy(cfg: TrexConfig, trainer: RewardTrainer, demos: list[Demo])
         demos, cfg.eval_pairs, cfg.min_snippet_length, cfg.max_snippet_length, cfg.frame_stride, False, rng
     )
     frames, offsets = concat_obs(demos)
-    return trainer.accuracy(frames, offsets, pairs)
+    return label_figures(pairs, demos, trainer.accuracy(frames, offsets, pairs))

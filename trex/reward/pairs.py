@@ -12,6 +12,7 @@ import numpy as np
 
 from toolkit.cli import UserError
 from trex.demos.store import Demo
+from trex.results import PairFigures
 
 
 @dataclass
@@ -110,19 +111,58 @@ def create_training_data(
         label[:, None] == 1, np.stack([worse_start, better_start], 1), np.stack([better_start, worse_start], 1)
     )
 
-    cumulative = [np.concatenate([[0.0], np.cumsum(d.rewards, dtype=np.float64)]) for d in demos]
-    window_return = lambda i, s: np.array(
-        [cumulative[d][a + n] - cumulative[d][a] for d, a, n in zip(i, s, length, strict=True)]
-    )
-    noise = float(np.mean(window_return(worse, worse_start) > window_return(better, better_start)))
-    return SnippetPairs(
+    pairs = SnippetPairs(
         demo.astype(np.int64),
         start.astype(np.int64),
         length.astype(np.int64),
         label.astype(np.int64),
         frame_stride,
-        noise,
+        0.0,
     )
+    pairs.label_noise = label_figures(pairs, demos)["against_label"] or 0.0
+    return pairs
+
+
+def window_returns(pairs: SnippetPairs, demos: list[Demo]) -> np.ndarray:
+    """The true return [N, 2] of each snippet's whole window (every frame, whatever the frame stride)."""
+    cumulative = [np.concatenate([[0.0], np.cumsum(d.rewards, dtype=np.float64)]) for d in demos]
+    out = np.empty(pairs.demo.shape, np.float64)
+    for n in range(len(pairs)):
+        for side in (0, 1):
+            d, a = pairs.demo[n, side], pairs.start[n, side]
+            out[n, side] = cumulative[d][a + pairs.length[n]] - cumulative[d][a]
+    return out
+
+
+def label_figures(pairs: SnippetPairs | None, demos: list[Demo], model_accuracy: float | None = None) -> PairFigures:
+    """What a pair set's labels can teach, beside the model's accuracy on it: the share of pairs whose two windows
+    have the same true return (ties) and of pairs the true reward orders against the label; the accuracy of the
+    true reward itself (ordered as labelled, plus half the ties: the ceiling of any reward) and of a clock, a reward
+    that only grows with time (the later-starting snippet scores more; equal starts half). Labels a clock explains
+    better than the true reward does train a clock. `demos`: the list the pairs index (no pairs: figures None)."""
+    n = 0 if pairs is None else len(pairs)
+    if pairs is None or not n:
+        return {
+            "pairs": 0,
+            "ties": None,
+            "against_label": None,
+            "true_reward_accuracy": None,
+            "clock_accuracy": None,
+            "model_accuracy": model_accuracy,
+        }
+    rows = np.arange(n)
+    returns = window_returns(pairs, demos)
+    better, other = returns[rows, pairs.label], returns[rows, 1 - pairs.label]
+    tie = np.isclose(better, other, rtol=0.0, atol=1e-9)
+    later = pairs.start[rows, pairs.label] - pairs.start[rows, 1 - pairs.label]
+    return {
+        "pairs": int(n),
+        "ties": float(tie.mean()),
+        "against_label": float(((better < other) & ~tie).mean()),
+        "true_reward_accuracy": float(((better > other) & ~tie).mean() + 0.5 * tie.mean()),
+        "clock_accuracy": float((later > 0).mean() + 0.5 * (later == 0).mean()),
+        "model_accuracy": model_accuracy,
+    }
 
 
 def _distinct_rank_pairs(rank: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

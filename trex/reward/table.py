@@ -9,7 +9,16 @@ from trex.reward.evaluation import centred_figures
 
 METRICS = ("spearman", "kendall", "pearson")
 # One-number figures of a level set's block beyond the correlations: what a reward must beat "time passes" by.
-EXTRA_FIGURES = ("partial_spearman", "snippet_accuracy", "offset_shift", "within_level_spearman")
+EXTRA_FIGURES = (
+    "partial_spearman",
+    "snippet_accuracy",
+    "offset_shift",
+    "within_level_spearman",
+    "within_checkpoint_spearman",
+)
+# What each pair set's labels can teach (trex/reward/pairs.py: label_figures), as labels_<pair set>_<figure>.
+PAIR_SETS = ("train", "val", *SCORED_SETS)
+LABEL_FIGURES = ("ties", "against_label", "true_reward_accuracy", "clock_accuracy", "model_accuracy")
 # The figures of one reward model in a table row: each correlation of the model, the length and time-only
 # baselines and the centred returns, and the extra figures, on both level sets.
 FIGURE_COLUMNS = tuple(
@@ -18,11 +27,12 @@ FIGURE_COLUMNS = tuple(
     for key in SCORED_SETS
     for m in METRICS
 ) + tuple(f"{key}_{f}" for f in EXTRA_FIGURES for key in SCORED_SETS)
+LABEL_COLUMNS = tuple(f"labels_{s}_{f}" for s in PAIR_SETS for f in LABEL_FIGURES)
 
 
 def figure_columns(metrics: RewardMetrics) -> dict[str, float | None]:
-    """The FIGURE_COLUMNS of a metrics.json (the centred figures recomputed from its per-demo returns; figures a
-    file from before they existed lacks are None)."""
+    """The FIGURE_COLUMNS and LABEL_COLUMNS of a metrics.json (the centred figures recomputed from its per-demo
+    returns; figures a file from before they existed lacks are None)."""
     out: dict[str, float | None] = {}
     for key in SCORED_SETS:
         block = scored_set(metrics, key)
@@ -37,4 +47,9 @@ def figure_columns(metrics: RewardMetrics) -> dict[str, float | None]:
         out[f"{key}_snippet_accuracy"] = block.get("snippet_accuracy")
         out[f"{key}_offset_shift"] = block.get("offset", {}).get("shift")
         out[f"{key}_within_level_spearman"] = block.get("within_level", {}).get("model", {}).get("spearman")
-    return {c: out[c] for c in FIGURE_COLUMNS}
+        out[f"{key}_within_checkpoint_spearman"] = block.get("within_checkpoint", {}).get("model", {}).get("spearman")
+    labels = metrics.get("labels", {})
+    for s in PAIR_SETS:
+        for f in LABEL_FIGURES:
+            out[f"labels_{s}_{f}"] = labels[s][f] if s in labels else None  # type: ignore[literal-required]
+    return {c: out[c] for c in (*FIGURE_COLUMNS, *LABEL_COLUMNS)}
