@@ -212,9 +212,23 @@ def test_train_command_writes_metrics_and_never_overwrites_another_config(tmp_pa
         "predicted_vs_true.png",
         "cumulative_reward.png",
         "reward_by_time.png",
+        "what_the_reward_sees.png",
     ):
         assert (run / name).is_file(), name
     assert list((run / "tb").iterdir())
+    labels = metrics["labels"]  # what each pair set can teach, the model's accuracy beside it
+    assert labels["train"]["pairs"] == 64 and labels["train"]["against_label"] == metrics["label_noise"]
+    assert 0 <= labels["train"]["model_accuracy"] <= 1 and 0 <= labels["train"]["clock_accuracy"] <= 1
+    (run / "what_the_reward_sees.png").unlink()
+    picture = subprocess.run(
+        [sys.executable, "trex/reward_model.py", "picture", *TINY, "--demo_dir", str(demos), "--run_dir", str(run)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert picture.returncode == 0, picture.stderr
+    assert (run / "what_the_reward_sees.png").is_file()
     model_bytes = (run / "reward_model.pt").read_bytes()
     other = _train_cli("--demo_dir", str(demos), "--run_dir", str(run), "--learning_rate", "0.01")
     assert other.returncode == 2 and other.stderr.strip().startswith("error:") and "reward_model.pt" in other.stderr

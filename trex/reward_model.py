@@ -1,8 +1,9 @@
-"""Steps 2 and 3 of T-REX on Procgen, one command with three verbs:
+"""Steps 2 and 3 of T-REX on Procgen, one command with four verbs:
 
 python trex/reward_model.py demos -c configs/trex/coinrun.yaml   # ranked demonstrations (step 2)
 python trex/reward_model.py train -c configs/trex/coinrun.yaml   # the reward model (step 3)
 python trex/reward_model.py sweep -c configs/trex/coinrun.yaml   # correlation vs number of demos
+python trex/reward_model.py picture -c configs/trex/coinrun.yaml # what a trained reward responds to (run_dir's)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from toolkit.cli import UserError, run_main
 from toolkit.config import parse_config
 from trex.config import TrexConfig
 
-VERBS = ("demos", "train", "sweep")
+VERBS = ("demos", "train", "sweep", "picture")
 
 
 def main(argv: list[str]) -> object:
@@ -35,6 +36,10 @@ def main(argv: list[str]) -> object:
         from trex.reward.fit import train_reward_model
 
         return train_reward_model(cfg)
+    if verb == "picture":
+        from trex.reward.fit import draw_picture
+
+        return draw_picture(cfg)
     from trex.reward.demo_count_curve import run_sweep
 
     return run_sweep(cfg)

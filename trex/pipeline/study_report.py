@@ -465,6 +465,13 @@ def write_report(
         _img(first / "cumulative_reward.png", run, "cumulative predicted vs true reward"),
         _img(first / "reward_by_time.png", run, "mean predicted reward by time step"),
         "",
+        "What the reward responds to: its reward per frame on the best and worst demo of each level set (lines where "
+        "the true reward paid), and where it looks (the mean absolute gradient of the reward with respect to each "
+        "pixel, over the set's frames). A reward that learned the game looks at the same things on both level sets; "
+        "one that learned time or a level's layout looks at the background:",
+        "",
+        _img(first / "what_the_reward_sees.png", run, "what the reward responds to"),
+        "",
         *(
             [_img(sweep_dir / "sweep.png", run, "correlation by number of demos and of levels"), ""]
             if cfg.sweep

@@ -12,8 +12,8 @@
 4. `evaluate_demos` (trex/reward/evaluation.py): correlations of predicted and true returns, with 95% bootstrap
    intervals, on new episodes of the training demos' levels (`new_episodes`) and on held-out levels (`held_out`),
    beside the episode-length baseline;
-5. reward_model.pt, metrics.json, summary.json, train_log.csv, TensorBoard events and plots (trex/reward/plots.py)
-   in `run_dir`.
+5. reward_model.pt, metrics.json, summary.json, train_log.csv, TensorBoard events and plots (trex/reward/plots.py,
+   and what the reward responds to: trex/reward/saliency.py) in `run_dir`.
 A rerun of a finished run keeps it; a different config on its folder is refused; an interrupted run trains again
 from the start, with the same seeds, so its outputs are those of an uninterrupted run.
 """
@@ -42,6 +42,7 @@ from trex.reward.evaluation import DemoEvaluation, TrainingProfile, evaluate_dem
 from trex.reward.net import FILE_NAME, RewardNet, load_reward_model, save_reward_model
 from trex.reward.pairs import SnippetPairs, concat_obs, create_training_data, label_figures
 from trex.reward.plots import plot_cumulative, plot_predicted_vs_true, plot_reward_by_time
+from trex.reward.saliency import plot_what_the_reward_sees
 from trex.reward.table import figure_columns
 from trex.reward.trainer import RewardTrainer
 
@@ -57,6 +58,7 @@ IRRELEVANT = (
     *TRACKING_KEYS,
 )
 VAL_PAIRS_MAX = 1000  # validation pairs, as the 2020 study's 1,000
+PICTURE = "what_the_reward_sees.png"
 
 
 @dataclass
@@ -137,6 +139,20 @@ def load_demo_sets(cfg: TrexConfig, folder: Path) -> DemoSets:
         "set env_name and distribution_mode to match",
     )
     return sets
+
+
+def scored_demos(demos: DemoSets) -> dict[str, list[Demo]]:
+    """The demos of each scored level set, by the set's name."""
+    return {name: getattr(demos, key) for key, name in SCORED_SETS.items()}
+
+
+def draw_picture(cfg: TrexConfig) -> Path:
+    """The picture of what the reward model in cfg.run_dir responds to, on its config's demos (saliency.py)."""
+    net, _ = load_reward_model(Path(cfg.run_dir) / FILE_NAME, cfg.setup())
+    path = Path(cfg.run_dir) / PICTURE
+    plot_what_the_reward_sees(net, scored_demos(load_demo_sets(cfg, Path(cfg.demo_dir))), path, cfg.setup())
+    print(f"wrote {path}", flush=True)
+    return path
 
 
 def reward_model_is_trained(cfg: TrexConfig) -> bool:
@@ -281,6 +297,7 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
 
     # 5. outputs
     write_outputs(run_dir, metrics, demos, evaluated, verbose)
+    plot_what_the_reward_sees(net, scored_demos(demos), run_dir / PICTURE, device)
     return metrics
 
 
