@@ -92,7 +92,7 @@ def make_procgen(
     """A `ProcgenGym3Env`; `options` are Procgen's own (use_backgrounds, paint_vel_info, ...)."""
     if env_name not in GAMES:
         raise UserError(f"unknown game '{env_name}' (choose one of: {', '.join(GAMES)})")
-    return ProcgenGym3Env(
+    env = ProcgenGym3Env(
         num=num_envs,
         env_name=env_name,
         num_levels=levels.num_levels,
@@ -103,6 +103,12 @@ def make_procgen(
         render_mode="rgb_array" if render else None,
         **options,
     )
+    # gym3 closes an env left to the garbage collector in __del__, through a first lookup of a cffi function that
+    # takes cffi's non-reentrant lock: a collection that runs inside another lookup (building the next env) then
+    # deadlocks the process (seen in tests/test_reward_env.py). Looked up once here, the function is cached on the
+    # library, and __del__ takes no lock.
+    _ = env._c_lib.libenv_close
+    return env
 
 
 @dataclass

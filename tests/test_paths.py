@@ -62,7 +62,10 @@ BAD_CONFIG_FILES = [
 ]
 # A key whose name says it holds a path must declare what kind.
 PATH_LIKE = re.compile(r"(_dir|_path|_config)$|^(out|demo|reward_model|trajectories|checkpoints)$")
-NOT_PATHS = {"checkpoints"}  # explicit checkpoint files: read and refused one by one by the demos step
+# Checked where they are used: explicit checkpoint files, read and refused one by one by the demos step; imitation's
+# trajectories, a folder to write (export) or a folder or an old pickle-based file to read (import refuses the latter
+# in its own words).
+NOT_PATHS = {"checkpoints", "trajectories"}
 
 
 def _files(folder: Path) -> dict[str, int]:

@@ -42,9 +42,7 @@ class ImitationIOConfig:
     demo_dir: str = option(
         "", "this project's demo folder (index.csv + .npz): read by export, written by import", path="folder"
     )
-    trajectories: str = option(
-        "", "imitation's trajectory folder (HuggingFace datasets): written or read", path="folder"
-    )
+    trajectories: str = option("", "imitation's trajectory folder (HuggingFace datasets): written or read")
     env_name: str = option("starpilot", "import: the game of trajectories that carry no index row", choices=GAMES)
     distribution_mode: str = option("easy", "import: their distribution mode", choices=MODES)
     level_set: str = option(
