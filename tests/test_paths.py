@@ -28,6 +28,7 @@ ENTRY_POINTS = [
     ("trex/train_policy.py", [], "PolicyConfig", ["--reward_model", "OK_FILE"]),
     ("trex/reward_model.py", ["demos"], "TrexConfig", []),
     ("trex/reward_model.py", ["train"], "TrexConfig", []),
+    ("trex/reward_model.py", ["picture"], "TrexConfig", []),
     ("trex/study.py", [], "StudyConfig", []),
     ("trex/sweep.py", [], "SweepConfig", []),
     ("test_policy.py", [], "EvalConfig", ["--load_path", "OK_FILE"]),
