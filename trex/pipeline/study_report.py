@@ -17,7 +17,7 @@ from baseline_agent.ppo_config import train_levels
 from baseline_agent.scores import reference_table
 from toolkit.files import write_text
 from toolkit.logger import fmt, fmt_interval
-from trex.config import demo_levels, held_out
+from trex.config import TrexConfig, demo_levels, held_out
 from trex.level_sets import EVALUATION_SETS, SCORED_SETS
 from trex.pipeline.steps import Step
 from trex.pipeline.study_layout import StepConfigs, StudyConfig, reward_dirs
@@ -353,6 +353,35 @@ def _lever_section(reward: dict) -> list[str]:
     return [*rows, ""]
 
 
+def _beyond_time_section(trex: TrexConfig, figures: dict, metrics: list[RewardMetrics]) -> list[str]:
+    """What a reward must beat to have learned more than time, and what its labels can teach."""
+    return [
+        "Beyond the passing of time: the time-only baseline gives every frame the training demos' mean learned "
+        "reward at its time step (what a reward that knows only *when* a frame comes would score); the partial "
+        "Spearman correlates the centred predicted return and the true return with episode length partialled out; "
+        "snippet accuracy ranks "
+        f"{trex.eval_pairs:,} equal-length snippet pairs of each set (a constant per-frame reward cannot move it); "
+        "within-level Spearman ranks episodes of one and the same level (mean over levels with 3 or more demos), "
+        "within-checkpoint Spearman the demos of one demonstrator checkpoint (a reward that knows a checkpoint's "
+        "style of play, not the game, ranks demos across checkpoints but not among one's own); the "
+        "offset shift is the mean reward per frame on the set less that on the training demos. Means over seeds, "
+        "seed intervals (Student t, on Fisher's z for correlations; the time baseline's interval is the bootstrap "
+        "over levels, episodes and seeds):",
+        "",
+        *_beyond_time_table(figures),
+        "",
+        "What the labels can teach: each set of snippet pairs the model was trained, validated or scored on, with "
+        "the share of ties (equal true return in both windows) and of pairs the true reward orders against the "
+        "label, the accuracy of the true reward itself on those pairs (ordered as labelled plus half the ties: the "
+        "ceiling of any reward) and of a clock (a reward that only grows with time), beside the model's (training "
+        "pairs: after training, without augmentation; validation pairs: the best checkpoint's). Where the clock "
+        "scores as high as the true reward, the labels teach time as well as the game:",
+        "",
+        *labels_table(metrics),
+        "",
+    ]
+
+
 def write_report(
     cfg: StudyConfig,
     configs: StepConfigs,
@@ -427,29 +456,7 @@ def write_report(
         "",
         *_reward_table(figures),
         "",
-        "Beyond the passing of time: the time-only baseline gives every frame the training demos' mean learned "
-        "reward at its time step (what a reward that knows only *when* a frame comes would score); the partial "
-        "Spearman correlates the centred predicted return and the true return with episode length partialled out; "
-        "snippet accuracy ranks "
-        f"{trex.eval_pairs:,} equal-length snippet pairs of each set (a constant per-frame reward cannot move it); "
-        "within-level Spearman ranks episodes of one and the same level (mean over levels with 3 or more demos), "
-        "within-checkpoint Spearman the demos of one demonstrator checkpoint (a reward that knows a checkpoint's "
-        "style of play, not the game, ranks demos across checkpoints but not among one's own); the "
-        "offset shift is the mean reward per frame on the set less that on the training demos. Means over seeds, "
-        "seed intervals (Student t, on Fisher's z for correlations; the time baseline's interval is the bootstrap "
-        "over levels, episodes and seeds):",
-        "",
-        *_beyond_time_table(figures),
-        "",
-        "What the labels can teach: each set of snippet pairs the model was trained, validated or scored on, with "
-        "the share of ties (equal true return in both windows) and of pairs the true reward orders against the "
-        "label, the accuracy of the true reward itself on those pairs (ordered as labelled plus half the ties: the "
-        "ceiling of any reward) and of a clock (a reward that only grows with time), beside the model's (training "
-        "pairs: after training, without augmentation; validation pairs: the best checkpoint's). Where the clock "
-        "scores as high as the true reward, the labels teach time as well as the game:",
-        "",
-        *labels_table(metrics),
-        "",
+        *_beyond_time_section(trex, figures, metrics),
         *_lever_section(reward),
         "How this figure changes with the number of levels the training demos come from, with and without the "
         "lever, is what `results/level_generalisation/` measures (StarPilot, 8 to 512 levels and a fresh level "
