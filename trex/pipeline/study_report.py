@@ -328,7 +328,7 @@ def reading(figures: dict) -> str:
         )
         text += (
             f" Centred (free of the per-frame constant), the reward {verdict}: held-out Spearman less the length "
-            f"baseline's {fmt_interval(diff)} (paired 95% bootstrap interval over the demos)."
+            f"baseline's {fmt_interval(diff)} (paired 95% bootstrap interval over the levels, episodes and seeds)."
         )
     return text
 
