@@ -12,6 +12,7 @@ from trex.reward.evaluation import (
     resample_groups,
     seed_interval,
     spearman_difference_ci,
+    standardised_ensemble,
     within_checkpoint,
 )
 from trex.reward.pairs import SnippetPairs, create_training_data, label_figures
@@ -174,3 +175,16 @@ def test_a_saliency_map_lights_the_pixels_the_reward_reads_and_nothing_else():
     assert got.shape == (64, 64) and got[10, 20] == 1.0 and got[3, 4] == 0.5
     got[10, 20] = got[3, 4] = 0.0
     assert not got.any()
+
+
+def test_a_standardised_ensemble_weighs_each_model_alike_whatever_its_scale():
+    lengths = np.array([10.0, 20.0, 40.0])
+    # Model 0: offset 1 per frame, std 1; model 1 the same ranking at 100 times the scale.
+    small = np.array([12.0, 19.0, 45.0])  # centred: 2, -1, 5
+    large = 100 * small
+    got = standardised_ensemble(np.stack([small, large]), lengths, np.array([1.0, 100.0]), np.array([1.0, 100.0]))
+    np.testing.assert_allclose(got, [2.0, -1.0, 5.0])
+    backwards = np.array([8.0, 21.0, 35.0])  # centred: -2, 1, -5, the opposite ranking at the same scale
+    np.testing.assert_allclose(
+        standardised_ensemble(np.stack([small, backwards]), lengths, np.ones(2), np.ones(2)), [0.0, 0.0, 0.0]
+    )

@@ -258,6 +258,15 @@ def centred_returns(pred: np.ndarray, lengths: np.ndarray, offset: float) -> np.
     return pred - lengths * offset
 
 
+def standardised_ensemble(preds: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, stds: np.ndarray) -> np.ndarray:
+    """The predicted returns [n] of several reward models as one ensemble: each model's returns [S, n] centred on
+    its training demos' offset and divided by the standard deviation of its reward per frame there (its stored
+    `reward_stats`), then averaged, so that no model weighs more for having learned a larger scale."""
+    preds, offsets, stds = np.atleast_2d(np.asarray(preds, np.float64)), np.asarray(offsets), np.asarray(stds)
+    centred = np.stack([centred_returns(p, lengths, o) for p, o in zip(preds, offsets, strict=True)])
+    return (centred / np.where(stds > 0, stds, 1.0)[:, None]).mean(0)
+
+
 def centred_figures(block: LevelSetFigures) -> dict[str, float | None]:
     """The correlations of the centred predicted returns of one level set's metrics.json block: as stored when the
     model was evaluated (centred on the training demos' offset); files written before the offset was stored are
