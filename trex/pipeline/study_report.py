@@ -462,7 +462,7 @@ def write_report(
         "lever, is what `results/level_generalisation/` measures (StarPilot, 8 to 512 levels and a fresh level "
         "per demo, several seeds): a single study shows one point of that curve.",
         "",
-        "Each seed, with its own 95% bootstrap interval over the demos:",
+        "Each seed, with its own 95% bootstrap interval over the levels and the episodes within them:",
         "",
         *_seed_table(metrics),
         "",

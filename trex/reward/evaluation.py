@@ -3,7 +3,8 @@ them: plots.py).
 
 Correlations (Pearson, Spearman, Kendall) between true and predicted returns, pair accuracy, and the same
 correlations for the episode-length baseline ("+1 per step"), which the 2020 study found as good as its reward
-models; each with a 95% bootstrap interval over the demos. Intervals over reward-model seeds are `seed_interval`.
+models; each with a 95% bootstrap interval over the levels, then the episodes within them (`resample_groups`).
+Intervals over reward-model seeds are `seed_interval`.
 """
 
 from __future__ import annotations
