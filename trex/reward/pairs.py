@@ -126,12 +126,10 @@ def create_training_data(
 def window_returns(pairs: SnippetPairs, demos: list[Demo]) -> np.ndarray:
     """The true return [N, 2] of each snippet's whole window (every frame, whatever the frame stride)."""
     cumulative = [np.concatenate([[0.0], np.cumsum(d.rewards, dtype=np.float64)]) for d in demos]
-    out = np.empty(pairs.demo.shape, np.float64)
-    for n in range(len(pairs)):
-        for side in (0, 1):
-            d, a = pairs.demo[n, side], pairs.start[n, side]
-            out[n, side] = cumulative[d][a + pairs.length[n]] - cumulative[d][a]
-    return out
+    offsets = np.concatenate([[0], np.cumsum([len(c) for c in cumulative])[:-1]]).astype(np.int64)
+    first = offsets[pairs.demo] + pairs.start  # [N, 2] into the concatenated cumulative sums
+    flat = np.concatenate(cumulative)
+    return flat[first + pairs.length[:, None]] - flat[first]
 
 
 def label_figures(pairs: SnippetPairs | None, demos: list[Demo], model_accuracy: float | None = None) -> PairFigures:
