@@ -17,11 +17,16 @@ import numpy as np
 
 from toolkit.files import write_csv, write_text
 from toolkit.logger import fmt, fmt_interval
-from trex.pipeline.study_report import PAIR_SETS, reward_figures
+from trex.pipeline.study_report import reward_figures
 from trex.results import RewardMetrics, read_metrics
-from trex.reward.evaluation import bootstrap_ci, centred_returns, spearman_difference_ci, standardised_ensemble
-
-LABEL_FIGURES = ("ties", "against_label", "true_reward_accuracy", "clock_accuracy", "model_accuracy")
+from trex.reward.evaluation import (
+    block_offset,
+    bootstrap_ci,
+    centred_returns,
+    spearman_difference_ci,
+    standardised_ensemble,
+)
+from trex.reward.table import LABEL_FIGURES, PAIR_SET_NAMES, label_means
 
 
 def models(sweep: Path) -> dict[int, list[RewardMetrics]]:
@@ -38,10 +43,7 @@ def independent_interval(metrics: list[RewardMetrics]) -> list[float] | None:
     r = metrics[0]["held_out"]["returns"]
     true, lengths = np.array(r["true"]), np.array(r["length"])
     centred = np.array(
-        [
-            centred_returns(m["held_out"]["returns"]["predicted"], lengths, m["held_out"]["offset"]["train"])
-            for m in metrics
-        ]
+        [centred_returns(m["held_out"]["returns"]["predicted"], lengths, block_offset(m["held_out"])) for m in metrics]
     )
     return bootstrap_ci(true, centred, np.random.default_rng(1))["spearman"]
 
@@ -52,7 +54,7 @@ def ensemble(metrics: list[RewardMetrics]) -> dict:
     r = metrics[0]["held_out"]["returns"]
     true, lengths = np.array(r["true"]), np.array(r["length"])
     preds = np.array([m["held_out"]["returns"]["predicted"] for m in metrics])
-    offsets = np.array([m["held_out"]["offset"]["train"] for m in metrics])
+    offsets = np.array([block_offset(m["held_out"]) for m in metrics])
     stds = np.array([m["reward_stats"]["std"] for m in metrics])
     mean = standardised_ensemble(preds, lengths, offsets, stds)
     clusters = np.array(r["level_seed"]) if "level_seed" in r else None
@@ -67,11 +69,8 @@ def main(out: Path, sweeps: dict[str, Path]) -> None:
     for game, sweep in sweeps.items():
         for levels, metrics in sorted(models(sweep).items()):
             where = {"game": game, "demo_levels": levels or "fresh", "seeds": len(metrics)}
-            for key, name in PAIR_SETS.items():
-                found = [m["labels"][key] for m in metrics if key in m.get("labels", {})]
-                if found and found[0]["pairs"]:
-                    means = {f: float(np.mean([x[f] for x in found])) for f in LABEL_FIGURES}  # type: ignore[literal-required]
-                    label_rows.append({**where, "pairs": name, "number": found[0]["pairs"], **means})
+            for key, means in label_means(metrics).items():
+                label_rows.append({**where, "pairs": PAIR_SET_NAMES[key], "number": means.pop("pairs"), **means})
             held = reward_figures(metrics)["held_out"]
             within = [m["held_out"].get("within_checkpoint", {}) for m in metrics]
             rank_rows.append(

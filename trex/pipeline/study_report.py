@@ -32,7 +32,7 @@ from trex.reward.evaluation import (
     seed_interval,
     spearman_difference_ci,
 )
-from trex.reward.table import figure_columns
+from trex.reward.table import LABEL_FIGURES, PAIR_SET_NAMES, figure_columns, label_means
 
 # Figures given as the seeds' mean and Student-t interval: {report name: figure_columns column, less the set}.
 SEED_FIGURES = {  # in the order of the report's columns
@@ -76,19 +76,20 @@ def reward_figures(metrics: list[RewardMetrics]) -> dict:
     for key in SCORED_SETS:
         if not metrics:
             continue
-        true = np.array(scored_set(metrics[0], key)["returns"]["true"])
+        block = scored_set(metrics[0], key)  # every model scores the same demos
+        true = np.array(block["returns"]["true"])
         preds = np.array([scored_set(m, key)["returns"]["predicted"] for m in metrics])
-        levels = scored_set(metrics[0], key)["returns"].get("level_seed")  # files from before it: demos resampled
+        levels = block["returns"].get("level_seed")  # files from before it: demos resampled
         clusters = None if levels is None else np.array(levels)
         boot = bootstrap_ci(true, preds, np.random.default_rng(0), clusters=clusters, resample_seeds=True)
-        length = scored_set(metrics[0], key)["length_baseline"]
+        length = block["length_baseline"]
         figures = {}
         for f in FIGURES:
             figures[f] = _over_seeds([correlation(scored_set(m, key), f) for m in metrics], boot.get(f), f)
             if f in boot:
                 ci = length["ci95"][f] or (None, None)
                 figures[f"length_{f}"] = {"mean": correlation(length, f), "ci95_low": ci[0], "ci95_high": ci[1]}
-        lengths = np.array(scored_set(metrics[0], key)["returns"]["length"])
+        lengths = np.array(block["returns"]["length"])
         centred = np.array(
             [centred_returns(p, lengths, block_offset(scored_set(m, key))) for p, m in zip(preds, metrics, strict=True)]
         )
@@ -110,7 +111,6 @@ def reward_figures(metrics: list[RewardMetrics]) -> dict:
         for name, column in SEED_FIGURES.items():
             seeds = seed_interval([c[f"{key}_{column}"] for c in columns], figure_bounds(column))
             figures[name] = {**seeds, "seeds": seeds}
-        block = scored_set(metrics[0], key)
         out[key] = {
             **figures,
             "n_demos": block["n_demos"],
@@ -175,29 +175,21 @@ def _beyond_time_table(figures: dict) -> list[str]:
     return rows
 
 
-PAIR_SETS = {
-    "train": "training pairs",
-    "val": "validation pairs",
-    **{key: f"snippet pairs, {name}" for key, name in SCORED_SETS.items()},
-}
-
-
 def labels_table(metrics: list[RewardMetrics]) -> list[str]:
     """What each pair set's labels can teach (trex/reward/pairs.py: label_figures), the mean over the seeds: ties
     and pairs the true reward orders against the label, the true reward's accuracy (the ceiling) and a clock's, beside
     the model's own. A clock above the true reward means the labels teach time."""
-    rows = [
+    means = label_means(metrics)
+    if not means:
+        return []
+    return [
         "| pairs | number | ties | against the label | true reward's accuracy | clock's accuracy | model's accuracy |",
         "|---|---|---|---|---|---|---|",
+        *[
+            f"| {PAIR_SET_NAMES[key]} | {m['pairs']:,} | " + " | ".join(fmt(m[f]) for f in LABEL_FIGURES) + " |"
+            for key, m in means.items()
+        ],
     ]
-    for key, name in PAIR_SETS.items():
-        found = [m["labels"][key] for m in metrics if key in m.get("labels", {})]
-        if not found or not found[0]["pairs"]:
-            continue
-        mean = lambda f, found=found: seed_interval([x[f] for x in found])["mean"]
-        cells = [fmt(mean(f)) for f in ("ties", "against_label", "true_reward_accuracy", "clock_accuracy")]
-        rows.append(f"| {name} | {found[0]['pairs']:,} | " + " | ".join(cells) + f" | {fmt(mean('model_accuracy'))} |")
-    return rows if len(rows) > 2 else []
 
 
 def _seed_table(metrics: list[RewardMetrics]) -> list[str]:

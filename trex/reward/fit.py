@@ -148,9 +148,10 @@ def scored_demos(demos: DemoSets) -> dict[str, list[Demo]]:
 
 def draw_picture(cfg: TrexConfig) -> Path:
     """The picture of what the reward model in cfg.run_dir responds to, on its config's demos (saliency.py)."""
-    net, _ = load_reward_model(Path(cfg.run_dir) / FILE_NAME, cfg.setup())
+    device = cfg.setup()
+    net, _ = load_reward_model(Path(cfg.run_dir) / FILE_NAME, device)
     path = Path(cfg.run_dir) / PICTURE
-    plot_what_the_reward_sees(net, scored_demos(load_demo_sets(cfg, Path(cfg.demo_dir))), path, cfg.setup())
+    plot_what_the_reward_sees(net, scored_demos(load_demo_sets(cfg, Path(cfg.demo_dir))), path, device)
     print(f"wrote {path}", flush=True)
     return path
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from trex.level_sets import SCORED_SETS
 from trex.results import RewardMetrics, correlation, scored_set
 from trex.reward.evaluation import centred_figures
@@ -18,6 +20,11 @@ EXTRA_FIGURES = (
 )
 # What each pair set's labels can teach (trex/reward/pairs.py: label_figures), as labels_<pair set>_<figure>.
 PAIR_SETS = ("train", "val", *SCORED_SETS)
+PAIR_SET_NAMES = {
+    "train": "training pairs",
+    "val": "validation pairs",
+    **{key: f"snippet pairs, {name}" for key, name in SCORED_SETS.items()},
+}
 LABEL_FIGURES = ("ties", "against_label", "true_reward_accuracy", "clock_accuracy", "model_accuracy")
 # The figures of one reward model in a table row: each correlation of the model, the length and time-only
 # baselines and the centred returns, and the extra figures, on both level sets.
@@ -53,3 +60,18 @@ def figure_columns(metrics: RewardMetrics) -> dict[str, float | None]:
         for f in LABEL_FIGURES:
             out[f"labels_{s}_{f}"] = labels[s][f] if s in labels else None  # type: ignore[literal-required]
     return {c: out[c] for c in (*FIGURE_COLUMNS, *LABEL_COLUMNS)}
+
+
+def label_means(metrics: list[RewardMetrics]) -> dict[str, dict[str, float | None]]:
+    """{pair set: its number of pairs and each LABEL_FIGURES figure's mean over the seeds' models (None where no
+    model measured it)}, for every pair set with pairs (files from before `labels` existed have none)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for key in PAIR_SETS:
+        found = [m["labels"][key] for m in metrics if key in m.get("labels", {})]
+        if not found or not found[0]["pairs"]:
+            continue
+        out[key] = {"pairs": found[0]["pairs"]}
+        for f in LABEL_FIGURES:
+            values = [x[f] for x in found if x[f] is not None]  # type: ignore[literal-required]
+            out[key][f] = float(np.mean(values)) if values else None
+    return out
