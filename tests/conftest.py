@@ -62,7 +62,8 @@ def bf16_allowed(monkeypatch):
 
 
 def _fit_reward_net(cfg, train, seed: int = 0):
-    """A RewardNet trained by RewardTrainer on snippet pairs of `train` (progress constraint on): (net, trainer)."""
+    """A RewardNet trained by RewardTrainer on snippet pairs of `train` (progress constraint on, or time-aligned
+    with cfg.time_aligned): (net, trainer)."""
     import numpy as np
 
     from trex.reward.net import RewardNet
@@ -72,7 +73,14 @@ def _fit_reward_net(cfg, train, seed: int = 0):
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     pairs = create_training_data(
-        train, cfg.num_pairs, cfg.min_snippet_length, cfg.max_snippet_length, cfg.frame_stride, True, rng
+        train,
+        cfg.num_pairs,
+        cfg.min_snippet_length,
+        cfg.max_snippet_length,
+        cfg.frame_stride,
+        True,
+        rng,
+        time_aligned=cfg.time_aligned,
     )
     frames, offsets = concat_obs(train)
     net = RewardNet(cfg.reward_net, cfg.ensemble_size)

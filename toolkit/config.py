@@ -248,9 +248,12 @@ def config_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def diff_configs(saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...]) -> list[str]:
-    """Keys whose values differ between two resolved configs, ignoring `ignore`; `saved` may use old key names."""
-    saved = upgrade_keys(saved)
+def diff_configs(
+    saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...], defaults: dict[str, Any] | None = None
+) -> list[str]:
+    """Keys whose values differ between two resolved configs, ignoring `ignore`; `saved` may use old key names. A key
+    `saved` lacks reads as its value in `defaults` (a key added later defaults to what was done before it existed)."""
+    saved = {**(defaults or {}), **upgrade_keys(saved)}
     keys = (set(saved) | set(current)) - set(ignore)
     return sorted(k for k in keys if saved.get(k) != current.get(k))
 

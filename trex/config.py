@@ -78,6 +78,21 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
     max_snippet_length: int = option(60, "longest snippet, in frames before subsampling", min=1)
     frame_stride: int = option(2, "keep every k-th frame of a snippet (T-REX's Atari code subsampled)", min=1)
     progress_constraint: bool = option(True, "the better demo's snippet starts no earlier than the worse one's")
+    time_aligned: bool = option(
+        False,
+        "both snippets of a pair cover the same time steps of their two episodes, so a reward that only grows with "
+        "time cannot tell them apart (a clock scores 0.5; progress_constraint is then moot)",
+    )
+    same_level_pairs: bool = option(
+        False,
+        "pair only demos of the same level (training and validation pairs), so how a level looks cannot explain a "
+        "label; needs demos that share levels (demo_num_levels well below num_demos)",
+    )
+    clock_free_validation: bool = option(
+        False,
+        "validation pairs are time-aligned whatever the training pairs, so early stopping rewards what a clock "
+        "cannot explain",
+    )
     rank_by: str = option(
         "return",
         "rank demos by true return (T-REX) or by less epsilon-greedy noise (D-REX, with noise_levels)",
@@ -118,7 +133,8 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
     reward_net: str = option(
         "fast",
         "network: fast (strided, cheap), study2020 (the 2020 study's: 3x3 convs, max "
-        "pools, raw 0-255 pixels) or trex_atari (T-REX's Atari net)",
+        "pools, raw 0-255 pixels), trex_atari (T-REX's Atari net) or pooled (a reward per screen cell, "
+        "the same weights everywhere, averaged: position-invariant)",
         choices=ARCHITECTURES,
     )
     ensemble_size: int = option(1, "independently initialised reward nets, averaged", min=1)

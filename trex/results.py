@@ -71,6 +71,7 @@ class RewardMetrics(TypedDict):
     seed: int
     new_episodes: LevelSetFigures
     held_out: LevelSetFigures
+    validation: NotRequired[LevelSetFigures]  # the validation levels' demos (with val_num_levels): to choose by
     label_noise: float
     val_label_noise: float | None
     labels: NotRequired[dict[str, PairFigures]]  # pair set (train, val, new_episodes, held_out): its PairFigures

@@ -22,7 +22,7 @@ from trex.level_sets import EVALUATION_SETS, SCORED_SETS
 from trex.pipeline.steps import Step
 from trex.pipeline.study_layout import StepConfigs, StudyConfig, reward_dirs
 from trex.policy.config import PolicyConfig
-from trex.results import RewardMetrics, StudyEvaluation, agent_results, correlation, scored_set
+from trex.results import LevelSetFigures, RewardMetrics, StudyEvaluation, agent_results, correlation, scored_set
 from trex.reward.evaluation import (
     block_offset,
     bootstrap_ci,
@@ -66,60 +66,65 @@ def _img(path: Path, run: Path, alt: str) -> str:
 
 def reward_figures(metrics: list[RewardMetrics]) -> dict:
     """Each figure of each level set over the reward-model seeds: {set: {figure: {mean, ci95_low, ci95_high,
-    seeds}}}. The interval is the 95% bootstrap interval of the seeds' mean over the demos (resampled alike for
-    every seed: levels, then episodes within them) and over the seeds themselves, so it holds both the seeds'
-    spread and the demos' sampling; `seeds` is the seed-to-seed interval alone (on Fisher's z). The length
-    baseline's figures are "length_<figure>"; "centred_spearman" is the Spearman correlation of the centred predicted
-    returns (trex/reward/evaluation.py: centred_returns)."""
+    seeds}}} (`level_set_figures`), with the seed-only figures of SEED_FIGURES."""
     out: dict = {}
+    if not metrics:
+        return out
     columns = [figure_columns(m) for m in metrics]  # once per model, not once per figure
     for key in SCORED_SETS:
-        if not metrics:
-            continue
-        block = scored_set(metrics[0], key)  # every model scores the same demos
-        true = np.array(block["returns"]["true"])
-        preds = np.array([scored_set(m, key)["returns"]["predicted"] for m in metrics])
-        levels = block["returns"].get("level_seed")  # files from before it: demos resampled
-        clusters = None if levels is None else np.array(levels)
-        boot = bootstrap_ci(true, preds, np.random.default_rng(0), clusters=clusters, resample_seeds=True)
-        length = block["length_baseline"]
-        figures = {}
-        for f in FIGURES:
-            figures[f] = _over_seeds([correlation(scored_set(m, key), f) for m in metrics], boot.get(f), f)
-            if f in boot:
-                ci = length["ci95"][f] or (None, None)
-                figures[f"length_{f}"] = {"mean": correlation(length, f), "ci95_low": ci[0], "ci95_high": ci[1]}
-        lengths = np.array(block["returns"]["length"])
-        centred = np.array(
-            [centred_returns(p, lengths, block_offset(scored_set(m, key))) for p, m in zip(preds, metrics, strict=True)]
-        )
-        figures["centred_spearman"] = _over_seeds(
-            [centred_figures(scored_set(m, key))["spearman"] for m in metrics],
-            bootstrap_ci(true, centred, np.random.default_rng(1), clusters=clusters, resample_seeds=True)["spearman"],
-        )
-        diff = spearman_difference_ci(
-            true, centred, lengths, np.random.default_rng(3), clusters=clusters, resample_seeds=True
-        )
-        diff_ci = diff["ci95"] if isinstance(diff["ci95"], list) else [None, None]
-        figures["centred_minus_length"] = {"mean": diff["difference"], "ci95_low": diff_ci[0], "ci95_high": diff_ci[1]}
-        if all("time_baseline" in scored_set(m, key)["returns"] for m in metrics):
-            times = np.array([scored_set(m, key)["returns"]["time_baseline"] for m in metrics])
-            figures["time_spearman"] = _over_seeds(
-                [scored_set(m, key)["time_baseline"]["spearman"] for m in metrics],
-                bootstrap_ci(true, times, np.random.default_rng(2), clusters=clusters, resample_seeds=True)["spearman"],
-            )
+        figures = level_set_figures([scored_set(m, key) for m in metrics])
         for name, column in SEED_FIGURES.items():
             seeds = seed_interval([c[f"{key}_{column}"] for c in columns], figure_bounds(column))
             figures[name] = {**seeds, "seeds": seeds}
-        out[key] = {
-            **figures,
-            "n_demos": block["n_demos"],
-            "n_levels": block.get("n_levels"),
-            "within_level_levels": block.get("within_level", {}).get("model", {}).get("levels"),
-            "within_checkpoint_count": block.get("within_checkpoint", {}).get("model", {}).get("checkpoints"),
-            "num_seeds": len(metrics),
-        }
+        out[key] = figures
     return out
+
+
+def level_set_figures(blocks: list[LevelSetFigures]) -> dict:
+    """Each figure of one level set's blocks (one per reward-model seed, all scoring the same demos): {figure:
+    {mean, ci95_low, ci95_high, seeds}}. The interval is the 95% bootstrap interval of the seeds' mean over the demos
+    (resampled alike for every seed: levels, then episodes within them) and over the seeds themselves, so it holds
+    both the seeds' spread and the demos' sampling; `seeds` is the seed-to-seed interval alone (on Fisher's z). The
+    length baseline's figures are "length_<figure>"; "centred_spearman" is the Spearman correlation of the centred
+    predicted returns (trex/reward/evaluation.py: centred_returns)."""
+    block = blocks[0]
+    true = np.array(block["returns"]["true"])
+    preds = np.array([b["returns"]["predicted"] for b in blocks])
+    levels = block["returns"].get("level_seed")  # files from before it: demos resampled
+    clusters = None if levels is None else np.array(levels)
+    boot = bootstrap_ci(true, preds, np.random.default_rng(0), clusters=clusters, resample_seeds=True)
+    length = block["length_baseline"]
+    figures = {}
+    for f in FIGURES:
+        figures[f] = _over_seeds([correlation(b, f) for b in blocks], boot.get(f), f)
+        if f in boot:
+            ci = length["ci95"][f] or (None, None)
+            figures[f"length_{f}"] = {"mean": correlation(length, f), "ci95_low": ci[0], "ci95_high": ci[1]}
+    lengths = np.array(block["returns"]["length"])
+    centred = np.array([centred_returns(p, lengths, block_offset(b)) for p, b in zip(preds, blocks, strict=True)])
+    figures["centred_spearman"] = _over_seeds(
+        [centred_figures(b)["spearman"] for b in blocks],
+        bootstrap_ci(true, centred, np.random.default_rng(1), clusters=clusters, resample_seeds=True)["spearman"],
+    )
+    diff = spearman_difference_ci(
+        true, centred, lengths, np.random.default_rng(3), clusters=clusters, resample_seeds=True
+    )
+    diff_ci = diff["ci95"] if isinstance(diff["ci95"], list) else [None, None]
+    figures["centred_minus_length"] = {"mean": diff["difference"], "ci95_low": diff_ci[0], "ci95_high": diff_ci[1]}
+    if all("time_baseline" in b["returns"] for b in blocks):
+        times = np.array([b["returns"]["time_baseline"] for b in blocks])
+        figures["time_spearman"] = _over_seeds(
+            [b["time_baseline"]["spearman"] for b in blocks],
+            bootstrap_ci(true, times, np.random.default_rng(2), clusters=clusters, resample_seeds=True)["spearman"],
+        )
+    return {
+        **figures,
+        "n_demos": block["n_demos"],
+        "n_levels": block.get("n_levels"),
+        "within_level_levels": block.get("within_level", {}).get("model", {}).get("levels"),
+        "within_checkpoint_count": block.get("within_checkpoint", {}).get("model", {}).get("checkpoints"),
+        "num_seeds": len(blocks),
+    }
 
 
 def _over_seeds(values: list[float | None], bootstrap: list[float] | None, figure: str = "spearman") -> dict[str, Any]:

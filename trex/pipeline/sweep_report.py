@@ -18,7 +18,7 @@ from trex.results import read_metrics
 from trex.reward.demo_count_curve import sweep_summary
 from trex.reward.evaluation import figure_bounds, seed_interval
 from trex.reward.plots import plot_sweep
-from trex.reward.table import FIGURE_COLUMNS, LABEL_COLUMNS, figure_columns
+from trex.reward.table import FIGURE_COLUMNS, LABEL_COLUMNS, VALIDATION_COLUMNS, figure_columns
 
 RESULT_COLUMNS = (
     "game",
@@ -29,6 +29,7 @@ RESULT_COLUMNS = (
     "seed",
     "best_val_accuracy",
     *FIGURE_COLUMNS,
+    *VALIDATION_COLUMNS,
     *LABEL_COLUMNS,
     "policy_train_return",
     "policy_held_out_return",

@@ -22,7 +22,7 @@ from trex.results import RewardMetrics
 from trex.reward.evaluation import figure_bounds, seed_interval
 from trex.reward.fit import finished_run, fit_and_evaluate, load_demo_sets
 from trex.reward.plots import plot_sweep
-from trex.reward.table import FIGURE_COLUMNS, LABEL_COLUMNS, figure_columns
+from trex.reward.table import FIGURE_COLUMNS, LABEL_COLUMNS, VALIDATION_COLUMNS, figure_columns
 
 SWEEP_COLUMNS = (
     "name",
@@ -33,6 +33,7 @@ SWEEP_COLUMNS = (
     "best_val_accuracy",
     "run_dir",
     *FIGURE_COLUMNS,
+    *VALIDATION_COLUMNS,
     *LABEL_COLUMNS,
 )
 
@@ -112,7 +113,7 @@ def sweep_summary(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["demo_levels"], r["num_demos"]), []).append(r)
-    figures = [c for c in SWEEP_COLUMNS if c.startswith((*SCORED_SETS, "labels_"))]
+    figures = [c for c in SWEEP_COLUMNS if c.startswith((*SCORED_SETS, "validation_", "labels_"))]
     return [
         {
             "demo_levels": levels,

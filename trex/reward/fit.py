@@ -11,7 +11,8 @@
    (trex/reward/loss.py), early stopping on validation accuracy, the best weights kept;
 4. `evaluate_demos` (trex/reward/evaluation.py): correlations of predicted and true returns, with 95% bootstrap
    intervals, on new episodes of the training demos' levels (`new_episodes`) and on held-out levels (`held_out`),
-   beside the episode-length baseline;
+   beside the episode-length baseline (and on the validation levels, with `val_num_levels`: the figures a recipe
+   is chosen by);
 5. reward_model.pt, metrics.json, summary.json, train_log.csv, TensorBoard events and plots (trex/reward/plots.py,
    and what the reward responds to: trex/reward/saliency.py) in `run_dir`.
 A rerun of a finished run keeps it; a different config on its folder is refused; an interrupted run trains again
@@ -169,7 +170,9 @@ def finished_run(cfg: TrexConfig) -> RewardMetrics | None:
         return None
     saved_path, metrics_path = run_dir / "config.yaml", run_dir / "metrics.json"
     saved = load_yaml(saved_path) if saved_path.is_file() else None
-    differ = diff_configs(saved, config_dict(cfg), IRRELEVANT) if isinstance(saved, dict) else ["config.yaml"]
+    differ = ["config.yaml"]
+    if isinstance(saved, dict):
+        differ = diff_configs(saved, config_dict(cfg), IRRELEVANT, config_dict(TrexConfig()))
     if differ:
         raise UserError(
             f"{model} already exists from a different config (differs in: {', '.join(differ[:5])}); "
@@ -201,7 +204,7 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
     if cfg.val_num_levels:
         val_demos = demos.val[: cfg.num_val_demos]
 
-    def snippet_pairs(chosen: list[Demo], num_pairs: int) -> SnippetPairs:
+    def snippet_pairs(chosen: list[Demo], num_pairs: int, time_aligned: bool) -> SnippetPairs:
         return create_training_data(
             chosen,
             num_pairs,
@@ -211,13 +214,17 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
             cfg.progress_constraint,
             rng,
             cfg.rank_by,
+            time_aligned,
+            cfg.same_level_pairs,
         )
 
-    pairs = snippet_pairs(train_demos, cfg.num_pairs)
+    pairs = snippet_pairs(train_demos, cfg.num_pairs, cfg.time_aligned)
     val_pairs = None
     rank = (lambda d: d.record.ret) if cfg.rank_by == "return" else (lambda d: d.record.noise)
     if len({rank(d) for d in val_demos}) >= 2:
-        val_pairs = snippet_pairs(val_demos, min(cfg.num_pairs, VAL_PAIRS_MAX))
+        val_pairs = snippet_pairs(
+            val_demos, min(cfg.num_pairs, VAL_PAIRS_MAX), cfg.time_aligned or cfg.clock_free_validation
+        )
         val_pairs.demo += len(train_demos)  # they index the validation demos, stored after the training ones
     elif verbose:
         print(
@@ -270,6 +277,12 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
         evaluated[key].figures["snippet_accuracy"] = None if scored is None else scored["model_accuracy"]
         if scored is not None:
             labels[key] = scored
+    validation = None  # the validation levels' own figures (val_num_levels), to choose a recipe by
+    if cfg.val_num_levels and val_demos:
+        validation = evaluate_demos(net, val_demos, device, profile, seed=cfg.seed).figures
+        aligned = snippet_labels(cfg, trainer, val_demos, time_aligned=True)
+        if aligned is not None:
+            labels["val_aligned"] = aligned
     training = dataclasses.asdict(result)
     del training["wall_time_s"]  # the trainer's; the run's own is below
     metrics = cast(
@@ -285,6 +298,7 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
             "label_noise": pairs.label_noise,
             "val_label_noise": None if val_pairs is None else val_pairs.label_noise,
             "labels": labels,
+            **({"validation": validation} if validation is not None else {}),
             **training,
             "num_train_demos": len(train_demos),
             "num_val_demos": len(val_demos),
@@ -339,15 +353,25 @@ def write_outputs(
         )
 
 
-def snippet_labels(cfg: TrexConfig, trainer: RewardTrainer, demos: list[Demo]) -> PairFigures | None:
+def snippet_labels(
+    cfg: TrexConfig, trainer: RewardTrainer, demos: list[Demo], time_aligned: bool = False
+) -> PairFigures | None:
     """`label_figures` of `cfg.eval_pairs` equal-length snippet pairs of `demos`, labelled by their demos' true
-    returns and drawn without the progress constraint, with the model's accuracy on them (the snippet accuracy: a
-    figure a constant per-frame reward cannot move). Its own seed, so adding it changed no other figure."""
+    returns and drawn without the progress constraint (or `time_aligned`: clock-free), with the model's accuracy on
+    them (the snippet accuracy: a figure a constant per-frame reward cannot move). Its own seed, so adding it
+    changed no other figure."""
     if not cfg.eval_pairs or len({d.record.ret for d in demos}) < 2:
         return None
-    rng = np.random.default_rng([cfg.seed, 1])
+    rng = np.random.default_rng([cfg.seed, 2 if time_aligned else 1])
     pairs = create_training_data(
-        demos, cfg.eval_pairs, cfg.min_snippet_length, cfg.max_snippet_length, cfg.frame_stride, False, rng
+        demos,
+        cfg.eval_pairs,
+        cfg.min_snippet_length,
+        cfg.max_snippet_length,
+        cfg.frame_stride,
+        False,
+        rng,
+        time_aligned=time_aligned,
     )
     frames, offsets = concat_obs(demos)
     return label_figures(pairs, demos, trainer.accuracy(frames, offsets, pairs))

@@ -8,7 +8,11 @@ Three architectures:
   leaky ReLU, fc 64 -> 1), which the 2020 study's file keeps commented out; here on 3-channel 64x64 frames.
 - `fast` (default): a 4x4 stride-4 "patchify" first convolution, so the costly full-resolution layer reads each
   pixel once, and ReLU (cheaper than leaky ReLU on CPU); about a quarter of trex_atari's multiply-adds per frame.
-`trex_atari` and `fast` see pixels scaled to [0, 1].
+  Its fully connected layer has separate weights for each screen position.
+- `pooled`: position-invariant: `fast`'s patchify convolution, two 3x3 convolutions (32 filters, the first of
+  stride 2) to an 8x8 map, a reward for each of its cells (1x1 convolutions 32 -> 64 -> 1, the same weights at
+  every position), averaged over the map; an explosion scores the same wherever on the screen it happens.
+`trex_atari`, `fast` and `pooled` see pixels scaled to [0, 1].
 
 An ensemble averages independently initialised members; each member is trained on its own loss.
 The reward model file holds tensors and plain values only and loads with `weights_only=True`.
@@ -26,8 +30,9 @@ from toolkit.cli import UserError
 from toolkit.files import torch_save
 
 FORMAT = "trex-reward-model/1"
-ARCHITECTURES = ("fast", "study2020", "trex_atari")
-PIXEL_SCALE = {"fast": 1 / 255, "study2020": 1.0, "trex_atari": 1 / 255}  # study2020 saw raw 0-255 values
+ARCHITECTURES = ("fast", "study2020", "trex_atari", "pooled")
+# study2020 saw raw 0-255 values
+PIXEL_SCALE = {"fast": 1 / 255, "study2020": 1.0, "trex_atari": 1 / 255, "pooled": 1 / 255}
 FILE_NAME = "reward_model.pt"
 
 
@@ -64,6 +69,20 @@ def _member(architecture: str, obs_shape: tuple[int, int, int]) -> nn.Sequential
             nn.Conv2d(16, 16, 3, stride=1),
             nn.ReLU(),
         ]
+    elif architecture == "pooled":
+        return nn.Sequential(
+            nn.Conv2d(channels, 16, 4, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, stride=1, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 1),
+            nn.LeakyReLU(),
+            nn.Conv2d(64, 1, 1),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
     else:
         raise UserError(f"unknown reward network '{architecture}' (choose one of: {', '.join(ARCHITECTURES)})")
     trunk = nn.Sequential(*convs, nn.Flatten())

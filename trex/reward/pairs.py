@@ -74,6 +74,8 @@ def create_training_data(
     progress_constraint: bool,
     rng: np.random.Generator,
     rank_by: str = "return",
+    time_aligned: bool = False,
+    same_level: bool = False,
 ) -> SnippetPairs:
     """Sample `num_pairs` snippet pairs from demos of different rank, labelled by the better demo.
 
@@ -83,6 +85,9 @@ def create_training_data(
     Snippet windows have the same length, drawn uniformly from [min_len, max_len] and cut to the shorter demo.
     With the progress constraint (T-REX's choice) the better demo's snippet starts no earlier than the worse
     one's, so a later, more advanced part of the better episode is compared with an earlier part of the worse.
+    Time-aligned pairs (`time_aligned`) cover the same time steps of their two episodes, so no reward that only
+    grows with time can tell their snippets apart (a clock scores 0.5 on them); the progress constraint is then moot.
+    Same-level pairs (`same_level`) pair only demos of the same level, so how a level looks cannot explain a label.
     """
     rank = np.array([d.record.ret if rank_by == "return" else -d.record.noise for d in demos], np.float64)
     lengths = np.array([len(d.obs) for d in demos], dtype=np.int64)
@@ -91,14 +96,17 @@ def create_training_data(
             f"too few demos of distinct {rank_by} to form pairs ({len(demos)} demos, "
             f"{len(np.unique(rank))} distinct value(s)); generate more varied demonstrations"
         )
-    first, second = _distinct_rank_pairs(rank, num_pairs, rng)
+    levels = np.array([d.record.level_seed for d in demos]) if same_level else None
+    first, second = _distinct_rank_pairs(rank, num_pairs, rng, levels)
     better_first = rank[first] > rank[second]
     worse = np.where(better_first, second, first)
     better = np.where(better_first, first, second)
 
     shortest = np.minimum(lengths[worse], lengths[better])
     length = np.minimum(rng.integers(min_len, max_len + 1, size=num_pairs), shortest)
-    if progress_constraint:
+    if time_aligned:
+        worse_start = better_start = rng.integers(0, shortest - length + 1)
+    elif progress_constraint:
         worse_start = rng.integers(0, shortest - length + 1)
         better_start = worse_start + rng.integers(0, lengths[better] - length - worse_start + 1)
     else:
@@ -163,10 +171,20 @@ def label_figures(pairs: SnippetPairs | None, demos: list[Demo], model_accuracy:
     }
 
 
-def _distinct_rank_pairs(rank: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """n pairs of demo indices drawn uniformly among pairs whose rank values (return, or -noise) differ."""
+def _distinct_rank_pairs(
+    rank: np.ndarray, n: int, rng: np.random.Generator, levels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """n pairs of demo indices drawn uniformly among pairs whose rank values (return, or -noise) differ (and, given
+    each demo's level, whose levels are the same)."""
     i, j = np.triu_indices(len(rank), k=1)
     keep = rank[i] != rank[j]
+    if levels is not None:
+        keep &= levels[i] == levels[j]
+        if not keep.any():
+            raise UserError(
+                f"no two of these {len(rank)} demos share a level and differ in rank, so there are no same-level "
+                "pairs: set same_level_pairs false, or draw the demos from fewer levels (demo_num_levels)"
+            )
     i, j = i[keep], j[keep]
     pick = rng.integers(0, len(i), size=n)
     return i[pick], j[pick]

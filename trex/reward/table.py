@@ -19,10 +19,11 @@ EXTRA_FIGURES = (
     "within_checkpoint_spearman",
 )
 # What each pair set's labels can teach (trex/reward/pairs.py: label_figures), as labels_<pair set>_<figure>.
-PAIR_SETS = ("train", "val", *SCORED_SETS)
+PAIR_SETS = ("train", "val", "val_aligned", *SCORED_SETS)
 PAIR_SET_NAMES = {
     "train": "training pairs",
     "val": "validation pairs",
+    "val_aligned": "time-aligned pairs, validation levels",
     **{key: f"snippet pairs, {name}" for key, name in SCORED_SETS.items()},
 }
 LABEL_FIGURES = ("ties", "against_label", "true_reward_accuracy", "clock_accuracy", "model_accuracy")
@@ -35,11 +36,13 @@ FIGURE_COLUMNS = tuple(
     for m in METRICS
 ) + tuple(f"{key}_{f}" for f in EXTRA_FIGURES for key in SCORED_SETS)
 LABEL_COLUMNS = tuple(f"labels_{s}_{f}" for s in PAIR_SETS for f in LABEL_FIGURES)
+# The validation levels' figures (metrics.json's `validation`, with val_num_levels): what a recipe is chosen by.
+VALIDATION_COLUMNS = tuple(f"validation_{kind}spearman" for kind in ("", "length_baseline_", "centred_"))
 
 
 def figure_columns(metrics: RewardMetrics) -> dict[str, float | None]:
-    """The FIGURE_COLUMNS and LABEL_COLUMNS of a metrics.json (the centred figures recomputed from its per-demo
-    returns; figures a file from before they existed lacks are None)."""
+    """The FIGURE_COLUMNS, VALIDATION_COLUMNS and LABEL_COLUMNS of a metrics.json (the centred figures recomputed
+    from its per-demo returns; figures a file from before they existed lacks are None)."""
     out: dict[str, float | None] = {}
     for key in SCORED_SETS:
         block = scored_set(metrics, key)
@@ -55,11 +58,17 @@ def figure_columns(metrics: RewardMetrics) -> dict[str, float | None]:
         out[f"{key}_offset_shift"] = block.get("offset", {}).get("shift")
         out[f"{key}_within_level_spearman"] = block.get("within_level", {}).get("model", {}).get("spearman")
         out[f"{key}_within_checkpoint_spearman"] = block.get("within_checkpoint", {}).get("model", {}).get("spearman")
+    validation = metrics.get("validation")
+    out["validation_spearman"] = None if validation is None else correlation(validation, "spearman")
+    out["validation_length_baseline_spearman"] = (
+        None if validation is None else correlation(validation["length_baseline"], "spearman")
+    )
+    out["validation_centred_spearman"] = None if validation is None else centred_figures(validation)["spearman"]
     labels = metrics.get("labels", {})
     for s in PAIR_SETS:
         for f in LABEL_FIGURES:
             out[f"labels_{s}_{f}"] = labels[s][f] if s in labels else None  # type: ignore[literal-required]
-    return {c: out[c] for c in (*FIGURE_COLUMNS, *LABEL_COLUMNS)}
+    return {c: out[c] for c in (*FIGURE_COLUMNS, *VALIDATION_COLUMNS, *LABEL_COLUMNS)}
 
 
 def label_means(metrics: list[RewardMetrics]) -> dict[str, dict[str, float | None]]:

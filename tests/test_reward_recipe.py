@@ -1,0 +1,154 @@
+"""The levers of the reward recipe (issue: a reward that learns the game, not the clock): time-aligned snippet pairs
+by hand, the position-invariant `pooled` net, configs of runs from before a key existed, the validation levels'
+figures in metrics.json, and a learning test: on frames that show a clock, time-aligned pairs teach what pays."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from toolkit.cli import UserError
+from toolkit.config import diff_configs
+from trex.config import TrexConfig
+from trex.demos.store import Demo, DemoRecord, write_demos
+from trex.demos.synthetic import as_written, marker_demos
+from trex.reward.net import RewardNet
+from trex.reward.pairs import concat_obs, create_training_data, label_figures
+from trex.reward.table import figure_columns
+
+
+def _demo(k: int, rewards: list[float], level: int | None = None) -> Demo:
+    n = len(rewards)
+    level = k if level is None else level
+    record = DemoRecord(f"d{k}", "starpilot", "easy", level, "train", "0+3", "c", 0, 0.0, n, float(sum(rewards)), "f")
+    return Demo(record, np.zeros((n, 4, 4, 3), np.uint8), np.zeros(n, np.int64), np.array(rewards, np.float32))
+
+
+def test_time_aligned_pairs_cover_the_same_time_steps_so_a_clock_scores_one_half():
+    # a: reward 1 on every frame (return 10); b: reward 1 on frames 0-4 only (return 5); c: nothing (0, 20 frames)
+    demos = [_demo(0, [1.0] * 10), _demo(1, [1.0] * 5 + [0.0] * 7), _demo(2, [0.0] * 20)]
+    pairs = create_training_data(demos, 400, 4, 4, 1, True, np.random.default_rng(0), time_aligned=True)
+    assert (pairs.start[:, 0] == pairs.start[:, 1]).all()
+    shortest = np.minimum(*(np.array([10, 12, 20])[pairs.demo].T))
+    assert (pairs.start[:, 0] + pairs.length <= shortest).all() and (pairs.length == 4).all()
+    figures = label_figures(pairs, demos)
+    assert figures["clock_accuracy"] == 0.5  # every pair starts both snippets at the same step
+    # by hand: b's window from step s earns min(s+4, 5) - s (at least 0); a's always 4, c's always 0
+    s = pairs.start[:, 0]
+    b_return = np.clip(np.minimum(s + 4, 5) - s, 0, None)
+    with_b = (pairs.demo == 1).any(1)
+    ties = (with_b & (pairs.demo == 0).any(1) & (b_return == 4)) | (with_b & (pairs.demo == 2).any(1) & (b_return == 0))
+    assert figures["ties"] == pytest.approx(ties.mean())
+    assert figures["true_reward_accuracy"] == pytest.approx((~ties).mean() + 0.5 * ties.mean())
+    assert figures["against_label"] == 0.0
+    # the progress constraint's pairs, from the same demos, are ones a clock explains: b's windows start later than c's
+    # never, a's later than c's often
+    clocked = create_training_data(demos, 400, 4, 4, 1, True, np.random.default_rng(0))
+    assert label_figures(clocked, demos)["clock_accuracy"] > 0.5
+
+
+def test_same_level_pairs_pair_only_demos_of_one_level_and_are_refused_where_none_share_one():
+    demos = [_demo(k, [float(k)] * 10, level=k % 2) for k in range(6)]  # levels 0, 1, 0, 1, 0, 1
+    pairs = create_training_data(demos, 300, 4, 4, 1, True, np.random.default_rng(0), same_level=True)
+    assert ((pairs.demo % 2)[:, 0] == (pairs.demo % 2)[:, 1]).all()
+    assert len({tuple(sorted(p)) for p in pairs.demo.tolist()}) == 6  # every same-level pair of the six demos
+    with pytest.raises(UserError, match="no two of these 3 demos share a level"):
+        apart = [demos[0], demos[1], _demo(9, [2.0] * 10, level=5)]  # levels 0, 1, 5
+        create_training_data(apart, 10, 4, 4, 1, True, np.random.default_rng(0), same_level=True)
+
+
+def test_pooled_net_scores_a_sprite_the_same_wherever_it_is_and_fast_does_not():
+    torch.manual_seed(0)
+    frames = torch.zeros(2, 64, 64, 3, dtype=torch.uint8)
+    frames[0, 24:28, 24:28] = 255  # the same sprite one cell (8 pixels) apart, both away from the borders' reach
+    frames[1, 32:36, 24:28] = 255
+    pooled, fast = RewardNet("pooled"), RewardNet("fast")
+    with torch.no_grad():
+        a, b = pooled(frames)
+        assert a.item() == pytest.approx(b.item(), abs=1e-6)
+        assert pooled(torch.zeros(1, 64, 64, 3, dtype=torch.uint8)).item() != pytest.approx(a.item(), abs=1e-6)
+        c, d = fast(frames)
+        assert c.item() != pytest.approx(d.item(), abs=1e-6)
+
+
+def test_a_key_a_finished_run_predates_reads_as_its_default():
+    now = {"time_aligned": False, "num_pairs": 10}
+    defaults = {"time_aligned": False, "num_pairs": 5000}
+    assert diff_configs({"num_pairs": 10}, now, (), defaults) == []
+    assert diff_configs({"num_pairs": 10}, {**now, "time_aligned": True}, (), defaults) == ["time_aligned"]
+    assert diff_configs({"num_pairs": 10}, now, ()) == ["time_aligned"]  # without defaults, as before
+
+
+def _clock_demos(count: int, rng: np.random.Generator, level_set: str = "train") -> list[Demo]:
+    """Marker demos whose frames also show a clock, a bar along the top that grows with time."""
+    demos = marker_demos(count, rng, level_set, min_len=30, max_len=60)
+    for d in demos:
+        for t in range(len(d.obs)):
+            d.obs[t, :3, : t + 1] = 200
+    return demos
+
+
+def test_time_aligned_pairs_teach_the_marker_not_the_clock(fit_reward_net):
+    """Frames show a clock and a marker (reward 1 per marker frame). Trained on time-aligned pairs, the pooled net
+    must rank unseen demos' time-aligned pairs nearly as well as the true reward does."""
+    rng = np.random.default_rng(0)
+    train, test = _clock_demos(16, rng), _clock_demos(16, rng, "held_out")
+    cfg = TrexConfig(
+        reward_net="pooled",
+        time_aligned=True,
+        num_pairs=800,
+        min_snippet_length=10,
+        max_snippet_length=20,
+        frame_stride=2,
+        learning_rate=3e-3,
+        l1_reg=0.01,
+        epochs=1,
+    )
+    net, trainer = fit_reward_net(cfg, train, 0)
+    pairs = create_training_data(test, 400, 10, 20, 2, False, np.random.default_rng(1), time_aligned=True)
+    frames, offsets = concat_obs(test)
+    figures = label_figures(pairs, test, trainer.accuracy(frames, offsets, pairs))
+    assert figures["clock_accuracy"] == 0.5
+    assert figures["model_accuracy"] >= 0.9 * figures["true_reward_accuracy"], figures
+
+
+def test_train_command_scores_the_validation_levels_and_their_clock_free_pairs(tmp_path):
+    from trex.reward.fit import fit_and_evaluate, load_demo_sets
+
+    rng = np.random.default_rng(4)
+    demos = (
+        marker_demos(12, rng, min_len=12, max_len=30)
+        + marker_demos(6, rng, "new_episodes", min_len=12, max_len=30)
+        + marker_demos(6, rng, "held_out", min_len=12, max_len=30)
+        + marker_demos(8, rng, "val", min_len=12, max_len=30)
+    )
+    write_demos(tmp_path / "demos", as_written(demos))
+    cfg = TrexConfig(
+        demo_dir=str(tmp_path / "demos"),
+        run_dir=str(tmp_path / "run"),
+        held_out_start_level=1000,
+        demo_num_levels=12,
+        val_num_levels=8,
+        num_val_demos=8,
+        num_demos=12,
+        num_pairs=40,
+        min_snippet_length=4,
+        max_snippet_length=8,
+        eval_pairs=50,
+        clock_free_validation=True,
+        epochs=1,
+        torch_threads=1,
+    )
+    cfg.env_name = "coinrun"
+    metrics = fit_and_evaluate(cfg, load_demo_sets(cfg, tmp_path / "demos"), verbose=False)
+    assert metrics["validation"]["n_demos"] == 8
+    # clock-free validation pairs beside progress-constrained training pairs
+    assert metrics["labels"]["val"]["clock_accuracy"] == 0.5
+    aligned = metrics["labels"]["val_aligned"]
+    assert aligned["clock_accuracy"] == 0.5 and aligned["pairs"] == 50
+    row = figure_columns(json.loads((tmp_path / "run" / "metrics.json").read_text()))
+    assert row["validation_centred_spearman"] == metrics["validation"]["centred"]["spearman"]
+    assert row["labels_val_aligned_model_accuracy"] == metrics["labels"]["val_aligned"]["model_accuracy"]
