@@ -5,7 +5,7 @@ kept, so a rerun resumes.
 
 GAME's config is results/level_generalisation/trex_GAME.yaml with its demos in runs/labels/demos_GAME (built by
 results/what_the_labels_teach/run.sh); LEVELS is the training demos' folder (8: the main one; 512: levels_512);
-SEEDS how many seeds (0, 1, ...). Models go to runs/recipe/GAME/RECIPE/L<LEVELS>_s<seed>; extra flags (e.g.
+SEEDS how many seeds (0, 1, ...); 100 training demos unless the recipe says otherwise. Models go to runs/recipe/GAME/RECIPE/L<LEVELS>_s<seed>; extra flags (e.g.
 --torch_threads 1) follow the recipe's.
 """
 
@@ -30,14 +30,14 @@ def main(argv: list[str]) -> None:
     if recipe not in recipes:
         raise UserError(f"unknown recipe '{recipe}' (choose one of: {', '.join(recipes)})")
     demos = Path("runs/labels") / f"demos_{game}"
-    flags = ["-c", f"results/level_generalisation/trex_{game}.yaml", "--demo_dir", str(demos)]
+    flags = ["-c", f"results/level_generalisation/trex_{game}.yaml", "--demo_dir", str(demos), "--num_demos", "100"]
     flags += [*recipes[recipe], "--name", recipe, *extra]
     cfg = parse_config(TrexConfig, flags, prog="results/reward_recipe/run.py", description=__doc__.splitlines()[0])
     folder = demos if levels == 8 else demos / f"levels_{levels}"
     demo_sets = load_demo_sets(cfg, folder)
     for seed in range(seeds):
         run_dir = Path("runs/recipe") / game / recipe / f"L{levels}_s{seed}"
-        sub = dataclasses.replace(cfg, seed=seed, num_demos=100, run_dir=str(run_dir))
+        sub = dataclasses.replace(cfg, seed=seed, run_dir=str(run_dir))
         metrics = finished_run(sub) or fit_and_evaluate(sub, demo_sets, verbose=False)
         v = metrics.get("validation", {})  # held-out figures are looked at once a recipe is chosen: table.py
         print(
