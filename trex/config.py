@@ -149,6 +149,12 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
     augment_consistency: float = option(
         0.0, "weight of a consistency loss between the rewards of two augmented views of each frame", min=0.0
     )
+    inverse_dynamics: float = option(
+        0.0,
+        "weight of a B-REX-style auxiliary loss on the reward net's encoder: predict each action of the training "
+        "demos from its frame and the next (0 = off)",
+        min=0.0,
+    )
     batch_size: int = option(32, "pairs per training step", min=1)
     learning_rate: float = option(1e-4, "Adam learning rate", min=0.0)
     weight_decay: float = option(0.0, "Adam weight decay", min=0.0)

@@ -4,9 +4,9 @@ kept, so a rerun resumes.
     python results/reward_recipe/run.py GAME RECIPE LEVELS SEEDS [--key value ...]
 
 GAME's config is results/level_generalisation/trex_GAME.yaml with its demos in runs/labels/demos_GAME (built by
-results/what_the_labels_teach/run.sh); LEVELS is the training demos' folder (8: the main one; 512: levels_512);
-SEEDS how many seeds (0, 1, ...); 100 training demos unless the recipe says otherwise. Models go to runs/recipe/GAME/RECIPE/L<LEVELS>_s<seed>; extra flags (e.g.
---torch_threads 1) follow the recipe's.
+results/reward_recipe/run.sh); LEVELS is the training demos' folder (8: the main one; N: levels_N); SEEDS how many
+seeds (0, 1, ...); 100 training demos unless the recipe says otherwise. Models go to
+runs/recipe/GAME/RECIPE/L<LEVELS>_s<seed>; extra flags (e.g. --torch_threads 1) follow the recipe's.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from trex.config import TrexConfig
 from trex.demos.store import Demo, check_game, load_demos
 from trex.level_sets import SCORED_SETS
 from trex.results import PairFigures, RewardMetrics, read_metrics, write_metrics
+from trex.reward.auxiliary import transitions
 from trex.reward.evaluation import DemoEvaluation, TrainingProfile, evaluate_demos, predict_rewards
 from trex.reward.net import FILE_NAME, RewardNet, load_reward_model, save_reward_model
 from trex.reward.pairs import SnippetPairs, concat_obs, create_training_data, label_figures
@@ -245,7 +246,12 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
             flush=True,
         )
     trainer = RewardTrainer(net, cfg, device, run_dir, verbose=verbose)
-    result = trainer.fit(frames, offsets, pairs, val_pairs, rng)
+    dynamics = None  # the training demos' transitions, for the inverse-dynamics loss
+    if cfg.inverse_dynamics > 0:
+        lengths = np.array([len(d.obs) for d in train_demos])
+        actions = np.concatenate([d.actions for d in train_demos])
+        dynamics = transitions(offsets[: len(train_demos)], lengths, actions)
+    result = trainer.fit(frames, offsets, pairs, val_pairs, rng, dynamics)
     labelled = train_demos + val_demos  # the list both pair sets index
     labels = {
         "train": label_figures(pairs, labelled, trainer.accuracy(frames, offsets, pairs)),

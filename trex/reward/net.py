@@ -34,6 +34,7 @@ ARCHITECTURES = ("fast", "study2020", "trex_atari", "pooled")
 # study2020 saw raw 0-255 values
 PIXEL_SCALE = {"fast": 1 / 255, "study2020": 1.0, "trex_atari": 1 / 255, "pooled": 1 / 255}
 FILE_NAME = "reward_model.pt"
+POOLED_ENCODER = 6  # the pooled net's convolutions (and their ReLUs), before its per-cell reward head
 
 
 def _member(architecture: str, obs_shape: tuple[int, int, int]) -> nn.Sequential:
@@ -102,14 +103,27 @@ class RewardNet(nn.Module):
         self.obs_shape: tuple[int, int, int] = (int(obs_shape[0]), int(obs_shape[1]), int(obs_shape[2]))
         self.members = nn.ModuleList(_member(architecture, self.obs_shape) for _ in range(ensemble_size))
 
+    def _scaled(self, obs: torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC frames as contiguous float NCHW (fewer layout copies), scaled as the architecture expects."""
+        x = obs.permute(0, 3, 1, 2).contiguous().float()
+        if PIXEL_SCALE[self.architecture] != 1.0:
+            x.mul_(PIXEL_SCALE[self.architecture])
+        return x
+
     def member_rewards(self, obs: torch.Tensor, member: int | None = None) -> torch.Tensor:
         """[M, B] rewards of uint8 frames [B, H, W, C] (or [1, B] of one `member`), scaled as the architecture
         expects on the way in."""
-        x = obs.permute(0, 3, 1, 2).contiguous().float()  # contiguous NCHW: fewer layout copies
-        if PIXEL_SCALE[self.architecture] != 1.0:
-            x.mul_(PIXEL_SCALE[self.architecture])
+        x = self._scaled(obs)
         members = self.members if member is None else [self.members[member]]
         return torch.stack([m(x).squeeze(1) for m in members])
+
+    def member_features(self, obs: torch.Tensor, member: int) -> torch.Tensor:
+        """[B, D] encoder features of one member: its convolutions' output, flattened (for an auxiliary loss)."""
+        x = self._scaled(obs)
+        net = self.members[member]
+        assert isinstance(net, nn.Sequential)
+        encoder = net[:POOLED_ENCODER] if self.architecture == "pooled" else net[0]
+        return encoder(x).flatten(1)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """[B] per-frame rewards (ensemble mean) of uint8 frames [B, H, W, C]."""

@@ -22,6 +22,7 @@ from toolkit.logger import fmt, fmt_duration
 from toolkit.tracking import start_tracking
 from trex.config import TrexConfig
 from trex.reward.augment import augment
+from trex.reward.auxiliary import InverseDynamics, Transitions
 from trex.reward.evaluation import PREDICT_BATCH
 from trex.reward.loss import ranked_correctly, trex_loss
 from trex.reward.net import RewardNet
@@ -66,7 +67,11 @@ class RewardTrainer:
     ):
         self.net, self.cfg, self.device, self.verbose = net.to(device), cfg, device, verbose
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        self.inverse = InverseDynamics(net).to(device) if cfg.inverse_dynamics > 0 else None
+        params = list(net.parameters()) + ([] if self.inverse is None else list(self.inverse.parameters()))
+        self.optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        self.dynamics: Transitions | None = None  # the transitions the inverse-dynamics loss draws from (fit's)
+        self.dynamics_rng = np.random.default_rng([cfg.seed, 3])  # its draws, apart from the pairs' order
         self.amp = cfg.amp and device.type == "cuda"
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the augmentations' draws
         self.steps = 0  # optimizer steps taken, for the message of a diverging loss
@@ -79,10 +84,15 @@ class RewardTrainer:
         train: SnippetPairs,
         val: SnippetPairs | None,
         rng: np.random.Generator,
+        dynamics: Transitions | None = None,
     ) -> TrainResult:
         """Train for at most cfg.epochs passes; validate every cfg.eval_interval pairs; stop after cfg.patience
-        checks without a better validation accuracy; restore the best weights."""
+        checks without a better validation accuracy; restore the best weights. `dynamics`: the transitions of the
+        inverse-dynamics loss (needed where cfg.inverse_dynamics > 0)."""
         cfg = self.cfg
+        if self.inverse is not None and dynamics is None:
+            raise ValueError("inverse_dynamics is on: fit needs the training demos' transitions")
+        self.dynamics = dynamics
         total_steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
         log = TrainLog(self.run_dir, cfg) if self.run_dir is not None else None
         stopping = EarlyStopping(cfg.patience)
@@ -159,6 +169,10 @@ class RewardTrainer:
             loss = torch.stack([p[0] for p in parts]).mean()
             correct = float(np.mean([ranked_correctly(p[1].detach()[0], p[2]).item() for p in parts]))
             seen = sum(p[3] for p in parts)
+        ranking_loss = loss.item()  # what the step reports: the T-REX loss, without the auxiliary term
+        if self.inverse is not None and self.dynamics is not None:
+            aux, _ = self.inverse.loss(self.net, frames, self.dynamics, idx.shape[-1], self.dynamics_rng)
+            loss = loss + self.cfg.inverse_dynamics * aux
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grads = [p.grad for p in self.net.parameters() if p.grad is not None]
@@ -170,7 +184,7 @@ class RewardTrainer:
             )
         self.optimizer.step()
         self.steps += 1
-        return StepStats(loss.item() * idx.shape[-1], correct, seen)
+        return StepStats(ranking_loss * idx.shape[-1], correct, seen)
 
     def batch_loss(
         self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray, member: int | None = None

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every model and table of results/reward_recipe, from the shipped demonstrators of results/level_generalisation.
+# Each step resumes on rerun; outputs in runs/labels (demos) and runs/recipe (models). One core per command: run
+# two of the model lines side by side on a 2-core machine.
+set -euo pipefail
+cd "$(dirname "$0")/../.."  # the repository root
+py=.venv/bin/python
+export PYTHONPATH=.
+for game in starpilot fruitbot; do
+  suffix=""
+  if [ "$game" = fruitbot ]; then suffix=_fruitbot; fi
+  levels=512
+  if [ "$game" = starpilot ]; then levels=32,512; fi
+  $py trex/reward_model.py demos -c "results/level_generalisation/trex_$game.yaml" \
+    --checkpoint_dir "results/level_generalisation/demonstrators$suffix/checkpoints" \
+    --demo_dir "runs/labels/demos_$game" --sweep_demo_levels "$levels" --torch_threads 1
+done
+run() { $py results/reward_recipe/run.py "$@" --torch_threads 1; }
+# StarPilot, 512 levels (100 demos, each on its own level): the levers one at a time
+for recipe in today clock_free_validation aligned pooled; do run starpilot "$recipe" 512 3; done
+run starpilot aligned_strong 512 1
+# StarPilot, 8 and 32 levels: pairs within one level
+for recipe in today same_level_aligned; do run starpilot "$recipe" 8 3; done
+run starpilot same_level_aligned_pooled 8 1
+run starpilot same_level_aligned_400 8 1
+run starpilot same_level_aligned_400 32 1
+run starpilot same_level_aligned 32 1
+# FruitBot, 8 levels
+for recipe in today same_level_aligned; do run fruitbot "$recipe" 8 2; done
+$py results/reward_recipe/table.py results/reward_recipe runs/recipe --held_out today,same_level_aligned
+$py results/reward_recipe/transfer.py results/reward_recipe runs/recipe starpilot same_level_aligned:8 \
+  same_level_aligned_400:32 today:8

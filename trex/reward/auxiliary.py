@@ -1,0 +1,66 @@
+"""B-REX's inverse-dynamics loss (Brown et al. 2020): an auxiliary task on the reward net's encoder, predicting the
+action taken between a frame and the next from their features, so the encoder learns what the agent controls from
+frames no ranking labels. Off by default (`inverse_dynamics: 0`); the head is trained beside the reward net and not
+saved with it. Temporal-distance losses are left out: they would teach the clock."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from toolkit.cli import UserError
+from trex.reward.net import RewardNet
+
+PROCGEN_ACTIONS = 15  # every Procgen game's action count
+HIDDEN = 64
+
+
+class Transitions(NamedTuple):
+    """Frames t (flat indices into the concatenated frames) whose next frame t+1 is of the same demo, and the action
+    taken on each."""
+
+    frame: np.ndarray
+    actions: np.ndarray
+
+
+def transitions(offsets: np.ndarray, lengths: np.ndarray, actions: np.ndarray) -> Transitions:
+    """The transitions of demos laid out at `offsets` with `lengths`, `actions` per concatenated frame; actions
+    outside Procgen's are refused."""
+    index = np.concatenate([o + np.arange(n - 1) for o, n in zip(offsets, lengths, strict=True)]).astype(np.int64)
+    if len(actions) and (actions.min() < 0 or actions.max() >= PROCGEN_ACTIONS):
+        raise UserError(f"demo actions outside Procgen's 0-{PROCGEN_ACTIONS - 1}: cannot train inverse dynamics")
+    return Transitions(index, actions[index].astype(np.int64))
+
+
+class InverseDynamics(nn.Module):
+    """One head per ensemble member: concatenated encoder features of frames t and t+1 -> action logits."""
+
+    def __init__(self, net: RewardNet):
+        super().__init__()
+        with torch.no_grad():
+            width = net.member_features(torch.zeros(1, *net.obs_shape, dtype=torch.uint8), 0).shape[1]
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(2 * width, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, PROCGEN_ACTIONS))
+            for _ in range(net.ensemble_size)
+        )
+
+    def loss(
+        self, net: RewardNet, frames: np.ndarray, data: Transitions, batch: int, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, float]:
+        """(mean cross-entropy over members, share predicted right) on `batch` transitions drawn at random."""
+        device = next(self.parameters()).device
+        pick = rng.integers(0, len(data.frame), size=batch)
+        t = data.frame[pick]
+        both = torch.from_numpy(frames[np.concatenate([t, t + 1])]).to(device)
+        target = torch.from_numpy(data.actions[pick]).to(device)
+        losses, right = [], 0.0
+        for m, head in enumerate(self.heads):
+            features = net.member_features(both, m)
+            logits = head(torch.cat([features[:batch], features[batch:]], 1))
+            losses.append(F.cross_entropy(logits, target))
+            right += (logits.argmax(1) == target).float().mean().item()
+        return torch.stack(losses).mean(), right / len(self.heads)
