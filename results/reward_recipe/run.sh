@@ -20,13 +20,12 @@ run() { $py results/reward_recipe/run.py "$@" --torch_threads 1; }
 for recipe in today clock_free_validation aligned pooled; do run starpilot "$recipe" 512 3; done
 run starpilot aligned_strong 512 1
 # StarPilot, 8 and 32 levels: pairs within one level
-for recipe in today same_level_aligned; do run starpilot "$recipe" 8 3; done
-run starpilot same_level_aligned_pooled 8 1
-run starpilot same_level_aligned_400 8 1
+for recipe in today same_level_aligned same_level_aligned_dynamics; do run starpilot "$recipe" 8 3; done
+for recipe in same_level_aligned_pooled same_level_aligned_augment same_level_aligned_400; do run starpilot "$recipe" 8 1; done
+run starpilot same_level_aligned 32 3
 run starpilot same_level_aligned_400 32 1
-run starpilot same_level_aligned 32 1
 # FruitBot, 8 levels
-for recipe in today same_level_aligned; do run fruitbot "$recipe" 8 2; done
+for recipe in today same_level_aligned; do run fruitbot "$recipe" 8 3; done
 $py results/reward_recipe/table.py results/reward_recipe runs/recipe --held_out today,same_level_aligned
-$py results/reward_recipe/transfer.py results/reward_recipe runs/recipe starpilot same_level_aligned:8 \
-  same_level_aligned_400:32 today:8
+$py results/reward_recipe/transfer.py results/reward_recipe runs/recipe starpilot today:8 same_level_aligned:8 \
+  same_level_aligned_dynamics:8 same_level_aligned_400:32 same_level_aligned:32 today:512
