@@ -10,7 +10,7 @@ for game in starpilot fruitbot; do
   suffix=""
   if [ "$game" = fruitbot ]; then suffix=_fruitbot; fi
   levels=512
-  if [ "$game" = starpilot ]; then levels=32,512; fi
+  if [ "$game" = starpilot ]; then levels=32,128,512; fi
   $py trex/reward_model.py demos -c "results/level_generalisation/trex_$game.yaml" \
     --checkpoint_dir "results/level_generalisation/demonstrators$suffix/checkpoints" \
     --demo_dir "runs/labels/demos_$game" --sweep_demo_levels "$levels" --torch_threads 1
@@ -24,8 +24,10 @@ for recipe in today same_level_aligned same_level_aligned_dynamics; do run starp
 for recipe in same_level_aligned_pooled same_level_aligned_augment same_level_aligned_400; do run starpilot "$recipe" 8 1; done
 run starpilot same_level_aligned 32 3
 run starpilot same_level_aligned_400 32 1
+run starpilot same_level_aligned_400 128 1
 # FruitBot, 8 levels
 for recipe in today same_level_aligned; do run fruitbot "$recipe" 8 3; done
 $py results/reward_recipe/table.py results/reward_recipe runs/recipe --held_out today,same_level_aligned
 $py results/reward_recipe/transfer.py results/reward_recipe runs/recipe starpilot today:8 same_level_aligned:8 \
-  same_level_aligned_dynamics:8 same_level_aligned_400:32 same_level_aligned:32 today:512
+  same_level_aligned_dynamics:8 same_level_aligned_400:8 same_level_aligned_400:32 same_level_aligned_400:128 \
+  same_level_aligned:32 today:512
