@@ -50,17 +50,18 @@ class InverseDynamics(nn.Module):
 
     def loss(
         self, net: RewardNet, frames: np.ndarray, data: Transitions, batch: int, rng: np.random.Generator
-    ) -> tuple[torch.Tensor, float]:
-        """(mean cross-entropy over members, share predicted right) on `batch` transitions drawn at random."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean cross-entropy over members, share predicted right) on `batch` transitions drawn at random; both
+        stay tensors, so a training step reads neither back from the device."""
         device = next(self.parameters()).device
         pick = rng.integers(0, len(data.frame), size=batch)
         t = data.frame[pick]
         both = torch.from_numpy(frames[np.concatenate([t, t + 1])]).to(device)
         target = torch.from_numpy(data.actions[pick]).to(device)
-        losses, right = [], 0.0
+        losses, right = [], []
         for m, head in enumerate(self.heads):
             features = net.member_features(both, m)
             logits = head(torch.cat([features[:batch], features[batch:]], 1))
             losses.append(F.cross_entropy(logits, target))
-            right += (logits.argmax(1) == target).float().mean().item()
-        return torch.stack(losses).mean(), right / len(self.heads)
+            right.append((logits.detach().argmax(1) == target).float().mean())
+        return torch.stack(losses).mean(), torch.stack(right).mean()

@@ -34,7 +34,6 @@ ARCHITECTURES = ("fast", "study2020", "trex_atari", "pooled")
 # study2020 saw raw 0-255 values
 PIXEL_SCALE = {"fast": 1 / 255, "study2020": 1.0, "trex_atari": 1 / 255, "pooled": 1 / 255}
 FILE_NAME = "reward_model.pt"
-POOLED_ENCODER = 6  # the pooled net's convolutions (and their ReLUs), before its per-cell reward head
 
 
 def _member(architecture: str, obs_shape: tuple[int, int, int]) -> nn.Sequential:
@@ -71,13 +70,16 @@ def _member(architecture: str, obs_shape: tuple[int, int, int]) -> nn.Sequential
             nn.ReLU(),
         ]
     elif architecture == "pooled":
-        return nn.Sequential(
+        encoder = nn.Sequential(
             nn.Conv2d(channels, 16, 4, stride=4),
             nn.ReLU(),
             nn.Conv2d(16, 32, 3, stride=2, padding=1),
             nn.ReLU(),
             nn.Conv2d(32, 32, 3, stride=1, padding=1),
             nn.ReLU(),
+        )
+        return nn.Sequential(
+            encoder,
             nn.Conv2d(32, 64, 1),
             nn.LeakyReLU(),
             nn.Conv2d(64, 1, 1),
@@ -119,11 +121,9 @@ class RewardNet(nn.Module):
 
     def member_features(self, obs: torch.Tensor, member: int) -> torch.Tensor:
         """[B, D] encoder features of one member: its convolutions' output, flattened (for an auxiliary loss)."""
-        x = self._scaled(obs)
         net = self.members[member]
-        assert isinstance(net, nn.Sequential)
-        encoder = net[:POOLED_ENCODER] if self.architecture == "pooled" else net[0]
-        return encoder(x).flatten(1)
+        assert isinstance(net, nn.Sequential)  # every architecture's member is (encoder, head...)
+        return net[0](self._scaled(obs)).flatten(1)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """[B] per-frame rewards (ensemble mean) of uint8 frames [B, H, W, C]."""

@@ -70,7 +70,6 @@ class RewardTrainer:
         self.inverse = InverseDynamics(net).to(device) if cfg.inverse_dynamics > 0 else None
         params = list(net.parameters()) + ([] if self.inverse is None else list(self.inverse.parameters()))
         self.optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-        self.dynamics: Transitions | None = None  # the transitions the inverse-dynamics loss draws from (fit's)
         self.dynamics_rng = np.random.default_rng([cfg.seed, 3])  # its draws, apart from the pairs' order
         self.amp = cfg.amp and device.type == "cuda"
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the augmentations' draws
@@ -92,7 +91,6 @@ class RewardTrainer:
         cfg = self.cfg
         if self.inverse is not None and dynamics is None:
             raise ValueError("inverse_dynamics is on: fit needs the training demos' transitions")
-        self.dynamics = dynamics
         total_steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
         log = TrainLog(self.run_dir, cfg) if self.run_dir is not None else None
         stopping = EarlyStopping(cfg.patience)
@@ -104,7 +102,7 @@ class RewardTrainer:
         self.net.train()
         for idx in self._batches(len(train), rng):
             ts = time.time()
-            stats = self.step(frames, offsets, train, idx)
+            stats = self.step(frames, offsets, train, idx, dynamics)
             train_time += time.time() - ts
             window.add(stats, idx.shape[-1])
             step, pairs_seen, frames_seen = step + 1, pairs_seen + idx.shape[-1], frames_seen + stats.frames
@@ -159,8 +157,16 @@ class RewardTrainer:
                 yield order[..., s : s + cfg.batch_size]
 
     # ------------------------------------------------------------------ one step
-    def step(self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray) -> StepStats:
-        """One optimiser step on the pairs `idx` ([B], or [M, B]: each ensemble member's own pairs)."""
+    def step(
+        self,
+        frames: np.ndarray,
+        offsets: np.ndarray,
+        pairs: SnippetPairs,
+        idx: np.ndarray,
+        dynamics: Transitions | None = None,
+    ) -> StepStats:
+        """One optimiser step on the pairs `idx` ([B], or [M, B]: each ensemble member's own pairs), plus the
+        inverse-dynamics loss on as many of the `dynamics` transitions where cfg.inverse_dynamics > 0."""
         if idx.ndim == 1:
             loss, returns, labels, seen = self.batch_loss(frames, offsets, pairs, idx)
             correct = ranked_correctly(returns.detach().mean(0), labels).item()
@@ -170,8 +176,8 @@ class RewardTrainer:
             correct = float(np.mean([ranked_correctly(p[1].detach()[0], p[2]).item() for p in parts]))
             seen = sum(p[3] for p in parts)
         ranking_loss = loss.item()  # what the step reports: the T-REX loss, without the auxiliary term
-        if self.inverse is not None and self.dynamics is not None:
-            aux, _ = self.inverse.loss(self.net, frames, self.dynamics, idx.shape[-1], self.dynamics_rng)
+        if self.inverse is not None and dynamics is not None:
+            aux, _ = self.inverse.loss(self.net, frames, dynamics, idx.shape[-1], self.dynamics_rng)
             loss = loss + self.cfg.inverse_dynamics * aux
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
