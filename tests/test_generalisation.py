@@ -163,9 +163,9 @@ def test_resampled_members_see_different_pairs(monkeypatch, fit_reward_net):
     seen: list[np.ndarray] = []
     original = RewardTrainer.step
 
-    def spy(self, frames, offsets, pairs, idx):
+    def spy(self, frames, offsets, pairs, idx, *rest):
         seen.append(np.array(idx))
-        return original(self, frames, offsets, pairs, idx)
+        return original(self, frames, offsets, pairs, idx, *rest)
 
     monkeypatch.setattr(RewardTrainer, "step", spy)
     fit_reward_net(dataclasses.replace(cfg, ensemble_resample=True), train)
