@@ -10,6 +10,7 @@ is never taken for a checkpoint (it sorts after its checkpoint in a listing): it
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +59,42 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], resume: dict[str, A
                 old.unlink(missing_ok=True)
 
 
-def export_weights(src: str | Path, dst_dir: str | Path) -> Path:
+def export_weights(src: str | Path, dst_dir: str | Path, half: bool = False) -> Path:
     """A copy of checkpoint `src` in `dst_dir` with what using it needs (weights, spec, config, step) and no training
-    state (optimizer, reward normaliser): the small file a result ships so that others can roll it out."""
+    state (optimizer, reward normaliser): the small file a result ships so that others can roll it out. `half`:
+    the weights in fp16 (half the size; loading casts them back to the model's fp32)."""
     state = load_checkpoint(src)
     dst = Path(dst_dir) / Path(src).name
     kept = {k: state[k] for k in ("model", "step", "update", "config", "model_spec") if k in state}
+    if half:
+        kept["model"] = {k: v.half() if v.is_floating_point() else v for k, v in kept["model"].items()}
     torch_save(dst, {"format": FORMAT, **kept})
     return dst
+
+
+def evenly_spaced(checkpoints: list[Path], count: int | None) -> list[Path]:
+    """`count` of `checkpoints` (oldest first) spread evenly over the run, the first and last among them; all of
+    them for None or a count at least their number."""
+    if count is None or count >= len(checkpoints):
+        return list(checkpoints)
+    if count < 2:
+        raise ValueError("keep at least the first and the last checkpoint")
+    last = len(checkpoints) - 1
+    return [checkpoints[round(i * last / (count - 1))] for i in range(count)]
+
+
+def ship(run_dir: str | Path, out: str | Path, count: int | None = None, half: bool = False) -> list[Path]:
+    """A run's checkpoints as a result ships them: `count` of them spread over the run (`evenly_spaced`), weights
+    only (`export_weights`), in `out`/checkpoints, with the run's curve, config, summary and package versions."""
+    run_dir, out = Path(run_dir), Path(out)
+    found = list_checkpoints(run_dir / "checkpoints")
+    if not found:
+        raise UserError(f"no step_*.pt checkpoints in {run_dir / 'checkpoints'}")
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    shipped = [export_weights(path, out / "checkpoints", half) for path in evenly_spaced(found, count)]
+    for name in ("progress.csv", "learning_curve.png", "config.yaml", "summary.json", "versions.json"):
+        shutil.copy(run_dir / name, out / name)
+    return shipped
 
 
 def load_resume_state(checkpoint: str | Path, step: int) -> dict[str, Any] | None:

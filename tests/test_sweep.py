@@ -112,6 +112,51 @@ def test_collect_gathers_every_run_into_one_table_and_report(local_sweep):
     assert "| starpilot | default | 20 | 4 | 2 |" in text and "| starpilot | default | 20 | 6 | 2 |" in text
 
 
+SHIPPED = {
+    "starpilot": ROOT / "results" / "level_generalisation" / "demonstrators",
+    "chaser": ROOT / "results" / "procgen16" / "demonstrators" / "chaser",
+}
+
+
+def test_a_benchmark_from_shipped_demonstrators_has_no_step_1_and_reports_each_game_with_clustered_intervals(tmp_path):
+    cfg = _config(
+        tmp_path,
+        games=sorted(SHIPPED),
+        demonstrators={game: str(folder) for game, folder in SHIPPED.items()},
+        num_levels=0,
+        demo_levels=[3],
+        num_demos=[6],
+        steps=["demos", "reward"],
+        trex={**GRID["trex"], "held_out_start_level": 1_000_000, "held_out_num_levels": 3, "num_held_out_demos": 6},
+    )
+    status = sweep_main(["-c", str(cfg)])
+    assert status == {
+        **{f"demos_{g}_d0_L3": "ok" for g in SHIPPED},
+        **{f"reward_{g}_d0_L3_default_n6_s{s}": "ok" for g in SHIPPED for s in (0, 1)},
+    }  # no PPO job: the demos read the shipped checkpoints
+    for game, folder in SHIPPED.items():
+        index = list(csv.DictReader((tmp_path / "run" / "demos" / f"{game}_d0_L3" / "index.csv").open()))
+        assert {r["checkpoint"] for r in index} <= {str(p) for p in (folder / "checkpoints").glob("step_*.pt")}
+    report = sweep_main(["-c", str(cfg), "--collect", "true"]).read_text()
+    rows = list(csv.DictReader((tmp_path / "run" / "sweep_results.csv").open()))
+    held = {r["game"]: r for r in csv.DictReader((tmp_path / "run" / "sweep_held_out.csv").open())}
+    assert sorted(held) == sorted(SHIPPED)
+    for game, folder in SHIPPED.items():
+        mine = [r for r in rows if r["game"] == game]
+        shipped = json.loads((folder / "summary.json").read_text())
+        assert {float(r["demonstrator_held_out_return"]) for r in mine} == {shipped["held_out_return"]}
+        h = held[game]
+        seeds_mean = sum(float(r["held_out_centred_spearman"]) for r in mine) / len(mine)
+        assert float(h["centred_spearman_mean"]) == pytest.approx(seeds_mean)
+        assert float(h["centred_spearman_ci95_low"]) <= seeds_mean <= float(h["centred_spearman_ci95_high"])
+        assert h["seeds"] == "2" and h["n_levels"] == "3"
+    assert "Held-out levels, clustered" in report and (tmp_path / "run" / "held_out_by_game.png").is_file()
+    with pytest.raises(UserError, match="has no checkpoints folder"):
+        SweepConfig(demonstrators={"chaser": str(tmp_path)}).check()
+    with pytest.raises(UserError, match="one run per game"):
+        SweepConfig(demonstrators={"chaser": str(SHIPPED["chaser"])}, demonstrator_seeds=[0, 1]).check()
+
+
 class FakeJob(Step):
     def done(self) -> bool:
         return False

@@ -18,6 +18,7 @@ import numpy as np
 from toolkit.files import write_csv, write_text
 from toolkit.logger import fmt, fmt_interval
 from trex.pipeline.study_report import level_set_figures
+from trex.pipeline.sweep_report import flat_row
 from trex.results import LevelSetFigures, RewardMetrics, read_metrics
 from trex.reward.table import label_means
 
@@ -101,13 +102,7 @@ def main(out: Path, root: Path, held_out: list[str]) -> None:
     ]
     write_text(out / "table.md", "\n".join(text))
     flat = [
-        {
-            "level_set": name,
-            **{k: v for k, v in r.items() if not isinstance(v, dict)},
-            **{
-                f"{k}_{s}": v[s] for k, v in r.items() if isinstance(v, dict) for s in ("mean", "ci95_low", "ci95_high")
-            },
-        }
+        {"level_set": name, **flat_row(r)}
         for name, rows in (("validation", val_rows), ("held_out", test_rows))
         for r in rows
     ]

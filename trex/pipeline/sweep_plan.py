@@ -60,6 +60,11 @@ class SweepConfig(RuntimeConfig, TrackingConfig):
     num_levels: int = option(200, "the demonstrators' training levels (0 = every level)", min=0)
     start_level: int = option(0, "first training level", min=0)
     demonstrator_seeds: list[int] = option([0], "seeds of step 1, one demonstrator run each", min=0)
+    demonstrators: dict = option(
+        {},
+        "shipped demonstrators, game: folder as a result ships it (checkpoints/, summary.json); a game named here "
+        "has no step-1 job and its demos read those checkpoints",
+    )
     demo_levels: list[int] = option(
         [],
         "numbers of distinct levels the training demos come from (0 = a fresh level "
@@ -91,6 +96,15 @@ class SweepConfig(RuntimeConfig, TrackingConfig):
 
     def check(self) -> None:
         super().check()
+        for game, folder in self.demonstrators.items():
+            if game not in GAMES or not isinstance(folder, str):
+                raise UserError(f"config key 'demonstrators': '{game}' is not a Procgen game naming a folder")
+            if not (Path(folder) / "checkpoints").is_dir():
+                raise UserError(f"config key 'demonstrators': {folder} has no checkpoints folder ({game})")
+        if self.demonstrators and len(self.demonstrator_seeds) > 1:
+            raise UserError(
+                "config key 'demonstrator_seeds': shipped demonstrators are one run per game; give one seed"
+            )
         for stage, values in self.slurm.items():
             if stage == "array_parallelism":
                 continue
@@ -130,7 +144,7 @@ def expand(cfg: SweepConfig) -> list[Step]:
                 **cfg.trex,
                 "seed": dseed,
                 "num_demos": max(cfg.num_demos),
-                "checkpoint_dir": str(run / "ppo" / tag / "checkpoints"),
+                "checkpoint_dir": str(demonstrator_dir(cfg, game, tag) / "checkpoints"),
             }
             level_choices: list[int | None] = [*cfg.demo_levels] or [None]
             demo_folders: dict[str, TrexConfig] = {}  # by the folder's tag
@@ -150,11 +164,12 @@ def expand(cfg: SweepConfig) -> list[Step]:
                 step_config_path(cfg, f"ppo_{tag}"),
                 grid={"game": game, "demonstrator_seed": dseed},
             )
-            jobs.append(ppo_job)
+            shipped = game in cfg.demonstrators
+            if not shipped:
+                jobs.append(ppo_job)
             for ltag, demos in demo_folders.items():
-                demo_job = config_step(
-                    f"demos_{ltag}", "demos", demos, step_config_path(cfg, f"demos_{ltag}"), [ppo_job.name]
-                )
+                needs = [] if shipped else [ppo_job.name]
+                demo_job = config_step(f"demos_{ltag}", "demos", demos, step_config_path(cfg, f"demos_{ltag}"), needs)
                 jobs.append(demo_job)
                 cell = {"game": game, "demonstrator_seed": dseed, "demo_levels": demo_level_count(demos)}
                 jobs += reward_and_policy_jobs(cfg, shared, presets, ppo, demos, demo_job.name, ltag, cell)
@@ -164,6 +179,11 @@ def expand(cfg: SweepConfig) -> list[Step]:
     for j in kept:  # a stage left out of `steps` is taken as done (its outputs must exist)
         j.needs = [n for n in j.needs if n in names]
     return sorted(kept, key=lambda j: STAGES.index(j.stage))
+
+
+def demonstrator_dir(cfg: SweepConfig, game: str, tag: str) -> Path:
+    """The folder of a game's demonstrators: the shipped one the config names, else step 1's run of `tag`."""
+    return Path(cfg.demonstrators[game]) if game in cfg.demonstrators else Path(cfg.run_dir) / "ppo" / tag
 
 
 def step_config_path(cfg: SweepConfig, name: str) -> Path:

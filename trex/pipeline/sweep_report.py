@@ -13,13 +13,16 @@ from toolkit.figures import figure_row, save_figure
 from toolkit.files import read_json, write_csv, write_text
 from toolkit.logger import fmt, fmt_interval
 from trex.pipeline.steps import Step
+from trex.pipeline.study_report import level_set_figures
 from trex.pipeline.sweep_plan import SweepConfig
-from trex.results import read_metrics
+from trex.results import RewardMetrics, read_metrics
 from trex.reward.demo_count_curve import sweep_summary
 from trex.reward.evaluation import figure_bounds, seed_interval
 from trex.reward.plots import plot_sweep
-from trex.reward.table import FIGURE_COLUMNS, LABEL_COLUMNS, VALIDATION_COLUMNS, figure_columns
+from trex.reward.table import FIGURE_COLUMNS, LABEL_COLUMNS, VALIDATION_COLUMNS, figure_columns, label_means
 
+# A pair set's accuracies in the report: the model's, the true reward's (the ceiling) and a clock's.
+PAIR_FIGURES = ("model_accuracy", "true_reward_accuracy", "clock_accuracy")
 RESULT_COLUMNS = (
     "game",
     "demonstrator_seed",
@@ -51,11 +54,17 @@ def collect(cfg: SweepConfig, jobs: list[Step], all_jobs: list[Step]) -> Path:
         for j in all_jobs
         if j.stage == "ppo"
     }
+    for game, folder in cfg.demonstrators.items():  # shipped: no step-1 job, the summary shipped beside them
+        summary = Path(folder) / "summary.json"
+        if summary.is_file():
+            ppo_summary[(game, cfg.demonstrator_seeds[0])] = read_json(summary)
     rows = []
+    models: dict[tuple, list[RewardMetrics]] = {}  # by (game, preset, demo levels, demos): the seeds' metrics
     for j in jobs:
         if j.stage != "reward" or not (Path(j.config.run_dir) / "metrics.json").is_file():
             continue
         m = read_metrics(Path(j.config.run_dir) / "metrics.json")
+        models.setdefault(group_key(j.grid), []).append(m)
         policy = by_name.get(j.name.replace("reward_", "policy_", 1))
         pol = read_json(Path(policy.config.run_dir) / "summary.json") if policy else {}
         demo = ppo_summary.get((j.grid["game"], j.grid["demonstrator_seed"]), {})
@@ -88,9 +97,90 @@ def collect(cfg: SweepConfig, jobs: list[Step], all_jobs: list[Step]) -> Path:
     scores_png = run / "policy_scores.png"
     if any(r["policy_held_out_normalized_score"] is not None for r in rows) and plot_scores(rows, scores_png):
         figures.append(scores_png)
-    report = write_sweep_report(cfg, rows, figures)
+    held = held_out_rows(models)
+    write_csv(run / "sweep_held_out.csv", [flat_row(r) for r in held], tuple(flat_row(held[0])) if held else ())
+    games_png = run / "held_out_by_game.png"
+    if held and plot_games(held, games_png):
+        figures.append(games_png)
+    report = write_sweep_report(cfg, rows, figures, held)
     print(f"collected {len(rows)} reward models -> {run / 'sweep_results.csv'}, {report}", flush=True)
     return report
+
+
+def group_key(cell: dict) -> tuple:
+    """The seeds of one cell of the grid share it: (game, preset, demo levels, number of demos)."""
+    return (cell["game"], cell["preset"], cell["demo_levels"], cell["num_demos"])
+
+
+def held_out_rows(models: dict[tuple, list[RewardMetrics]]) -> list[dict]:
+    """Per cell of the grid, the held-out levels' figures over its seeds with level-clustered intervals
+    (trex/pipeline/study_report.py: level_set_figures), beside the held-out snippet pairs' label figures: the model,
+    the true reward (the ceiling) and a clock."""
+    out = []
+    for key, ms in sorted(models.items(), key=lambda kv: str(kv[0])):
+        blocks = [m["held_out"] for m in ms if "returns" in m.get("held_out", {})]
+        if len(blocks) != len(ms):
+            continue  # a model without its demos' returns (older files): no clustered figure
+        figures = level_set_figures(blocks)
+        pairs = label_means(ms).get("held_out", {})
+        out.append(
+            {
+                **dict(zip(("game", "preset", "demo_levels", "num_demos"), key, strict=True)),
+                "seeds": len(ms),
+                "n_levels": figures["n_levels"],
+                "centred_spearman": figures["centred_spearman"],
+                "length_spearman": figures["length_spearman"],
+                "centred_minus_length": figures["centred_minus_length"],
+                **{f"pairs_{f}": pairs.get(f) for f in PAIR_FIGURES},
+            }
+        )
+    return out
+
+
+def flat_row(row: dict) -> dict:
+    """A held-out row for a CSV: each interval as its mean, ci95_low and ci95_high columns."""
+    flat = {k: v for k, v in row.items() if not isinstance(v, dict)}
+    for k, v in row.items():
+        if isinstance(v, dict):
+            flat.update({f"{k}_{s}": v[s] for s in ("mean", "ci95_low", "ci95_high")})
+    return flat
+
+
+def plot_games(held: list[dict], path: Path) -> bool:
+    """A panel per game, in the manner of the Procgen paper's figures: the learned reward's held-out Spearman
+    (centred) beside episode length's, at each number of demo levels, with level-clustered 95% intervals."""
+    games = sorted({r["game"] for r in held})
+    plt, fig, axes = figure_row(len(games), width=3.2, height=3)
+    for ax, game in zip(axes, games, strict=True):
+        mine = sorted((r for r in held if r["game"] == game), key=lambda r: (r["demo_levels"] == 0, r["demo_levels"]))
+        cells = [
+            f"{'fresh' if r['demo_levels'] == 0 else r['demo_levels']}\n{r['preset']}, {r['num_demos']}" for r in mine
+        ]
+        for offset, (figure, label) in enumerate(
+            (("centred_spearman", "learned reward (centred)"), ("length_spearman", "episode length"))
+        ):
+            x = [i + 0.15 * (2 * offset - 1) for i in range(len(mine))]
+            means, bars = error_bars([r[figure] for r in mine])
+            ax.errorbar(x, means, yerr=bars, fmt="o", capsize=3, label=label)
+        ax.set_xticks(range(len(mine)), cells, fontsize=7)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_ylim(-1, 1)
+        ax.set_title(game)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("Spearman with true return, held-out levels")
+    axes[0].legend(fontsize=7)
+    save_figure(plt, fig, path)
+    return True
+
+
+def error_bars(stats: list[dict]) -> tuple[list[float], list[list[float]]]:
+    """The means (NaN where undefined) and each interval's reach below and above its mean (none where it is
+    unknown), as matplotlib's `y` and `yerr`."""
+    known = lambda st, k: st[k] if st[k] is not None and st["mean"] is not None else st["mean"] or 0.0
+    means = [st["mean"] if st["mean"] is not None else math.nan for st in stats]
+    low = [(st["mean"] or 0.0) - known(st, "ci95_low") for st in stats]
+    high = [known(st, "ci95_high") - (st["mean"] or 0.0) for st in stats]
+    return means, [low, high]
 
 
 def plot_by_levels(rows: list[dict], path: Path) -> bool:
@@ -105,18 +195,8 @@ def plot_by_levels(rows: list[dict], path: Path) -> bool:
     for (game, preset, n), rs in sorted(groups.items()):
         stats = [seed_interval([r["held_out_spearman"] for r in rs if r["demo_levels"] == lv], (-1, 1)) for lv in order]
         x = [i for i, s in enumerate(stats) if s["mean"] is not None]
-        mean = [stats[i]["mean"] for i in x]
-        err = [
-            [
-                stats[i]["mean"] - (stats[i]["ci95_low"] if stats[i]["ci95_low"] is not None else stats[i]["mean"])
-                for i in x
-            ],
-            [
-                (stats[i]["ci95_high"] if stats[i]["ci95_high"] is not None else stats[i]["mean"]) - stats[i]["mean"]
-                for i in x
-            ],
-        ]
-        ax.errorbar(x, mean, yerr=err, fmt="-o", capsize=3, label=f"{game}, {preset}, {n} demos")
+        means, bars = error_bars([stats[i] for i in x])
+        ax.errorbar(x, means, yerr=bars, fmt="-o", capsize=3, label=f"{game}, {preset}, {n} demos")
     ax.set_xticks(range(len(order)), ["fresh" if n == 0 else str(n) for n in order])
     ax.set_xlabel("distinct levels of the training demos")
     ax.set_ylabel("Spearman correlation, held-out levels")
@@ -155,15 +235,38 @@ def plot_scores(rows: list[dict], path: Path) -> bool:
 
 def _val_accuracies(rows: list[dict]) -> str:
     """The seeds' mean accuracy of the model, the true reward and a clock on the validation pairs."""
-    figures = ("model_accuracy", "true_reward_accuracy", "clock_accuracy")
-    return " / ".join(fmt(seed_interval([r[f"labels_val_{f}"] for r in rows])["mean"]) for f in figures)
+    return " / ".join(fmt(seed_interval([r[f"labels_val_{f}"] for r in rows])["mean"]) for f in PAIR_FIGURES)
 
 
-def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path]) -> Path:
+def held_out_lines(held: list[dict]) -> list[str]:
+    """The report's table of level-clustered held-out figures (`held_out_rows`)."""
+    if not held:
+        return []
+    lines = [
+        "Held-out levels, clustered: mean over seeds [95% bootstrap over the levels, the episodes within them and the "
+        "seeds]; minus length is the paired difference from episode length on the same demos (an interval above "
+        "zero: the learned reward ranks unseen levels' episodes beyond what their length says). Held-out snippet "
+        "pairs: the accuracy of the model, of the true reward (the ceiling) and of a clock.",
+        "",
+        "| game | preset | demo levels | demos | seeds | held-out levels | centred Spearman | length | "
+        "centred minus length | held-out snippet pairs: model / true reward / clock |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in held:
+        pairs = " / ".join(fmt(r[f"pairs_{f}"]) for f in PAIR_FIGURES)
+        lines.append(
+            f"| {r['game']} | {r['preset']} | {'fresh' if r['demo_levels'] == 0 else r['demo_levels']} | "
+            f"{r['num_demos']} | {r['seeds']} | {r['n_levels']} | {fmt_interval(r['centred_spearman'])} | "
+            f"{fmt_interval(r['length_spearman'])} | {fmt_interval(r['centred_minus_length'])} | {pairs} |"
+        )
+    return [*lines, ""]
+
+
+def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path], held: list[dict]) -> Path:
     run = Path(cfg.run_dir)
     summary: dict[tuple, list[dict]] = {}
     for r in rows:
-        summary.setdefault((r["game"], r["preset"], r["demo_levels"], r["num_demos"]), []).append(r)
+        summary.setdefault(group_key(r), []).append(r)
     lines = [
         f"# Sweep `{cfg.name}`",
         "",
@@ -189,6 +292,7 @@ def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path]) 
         )
     lines += [
         "",
+        *held_out_lines(held),
         *[f"![{p.stem}]({p.name})" for p in figures],
         "",
         f"Collected with `python -m trex.sweep -c <this sweep's config> --collect true`; its resolved config is "

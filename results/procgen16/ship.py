@@ -1,0 +1,69 @@
+"""Ship one game's demonstrators into results/procgen16/demonstrators/GAME: first play the run's last checkpoint and
+random actions on the benchmark's held-out levels (100 episodes each, the same levels and seed), and ship only where
+the last checkpoint clearly outplays random (its mean above random's by more than twice the standard error of the
+difference); then 8 checkpoints spread over the run, weights only in fp16, with the run's curve, config and summary,
+and `strength.json` (both sets of returns).
+
+    python results/procgen16/ship.py chaser            # from runs/p16/ppo_chaser
+    python results/procgen16/ship.py chaser --count 8 --run runs/p16/ppo_chaser
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from baseline_agent.checkpoint import list_checkpoints, load_policy, ship
+from baseline_agent.envs import GAMES, LevelSet
+from baseline_agent.evaluation import run_episodes, summarize_returns
+from toolkit.cli import UserError, run_main
+from toolkit.files import write_json
+
+HERE = Path(__file__).resolve().parent
+HELD_OUT = LevelSet(1_000_000, 25)  # the held-out levels of every result of this toolkit's level studies
+EPISODES = 100
+
+
+def strength(run: Path, game: str) -> dict:
+    """The returns of the run's last checkpoint and of random actions on the held-out levels, and whether the
+    checkpoint clearly outplays random."""
+    found = list_checkpoints(run / "checkpoints")
+    if not found:
+        raise UserError(f"no step_*.pt checkpoints in {run / 'checkpoints'}")
+    policy, meta = load_policy(found[-1])
+    if meta["model_spec"]["env_name"] != game:
+        raise UserError(f"{found[-1]} plays {meta['model_spec']['env_name']}, not {game}")
+    figures: dict = {"levels": str(HELD_OUT), "episodes": EPISODES, "checkpoint": found[-1].name}
+    for name, actor in (("last", policy), ("random", None)):
+        episodes = run_episodes(actor, game, "easy", HELD_OUT, EPISODES, 20, seed=0, num_threads=1)
+        figures[name] = summarize_returns([e["ret"] for e in episodes])
+    last, rand = figures["last"], figures["random"]
+    margin = 2 * math.sqrt(last["std"] ** 2 / last["n"] + rand["std"] ** 2 / rand["n"])
+    figures["outplays_random"] = last["mean"] - rand["mean"] > margin
+    return figures
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="results/procgen16/ship.py", description=__doc__.splitlines()[0])
+    parser.add_argument("game", choices=GAMES)
+    parser.add_argument("--run", help="the PPO run folder (default runs/p16/ppo_GAME)")
+    parser.add_argument("--count", type=int, default=8, help="checkpoints to ship, spread over the run")
+    args = parser.parse_args(argv)
+    run = Path(args.run or f"runs/p16/ppo_{args.game}")
+    out = HERE / "demonstrators" / args.game
+    if out.exists():
+        raise UserError(f"{out} exists: remove it to ship {args.game} again")
+    figures = strength(run, args.game)
+    last, rand = figures["last"], figures["random"]
+    verdict = f"{args.game}: last checkpoint {last['mean']:.2f} against random {rand['mean']:.2f} on {HELD_OUT} levels"
+    if not figures["outplays_random"]:
+        raise UserError(f"{verdict}: not clearly better, not shipped; train longer (train_demonstrators.sh)")
+    shipped = ship(run, out, args.count, half=True)
+    write_json(out / "strength.json", figures)
+    size = sum(p.stat().st_size for p in shipped)
+    print(f"{verdict}: shipped {len(shipped)} checkpoints ({size / 1e6:.2f} MB) -> {out}", flush=True)
+
+
+if __name__ == "__main__":
+    run_main(main)
