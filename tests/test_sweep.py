@@ -3,6 +3,7 @@ failures reported while the other jobs go on, and the Slurm launcher through sub
 Slurm on localhost (tests/slurm/start_slurm.sh; skipped, saying why, where Slurm cannot be had)."""
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -16,7 +17,9 @@ import pytest
 import yaml
 from tiny_configs import ppo_flags, ppo_section
 
+from baseline_agent.ppo_config import PPOConfig
 from toolkit.cli import UserError
+from trex.config import TrexConfig
 from trex.pipeline.launchers import run_local
 from trex.pipeline.steps import Step
 from trex.pipeline.sweep_plan import SweepConfig, expand
@@ -194,6 +197,21 @@ def test_the_grid_expands_in_dependency_order_and_refuses_bad_keys(tmp_path):
     l1 = [j for j in jobs if j.stage == "reward" and "_l1_" in j.name]
     assert {j.config.l1_reg for j in l1} == {0.05} and {j.config.num_envs for j in l1} == {32}
     assert {j.config.demo_num_levels for j in l1} == {8, 0}
+    games = expand(
+        dataclasses.replace(cfg, per_game={"coinrun": {"ppo": {"total_timesteps": 4096}, "trex": {"l1_reg": 0.5}}})
+    )
+    budget = {j.config.env_name: j.config.total_timesteps for j in games if j.stage == "ppo"}
+    assert budget == {"coinrun": 4096, "starpilot": PPOConfig().total_timesteps}  # one game's budget of its own
+    # a game's step-3 key over the trex section's, under a preset's (the axis a sweep compares)
+    l1 = {(j.config.env_name, j.name.split("_")[4]): j.config.l1_reg for j in games if j.stage == "reward"}
+    assert l1 == {
+        ("coinrun", "default"): 0.5,
+        ("coinrun", "l1"): 0.05,
+        ("starpilot", "default"): TrexConfig().l1_reg,
+        ("starpilot", "l1"): 0.05,
+    }
+    with pytest.raises(UserError, match="'per_game': 'reward' of coinrun is not one of: ppo, trex, policy"):
+        SweepConfig(per_game={"coinrun": {"reward": {}}}).check()
     with pytest.raises(UserError, match="section 'trex': unknown config key 'num_demoz'"):
         expand(SweepConfig(trex={"num_demoz": 3}))
     with pytest.raises(UserError, match="config key 'slurm': 'gpus' is not one of"):

@@ -43,6 +43,7 @@ DEMO_KEYS = (
     "num_envs",
     "demo_dir",
 )
+SECTIONS = ("ppo", "trex", "policy")  # the step sections a game's `per_game` entry may add keys to
 SLURM_KEYS = ("partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "max_requeues")
 MAX_REQUEUES = 3  # requeues of a job cut off by its time limit or a preemption, before it counts as failed
 
@@ -82,6 +83,11 @@ class SweepConfig(RuntimeConfig, TrackingConfig):
     policy: dict = option(
         {}, "step 4 keys for every policy (trex/train_policy.py --help); PPO keys default to step 1's"
     )
+    per_game: dict = option(
+        {},
+        "keys for one game's runs over the sections' own, game: {ppo: {...}, trex: {...}, policy: {...}} (a "
+        "budget or a ranking of its own); a preset's keys still win",
+    )
     launcher: str = option(
         "local", "where the jobs run: local (this machine) or slurm (through submitit)", choices=("local", "slurm")
     )
@@ -101,6 +107,15 @@ class SweepConfig(RuntimeConfig, TrackingConfig):
                 raise UserError(f"config key 'demonstrators': '{game}' is not a Procgen game naming a folder")
             if not (Path(folder) / "checkpoints").is_dir():
                 raise UserError(f"config key 'demonstrators': {folder} has no checkpoints folder ({game})")
+        for game, sections in self.per_game.items():
+            if game not in GAMES or not isinstance(sections, dict):
+                raise UserError(f"config key 'per_game': '{game}' is not a Procgen game naming its sections")
+            for name, values in sections.items():
+                if name not in SECTIONS or not isinstance(values, dict):
+                    raise UserError(
+                        f"config key 'per_game': '{name}' of {game} is not one of: {', '.join(SECTIONS)} "
+                        "(each a mapping)"
+                    )
         if self.demonstrators and len(self.demonstrator_seeds) > 1:
             raise UserError(
                 "config key 'demonstrator_seeds': shipped demonstrators are one run per game; give one seed"
@@ -141,7 +156,7 @@ def expand(cfg: SweepConfig) -> list[Step]:
                 **shared,
                 "train_start_level": cfg.start_level,
                 "train_num_levels": cfg.num_levels,
-                **cfg.trex,
+                **section(cfg, "trex", game),
                 "seed": dseed,
                 "num_demos": max(cfg.num_demos),
                 "checkpoint_dir": str(demonstrator_dir(cfg, game, tag) / "checkpoints"),
@@ -156,7 +171,9 @@ def expand(cfg: SweepConfig) -> list[Step]:
                 demo_folders[ltag] = build_section(TrexConfig, values, "section 'trex'")
             ppo_shared = {**shared, "seed": dseed}
             first = next(iter(demo_folders.values()))  # every folder has the same held-out levels
-            ppo = ppo_config(ppo_shared, cfg.start_level, cfg.num_levels, cfg.ppo, first, str(run / "ppo" / tag))
+            ppo = ppo_config(
+                ppo_shared, cfg.start_level, cfg.num_levels, section(cfg, "ppo", game), first, str(run / "ppo" / tag)
+            )
             ppo_job = config_step(
                 f"ppo_{tag}",
                 "ppo",
@@ -179,6 +196,11 @@ def expand(cfg: SweepConfig) -> list[Step]:
     for j in kept:  # a stage left out of `steps` is taken as done (its outputs must exist)
         j.needs = [n for n in j.needs if n in names]
     return sorted(kept, key=lambda j: STAGES.index(j.stage))
+
+
+def section(cfg: SweepConfig, name: str, game: str) -> dict:
+    """A step section's keys for `game`'s runs: the section's own, then the game's `per_game` keys over them."""
+    return {**getattr(cfg, name), **cfg.per_game.get(game, {}).get(name, {})}
 
 
 def demonstrator_dir(cfg: SweepConfig, game: str, tag: str) -> Path:
@@ -215,7 +237,7 @@ def reward_and_policy_jobs(
                 rtag = f"{ltag}_{preset}_n{n}_s{seed}"
                 values = {
                     **shared,
-                    **cfg.trex,
+                    **section(cfg, "trex", cell["game"]),
                     **preset_values,
                     **{k: getattr(demos, k) for k in DEMO_KEYS},
                     "num_demos": n,
@@ -228,7 +250,9 @@ def reward_and_policy_jobs(
                 path = step_config_path(cfg, f"reward_{rtag}")
                 jobs.append(config_step(f"reward_{rtag}", "reward", reward, path, [demo_job], grid))
                 models = [str(Path(reward.run_dir) / "reward_model.pt")]
-                policy = policy_config(ppo, cfg.policy, demos, models, str(run / "policy" / rtag), seed=seed)
+                policy = policy_config(
+                    ppo, section(cfg, "policy", cell["game"]), demos, models, str(run / "policy" / rtag), seed=seed
+                )
                 path = step_config_path(cfg, f"policy_{rtag}")
                 jobs.append(config_step(f"policy_{rtag}", "policy", policy, path, [f"reward_{rtag}"], grid))
     return jobs
