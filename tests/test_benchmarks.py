@@ -199,3 +199,17 @@ def test_demo_generation_plays_the_demos_asked_on_both_sides(tmp_path, monkeypat
         assert r["env_build_s"] <= r["wall_s"]
     assert out["speedup"] == pytest.approx(out["vectorised"]["sps"] / out["one_env_per_demo"]["sps"])
     assert set(out["forward_only_fps"]) == {"batch_1", "batch_3"}
+
+
+def test_reward_net_cost_times_every_architecture_against_fast(monkeypatch, capsys):
+    from trex.reward.net import ARCHITECTURES
+
+    bench = _script("reward_net_cost")
+    monkeypatch.setattr(bench, "FRAMES", 4)
+    steps = []
+    monkeypatch.setattr(bench.torch.optim.Adam, "step", lambda self, *a, **k: steps.append(1))
+    bench.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(ARCHITECTURES)
+    assert lines[0].endswith("/ fast = 1.0") and all("(4 frames, 1 thread)" in line for line in lines)
+    assert len(steps) == 4 * len(ARCHITECTURES)  # a warm-up and 3 timed steps each

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from baseline_agent.models import ConvSequence
 from toolkit.cli import UserError
 from trex.reward.net import ARCHITECTURES, RewardNet, load_reward_model, save_reward_model
 
@@ -22,7 +23,10 @@ def test_forward_is_the_mean_of_members_per_frame(architecture):
     torch.testing.assert_close(single, out[2:3], rtol=1e-4, atol=1e-5)  # per frame: batch-mates do not matter
 
 
-@pytest.mark.parametrize("architecture, brightest", [("fast", 1.0), ("trex_atari", 1.0), ("study2020", 255.0)])
+@pytest.mark.parametrize(
+    "architecture, brightest",
+    [("fast", 1.0), ("trex_atari", 1.0), ("study2020", 255.0), ("pooled", 1.0), ("impala", 1.0)],
+)
 def test_inputs_are_scaled_as_each_architecture_expects(architecture, brightest):
     net = RewardNet(architecture)
     first = net.members[0][0][0]
@@ -49,6 +53,14 @@ def test_study2020_is_the_2020_studys_network():
     ]
     assert [m.out_channels for m in trunk if hasattr(m, "out_channels")] == [32, 32, 32]
     assert (fc1.in_features, fc1.out_features, fc2.out_features) == (3872, 64, 1)
+
+
+def test_impala_is_the_procgen_papers_trunk_with_the_reward_head():
+    """Three conv-maxpool-two-residual-block sequences of 16/32/32 channels (64 -> 8 pixels), fc 2048 -> 64 -> 1."""
+    trunk, fc1, _, fc2 = RewardNet("impala").members[0]
+    sequences = [m for m in trunk if isinstance(m, ConvSequence)]
+    assert [m.conv.out_channels for m in sequences] == [16, 32, 32]
+    assert (fc1.in_features, fc1.out_features, fc2.out_features) == (32 * 8 * 8, 64, 1)
 
 
 def test_round_trip_with_weights_only(tmp_path):

@@ -133,8 +133,9 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
     reward_net: str = option(
         "fast",
         "network: fast (strided, cheap), study2020 (the 2020 study's: 3x3 convs, max "
-        "pools, raw 0-255 pixels), trex_atari (T-REX's Atari net) or pooled (a reward per screen cell, "
-        "the same weights everywhere, averaged: position-invariant)",
+        "pools, raw 0-255 pixels), trex_atari (T-REX's Atari net), pooled (a reward per screen cell, "
+        "the same weights everywhere, averaged: position-invariant) or impala (the Procgen paper's IMPALA trunk, "
+        "16/32/32; about 45x fast's cost per step on a CPU: benchmarks/reward_net_cost.py)",
         choices=ARCHITECTURES,
     )
     ensemble_size: int = option(1, "independently initialised reward nets, averaged", min=1)
