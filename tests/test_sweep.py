@@ -152,7 +152,9 @@ def test_a_benchmark_from_shipped_demonstrators_has_no_step_1_and_reports_each_g
         seeds_mean = sum(float(r["held_out_centred_spearman"]) for r in mine) / len(mine)
         assert float(h["centred_spearman_mean"]) == pytest.approx(seeds_mean)
         assert float(h["centred_spearman_ci95_low"]) <= seeds_mean <= float(h["centred_spearman_ci95_high"])
-        assert h["seeds"] == "2" and h["n_levels"] == "3"
+        assert h["seeds"] == "2" and h["n_levels"] == "3" and h["ranking"] == "return"
+        returns = json.loads((Path(mine[0]["reward_run_dir"]) / "metrics.json").read_text())["train_demo_returns"]
+        assert h["distinct_returns"] == str(len(set(returns))) == mine[0]["distinct_returns"]
     assert "Held-out levels, clustered" in report and (tmp_path / "run" / "held_out_by_game.png").is_file()
     with pytest.raises(UserError, match="has no checkpoints folder"):
         SweepConfig(demonstrators={"chaser": str(tmp_path)}).check()

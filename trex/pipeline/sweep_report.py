@@ -12,6 +12,7 @@ from pathlib import Path
 from toolkit.figures import figure_row, save_figure
 from toolkit.files import read_json, write_csv, write_text
 from toolkit.logger import fmt, fmt_interval
+from trex.config import TrexConfig
 from trex.pipeline.steps import Step
 from trex.pipeline.study_report import level_set_figures
 from trex.pipeline.sweep_plan import SweepConfig
@@ -30,6 +31,8 @@ RESULT_COLUMNS = (
     "preset",
     "num_demos",
     "seed",
+    "ranking",
+    "distinct_returns",
     "best_val_accuracy",
     *FIGURE_COLUMNS,
     *VALIDATION_COLUMNS,
@@ -60,17 +63,20 @@ def collect(cfg: SweepConfig, jobs: list[Step], all_jobs: list[Step]) -> Path:
             ppo_summary[(game, cfg.demonstrator_seeds[0])] = read_json(summary)
     rows = []
     models: dict[tuple, list[RewardMetrics]] = {}  # by (game, preset, demo levels, demos): the seeds' metrics
+    rankings: dict[tuple, dict] = {}  # by the same key: what ordered the demos (the seeds share the demos)
     for j in jobs:
         if j.stage != "reward" or not (Path(j.config.run_dir) / "metrics.json").is_file():
             continue
         m = read_metrics(Path(j.config.run_dir) / "metrics.json")
         models.setdefault(group_key(j.grid), []).append(m)
+        rankings[group_key(j.grid)] = ranking(j.config, m)
         policy = by_name.get(j.name.replace("reward_", "policy_", 1))
         pol = read_json(Path(policy.config.run_dir) / "summary.json") if policy else {}
         demo = ppo_summary.get((j.grid["game"], j.grid["demonstrator_seed"]), {})
         rows.append(
             {
                 **j.grid,
+                **ranking(j.config, m),
                 "best_val_accuracy": m["best_val_accuracy"],
                 "reward_run_dir": j.config.run_dir,
                 **figure_columns(m),
@@ -97,7 +103,7 @@ def collect(cfg: SweepConfig, jobs: list[Step], all_jobs: list[Step]) -> Path:
     scores_png = run / "policy_scores.png"
     if any(r["policy_held_out_normalized_score"] is not None for r in rows) and plot_scores(rows, scores_png):
         figures.append(scores_png)
-    held = held_out_rows(models)
+    held = [{**r, **rankings[group_key(r)]} for r in held_out_rows(models)]
     write_csv(run / "sweep_held_out.csv", [flat_row(r) for r in held], tuple(flat_row(held[0])) if held else ())
     games_png = run / "held_out_by_game.png"
     if held and plot_games(held, games_png):
@@ -105,6 +111,13 @@ def collect(cfg: SweepConfig, jobs: list[Step], all_jobs: list[Step]) -> Path:
     report = write_sweep_report(cfg, rows, figures, held)
     print(f"collected {len(rows)} reward models -> {run / 'sweep_results.csv'}, {report}", flush=True)
     return report
+
+
+def ranking(cfg: TrexConfig, metrics: RewardMetrics) -> dict:
+    """What ordered a reward model's demos: `return` (T-REX) or `noise` (D-REX), and how many distinct returns its
+    training demos have (a game paying 10 or 0 has two: little for a ranking by return to order)."""
+    returns = metrics.get("train_demo_returns") or []
+    return {"ranking": cfg.rank_by, "distinct_returns": len({round(float(r), 6) for r in returns}) or None}
 
 
 def group_key(cell: dict) -> tuple:
@@ -248,16 +261,17 @@ def held_out_lines(held: list[dict]) -> list[str]:
         "zero: the learned reward ranks unseen levels' episodes beyond what their length says). Held-out snippet "
         "pairs: the accuracy of the model, of the true reward (the ceiling) and of a clock.",
         "",
-        "| game | preset | demo levels | demos | seeds | held-out levels | centred Spearman | length | "
-        "centred minus length | held-out snippet pairs: model / true reward / clock |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| game | preset | demo levels | demos | ranking (distinct returns) | seeds | held-out levels | "
+        "centred Spearman | length | centred minus length | held-out snippet pairs: model / true reward / clock |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in held:
         pairs = " / ".join(fmt(r[f"pairs_{f}"]) for f in PAIR_FIGURES)
         lines.append(
             f"| {r['game']} | {r['preset']} | {'fresh' if r['demo_levels'] == 0 else r['demo_levels']} | "
-            f"{r['num_demos']} | {r['seeds']} | {r['n_levels']} | {fmt_interval(r['centred_spearman'])} | "
-            f"{fmt_interval(r['length_spearman'])} | {fmt_interval(r['centred_minus_length'])} | {pairs} |"
+            f"{r['num_demos']} | {r['ranking']} ({r['distinct_returns']}) | {r['seeds']} | {r['n_levels']} | "
+            f"{fmt_interval(r['centred_spearman'])} | {fmt_interval(r['length_spearman'])} | "
+            f"{fmt_interval(r['centred_minus_length'])} | {pairs} |"
         )
     return [*lines, ""]
 
