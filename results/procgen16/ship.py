@@ -2,10 +2,11 @@
 random actions on the benchmark's held-out levels (100 episodes each, the same levels and seed), and ship only where
 the last checkpoint clearly outplays random (its mean above random's by more than twice the standard error of the
 difference); then 8 checkpoints spread over the run, weights only in fp16, with the run's curve, config and summary,
-and `strength.json` (both sets of returns).
+and `strength.json` (both sets of returns; also written to the run folder whatever the verdict).
 
     python results/procgen16/ship.py chaser            # from runs/p16/ppo_chaser
     python results/procgen16/ship.py chaser --count 8 --run runs/p16/ppo_chaser
+    python results/procgen16/ship.py starpilot --run results/level_generalisation/demonstrators --check   # measure only
 """
 
 from __future__ import annotations
@@ -49,14 +50,19 @@ def main(argv: list[str]) -> None:
     parser.add_argument("game", choices=GAMES)
     parser.add_argument("--run", help="the PPO run folder (default runs/p16/ppo_GAME)")
     parser.add_argument("--count", type=int, default=8, help="checkpoints to ship, spread over the run")
+    parser.add_argument("--check", action="store_true", help="measure and write strength.json only, ship nothing")
     args = parser.parse_args(argv)
     run = Path(args.run or f"runs/p16/ppo_{args.game}")
     out = HERE / "demonstrators" / args.game
-    if out.exists():
+    if out.exists() and not args.check:
         raise UserError(f"{out} exists: remove it to ship {args.game} again")
     figures = strength(run, args.game)
+    write_json(run / "strength.json", figures)  # kept with the run whatever the verdict (results/procgen16/table.py)
     last, rand = figures["last"], figures["random"]
     verdict = f"{args.game}: last checkpoint {last['mean']:.2f} against random {rand['mean']:.2f} on {HELD_OUT} levels"
+    if args.check:
+        print(f"{verdict}: {'clearly better' if figures['outplays_random'] else 'not clearly better'}", flush=True)
+        return
     if not figures["outplays_random"]:
         raise UserError(f"{verdict}: not clearly better, not shipped; train longer (train_demonstrators.sh)")
     shipped = ship(run, out, args.count, half=True)
