@@ -129,14 +129,23 @@ def test_a_benchmark_from_shipped_demonstrators_has_no_step_1_and_reports_each_g
         num_levels=0,
         demo_levels=[3],
         num_demos=[6],
-        steps=["demos", "reward"],
+        steps=["demos", "reward", "policy", "control"],
         trex={**GRID["trex"], "held_out_start_level": 1_000_000, "held_out_num_levels": 3, "num_held_out_demos": 6},
+        policy={"total_timesteps": 256},
     )
     status = sweep_main(["-c", str(cfg)])
     assert status == {
         **{f"demos_{g}_d0_L3": "ok" for g in SHIPPED},
-        **{f"reward_{g}_d0_L3_default_n6_s{s}": "ok" for g in SHIPPED for s in (0, 1)},
+        **{f"{k}_{g}_d0_L3_default_n6_s{s}": "ok" for k in ("reward", "policy") for g in SHIPPED for s in (0, 1)},
+        **{f"control_{k}_{g}_d0_s{s}": "ok" for k in ("survival", "true_reward") for g in SHIPPED for s in (0, 1)},
     }  # no PPO job: the demos read the shipped checkpoints
+    controls = yaml.safe_load((tmp_path / "run" / "configs" / "control_true_reward_chaser_d0_s1.yaml").read_text())
+    survival = yaml.safe_load((tmp_path / "run" / "configs" / "control_survival_chaser_d0_s1.yaml").read_text())
+    policy = yaml.safe_load((tmp_path / "run" / "configs" / "policy_chaser_d0_L3_default_n6_s1.yaml").read_text())
+    assert controls["total_timesteps"] == survival["total_timesteps"] == policy["total_timesteps"] == 256
+    assert controls["seed"] == survival["seed"] == 1 and survival["reward"] == "survival"
+    assert controls["held_out_start_level"] == policy["held_out_start_level"] == 1_000_000
+    assert "reward_model" not in controls  # step 1's config: PPO on the true reward
     for game, folder in SHIPPED.items():
         index = list(csv.DictReader((tmp_path / "run" / "demos" / f"{game}_d0_L3" / "index.csv").open()))
         assert {r["checkpoint"] for r in index} <= {str(p) for p in (folder / "checkpoints").glob("step_*.pt")}
@@ -156,6 +165,10 @@ def test_a_benchmark_from_shipped_demonstrators_has_no_step_1_and_reports_each_g
         returns = json.loads((Path(mine[0]["reward_run_dir"]) / "metrics.json").read_text())["train_demo_returns"]
         assert h["distinct_returns"] == str(len(set(returns))) == mine[0]["distinct_returns"]
     assert "Held-out levels, clustered" in report and (tmp_path / "run" / "held_out_by_game.png").is_file()
+    for game in SHIPPED:  # step 4 beside its controls and random actions on the same held-out levels
+        rand = json.loads((tmp_path / "run" / f"random_{game}.json").read_text())
+        assert rand["n"] == 100 and rand["levels"] == [1_000_000, 3]
+        assert f"| {game} | default | 3 | 6 | " in report.split("Step 4 beside its controls")[1]
     with pytest.raises(UserError, match="has no checkpoints folder"):
         SweepConfig(demonstrators={"chaser": str(tmp_path)}).check()
     with pytest.raises(UserError, match="one run per game"):

@@ -30,8 +30,9 @@ from trex.config import TrexConfig, held_out
 from trex.policy.config import PolicyConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("ppo", "demos", "reward", "policy")
-SCRIPTS = {  # the command of each stage, before `-c <config>`
+# control: the policies a learned-reward policy must beat, at its budget (PPO on the true reward, and on survival)
+STAGES = ("ppo", "demos", "reward", "policy", "control")
+SCRIPTS = {  # the command of each step, before `-c <config>`
     "ppo": ["baseline_agent/train.py"],
     "demos": ["trex/reward_model.py", "demos"],
     "reward": ["trex/reward_model.py", "train"],
@@ -57,7 +58,7 @@ class Step:
 
     def done(self) -> bool:
         """Whether its outputs exist already, asked of the step's own module."""
-        if self.stage in ("ppo", "policy"):
+        if self.stage in ("ppo", "policy", "control"):
             return run_is_finished(self.config)
         if self.stage == "demos":
             from trex.demos.generate import demos_are_complete
@@ -72,10 +73,17 @@ class Step:
 
 
 def config_step(
-    name: str, stage: str, config: Any, config_path: Path, needs: list[str] | None = None, grid: dict | None = None
+    name: str,
+    stage: str,
+    config: Any,
+    config_path: Path,
+    needs: list[str] | None = None,
+    grid: dict | None = None,
+    script: str | None = None,
 ) -> Step:
-    """The step of `stage` that runs `config`, read from `config_path`."""
-    command = ["python", *SCRIPTS[stage], "-c", str(config_path)]
+    """The step of `stage` that runs `config`, read from `config_path`, with the command of `script` (a key of
+    SCRIPTS; the stage's own by default)."""
+    command = ["python", *SCRIPTS[script or stage], "-c", str(config_path)]
     return Step(name, stage, command, config, config_path, list(needs or []), dict(grid or {}))
 
 

@@ -19,6 +19,7 @@ from trex.pipeline.steps import (
     Step,
     build_section,
     config_step,
+    control_configs,
     policy_config,
     ppo_config,
     write_step_configs,
@@ -76,7 +77,10 @@ class SweepConfig(RuntimeConfig, TrackingConfig):
     num_demos: list[int] = option([12, 25, 50, 100], "numbers of training demos", min=2)
     seeds: list[int] = option([0, 1, 2], "seeds of steps 3 and 4 (reward models and policies)", min=0)
     steps: list[str] = option(
-        ["ppo", "demos", "reward"], "stages to run (policy: a PPO run on each reward model)", choices=STAGES
+        ["ppo", "demos", "reward"],
+        "stages to run (policy: a PPO run on each reward model; control: PPO on the true reward and on survival "
+        "at the policy's budget, per game, demonstrator seed and seed)",
+        choices=STAGES,
     )
     ppo: dict = option({}, "step 1 keys for every demonstrator (baseline_agent/train.py --help)")
     trex: dict = option({}, "step 2-3 keys for every demo folder and reward model (trex/reward_model.py train --help)")
@@ -190,6 +194,7 @@ def expand(cfg: SweepConfig) -> list[Step]:
                 jobs.append(demo_job)
                 cell = {"game": game, "demonstrator_seed": dseed, "demo_levels": demo_level_count(demos)}
                 jobs += reward_and_policy_jobs(cfg, shared, presets, ppo, demos, demo_job.name, ltag, cell)
+            jobs += control_jobs(cfg, ppo, first, tag, {"game": game, "demonstrator_seed": dseed})
     stages = set(cfg.steps)
     kept = [j for j in jobs if j.stage in stages]
     names = {j.name for j in kept}
@@ -255,6 +260,23 @@ def reward_and_policy_jobs(
                 )
                 path = step_config_path(cfg, f"policy_{rtag}")
                 jobs.append(config_step(f"policy_{rtag}", "policy", policy, path, [f"reward_{rtag}"], grid))
+    return jobs
+
+
+def control_jobs(cfg: SweepConfig, ppo: PPOConfig, demos: TrexConfig, tag: str, cell: dict) -> list[Step]:
+    """The controls of one demonstrator's policies, one pair per seed: PPO on the true reward and on survival alone
+    (+1 per step), at the policy section's budget, network and levels (steps.control_configs)."""
+    run, jobs = Path(cfg.run_dir), []
+    for seed in cfg.seeds:
+        names = {kind: f"{kind}_{tag}_s{seed}" for kind in ("survival", "true_reward")}
+        folders = {kind: str(run / "controls" / name) for kind, name in names.items()}
+        keys = section(cfg, "policy", cell["game"])
+        base = policy_config(ppo, keys, demos, [], folders["survival"], seed=seed, reward="survival")
+        survival, true_reward = control_configs(base, folders["survival"], folders["true_reward"])
+        for kind, config, script in (("survival", survival, "policy"), ("true_reward", true_reward, "ppo")):
+            path = step_config_path(cfg, f"control_{names[kind]}")
+            grid = {**cell, "seed": seed, "control": kind}
+            jobs.append(config_step(f"control_{names[kind]}", "control", config, path, grid=grid, script=script))
     return jobs
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from baseline_agent.envs import LevelSet
+from baseline_agent.evaluation import run_episodes, summarize_returns
 from toolkit.figures import figure_row, save_figure
-from toolkit.files import read_json, write_csv, write_text
+from toolkit.files import read_json, write_csv, write_json, write_text
 from toolkit.logger import fmt, fmt_interval
-from trex.config import TrexConfig
+from trex.config import TrexConfig, held_out
 from trex.pipeline.steps import Step
 from trex.pipeline.study_report import level_set_figures
 from trex.pipeline.sweep_plan import SweepConfig
@@ -108,7 +110,7 @@ def collect(cfg: SweepConfig, jobs: list[Step], all_jobs: list[Step]) -> Path:
     games_png = run / "held_out_by_game.png"
     if held and plot_games(held, games_png):
         figures.append(games_png)
-    report = write_sweep_report(cfg, rows, figures, held)
+    report = write_sweep_report(cfg, rows, figures, held, policy_lines(cfg, rows, all_jobs))
     print(f"collected {len(rows)} reward models -> {run / 'sweep_results.csv'}, {report}", flush=True)
     return report
 
@@ -276,7 +278,60 @@ def held_out_lines(held: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
-def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path], held: list[dict]) -> Path:
+def random_return(cfg: SweepConfig, game: str, levels: LevelSet) -> dict:
+    """Random actions' held-out return (100 episodes on `levels`, seed 0; `summarize_returns`), measured once and
+    kept in the sweep folder as random_<game>.json."""
+    path = Path(cfg.run_dir) / f"random_{game}.json"
+    if not path.is_file():
+        episodes = run_episodes(None, game, cfg.distribution_mode, levels, 100, 20, seed=0, num_threads=1)
+        write_json(
+            path, {"levels": [levels.start_level, levels.num_levels], **summarize_returns([e["ret"] for e in episodes])}
+        )
+    return read_json(path)
+
+
+def policy_lines(cfg: SweepConfig, rows: list[dict], all_jobs: list[Step]) -> list[str]:
+    """Step 4 beside its controls: per cell, the T-REX policies' held-out return (mean [interval over seeds]) beside
+    PPO on the true reward and on survival at the same budget (over their seeds), and random actions on the same
+    held-out levels. Held-out returns of PPO runs are their curves' last 100 episodes (summary.json)."""
+    controls: dict[tuple, list[float]] = {}
+    levels: dict[str, LevelSet] = {}
+    for j in all_jobs:
+        summary = Path(j.config.run_dir) / "summary.json" if j.config is not None else None
+        if j.stage == "control" and summary is not None and summary.is_file():
+            value = read_json(summary)["held_out_return"]
+            controls.setdefault((j.grid["game"], j.grid["control"]), []).append(value)
+        if j.stage == "demos":
+            levels.setdefault(j.config.env_name, held_out(j.config))
+    cells: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["policy_held_out_return"] is not None or (r["game"], "true_reward") in controls:
+            cells.setdefault(group_key(r), []).append(r)
+    if not cells:
+        return []
+    interval = lambda values: fmt_interval(seed_interval(values))
+    lines = [
+        "Step 4 beside its controls, held-out return (mean [95% interval over seeds]): the T-REX policy on each "
+        "cell's reward models, PPO on the true reward and on survival alone (+1 per step) at the same budget, "
+        "network and levels, and random actions (100 episodes on the same held-out levels).",
+        "",
+        "| game | preset | demo levels | demos | T-REX policy | PPO, true reward | PPO, survival | random actions |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (game, preset, demo_levels, n), rs in sorted(cells.items(), key=lambda kv: str(kv[0])):
+        rand = random_return(cfg, game, levels[game])
+        lines.append(
+            f"| {game} | {preset} | {'fresh' if demo_levels == 0 else demo_levels} | {n} | "
+            f"{interval([r['policy_held_out_return'] for r in rs])} | "
+            f"{interval(controls.get((game, 'true_reward'), []))} | {interval(controls.get((game, 'survival'), []))} | "
+            f"{fmt_interval(rand)} |"
+        )
+    return [*lines, ""]
+
+
+def write_sweep_report(
+    cfg: SweepConfig, rows: list[dict], figures: list[Path], held: list[dict], policies: list[str]
+) -> Path:
     run = Path(cfg.run_dir)
     summary: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -307,6 +362,7 @@ def write_sweep_report(cfg: SweepConfig, rows: list[dict], figures: list[Path], 
     lines += [
         "",
         *held_out_lines(held),
+        *policies,
         *[f"![{p.stem}]({p.name})" for p in figures],
         "",
         f"Collected with `python -m trex.sweep -c <this sweep's config> --collect true`; its resolved config is "
