@@ -169,7 +169,8 @@ def plot_games(held: list[dict], path: Path) -> bool:
     for ax, game in zip(axes, games, strict=True):
         mine = sorted((r for r in held if r["game"] == game), key=lambda r: (r["demo_levels"] == 0, r["demo_levels"]))
         cells = [
-            f"{'fresh' if r['demo_levels'] == 0 else r['demo_levels']}\n{r['preset']}, {r['num_demos']}" for r in mine
+            f"{'fresh' if r['demo_levels'] == 0 else r['demo_levels']} levels\n{r['preset']}, {r['num_demos']} demos"
+            for r in mine
         ]
         for offset, (figure, label) in enumerate(
             (("centred_spearman", "learned reward (centred)"), ("length_spearman", "episode length"))
@@ -182,7 +183,7 @@ def plot_games(held: list[dict], path: Path) -> bool:
         ax.set_ylim(-1, 1)
         ax.set_title(game)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("Spearman with true return, held-out levels")
+    axes[0].set_ylabel("Spearman, held-out levels")
     axes[0].legend(fontsize=7)
     save_figure(plt, fig, path)
     return True
