@@ -132,6 +132,7 @@ def test_a_benchmark_from_shipped_demonstrators_has_no_step_1_and_reports_each_g
         steps=["demos", "reward", "policy", "control"],
         trex={**GRID["trex"], "held_out_start_level": 1_000_000, "held_out_num_levels": 3, "num_held_out_demos": 6},
         policy={"total_timesteps": 256},
+        eval_episodes=4,
     )
     status = sweep_main(["-c", str(cfg)])
     assert status == {
@@ -165,10 +166,14 @@ def test_a_benchmark_from_shipped_demonstrators_has_no_step_1_and_reports_each_g
         returns = json.loads((Path(mine[0]["reward_run_dir"]) / "metrics.json").read_text())["train_demo_returns"]
         assert h["distinct_returns"] == str(len(set(returns))) == mine[0]["distinct_returns"]
     assert "Held-out levels, clustered" in report and (tmp_path / "run" / "held_out_by_game.png").is_file()
-    for game in SHIPPED:  # step 4 beside its controls and random actions on the same held-out levels
+    for game in SHIPPED:  # step 4's final policies beside its controls and random actions, on the held-out levels
         rand = json.loads((tmp_path / "run" / f"random_{game}.json").read_text())
-        assert rand["n"] == 100 and rand["levels"] == [1_000_000, 3]
-        assert f"| {game} | default | 3 | 6 | " in report.split("Step 4 beside its controls")[1]
+        final = json.loads(
+            (tmp_path / "run" / "controls" / f"true_reward_{game}_d0_s1" / "held_out_eval.json").read_text()
+        )
+        assert rand["n"] == final["n"] == 4 and rand["levels"] == final["levels"] == [1_000_000, 3]
+        assert final["checkpoint"].endswith("step_0000000256.pt") and rand["checkpoint"] is None
+        assert f"| {game} | default | 3 | 6 | 2 | " in report.split("Step 4 beside its controls")[1]
     with pytest.raises(UserError, match="has no checkpoints folder"):
         SweepConfig(demonstrators={"chaser": str(tmp_path)}).check()
     with pytest.raises(UserError, match="one run per game"):

@@ -103,6 +103,9 @@ class SweepConfig(RuntimeConfig, TrackingConfig):
         "array_parallelism: N}",
     )
     collect: bool = option(False, "gather the finished runs into sweep_results.csv, figures and sweep_report.md")
+    eval_episodes: int = option(
+        100, "episodes of each final policy, control and random actions on the held-out levels (the report)", min=1
+    )
 
     def check(self) -> None:
         super().check()

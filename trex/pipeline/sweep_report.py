@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from baseline_agent.checkpoint import list_checkpoints, load_policy
 from baseline_agent.envs import LevelSet
-from baseline_agent.evaluation import run_episodes, summarize_returns
+from baseline_agent.evaluation import procgen_options, run_episodes, summarize_returns
 from toolkit.figures import figure_row, save_figure
 from toolkit.files import read_json, write_csv, write_json, write_text
 from toolkit.logger import fmt, fmt_interval
@@ -110,7 +111,7 @@ def collect(cfg: SweepConfig, jobs: list[Step], all_jobs: list[Step]) -> Path:
     games_png = run / "held_out_by_game.png"
     if held and plot_games(held, games_png):
         figures.append(games_png)
-    report = write_sweep_report(cfg, rows, figures, held, policy_lines(cfg, rows, all_jobs))
+    report = write_sweep_report(cfg, rows, figures, held, policy_lines(cfg, all_jobs))
     print(f"collected {len(rows)} reward models -> {run / 'sweep_results.csv'}, {report}", flush=True)
     return report
 
@@ -279,53 +280,69 @@ def held_out_lines(held: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
-def random_return(cfg: SweepConfig, game: str, levels: LevelSet) -> dict:
-    """Random actions' held-out return (100 episodes on `levels`, seed 0; `summarize_returns`), measured once and
-    kept in the sweep folder as random_<game>.json."""
-    path = Path(cfg.run_dir) / f"random_{game}.json"
+def held_out_return(cfg: SweepConfig, path: Path, game: str, levels: LevelSet, checkpoint: Path | None) -> dict:
+    """The held-out return of a final checkpoint, or of random actions for None: cfg.eval_episodes episodes on
+    `levels`, seed 0 (`summarize_returns`), measured once and kept in `path`."""
     if not path.is_file():
-        episodes = run_episodes(None, game, cfg.distribution_mode, levels, 100, 20, seed=0, num_threads=1)
+        policy, options = None, {}
+        if checkpoint is not None:
+            policy, meta = load_policy(checkpoint)
+            options = procgen_options(meta["config"])
+        episodes = run_episodes(
+            policy, game, cfg.distribution_mode, levels, cfg.eval_episodes, 20, seed=0, num_threads=1, **options
+        )
+        returns = summarize_returns([e["ret"] for e in episodes])
         write_json(
-            path, {"levels": [levels.start_level, levels.num_levels], **summarize_returns([e["ret"] for e in episodes])}
+            path,
+            {
+                "levels": [levels.start_level, levels.num_levels],
+                "checkpoint": checkpoint and str(checkpoint),
+                **returns,
+            },
         )
     return read_json(path)
 
 
-def policy_lines(cfg: SweepConfig, rows: list[dict], all_jobs: list[Step]) -> list[str]:
-    """Step 4 beside its controls: per cell, the T-REX policies' held-out return (mean [interval over seeds]) beside
-    PPO on the true reward and on survival at the same budget (over their seeds), and random actions on the same
-    held-out levels. Held-out returns of PPO runs are their curves' last 100 episodes (summary.json)."""
-    controls: dict[tuple, list[float]] = {}
-    levels: dict[str, LevelSet] = {}
+def policy_lines(cfg: SweepConfig, all_jobs: list[Step]) -> list[str]:
+    """Step 4 beside its controls: per cell, the final T-REX policies' held-out return (mean [interval over
+    seeds]) beside PPO on the true reward and on survival at the same budget (over their seeds), and random actions,
+    each played cfg.eval_episodes episodes on the demos' held-out levels (kept as held_out_eval.json in each run,
+    random_<game>.json in the sweep folder)."""
+    levels = {j.config.env_name: held_out(j.config) for j in all_jobs if j.stage == "demos"}
+    finals: dict[tuple, list[float]] = {}  # by cell (policies) or (game, control): each seed's final return
     for j in all_jobs:
-        summary = Path(j.config.run_dir) / "summary.json" if j.config is not None else None
-        if j.stage == "control" and summary is not None and summary.is_file():
-            value = read_json(summary)["held_out_return"]
-            controls.setdefault((j.grid["game"], j.grid["control"]), []).append(value)
-        if j.stage == "demos":
-            levels.setdefault(j.config.env_name, held_out(j.config))
-    cells: dict[tuple, list[dict]] = {}
-    for r in rows:
-        if r["policy_held_out_return"] is not None or (r["game"], "true_reward") in controls:
-            cells.setdefault(group_key(r), []).append(r)
+        if j.stage not in ("policy", "control") or not j.done():
+            continue
+        run = Path(j.config.run_dir)
+        final = held_out_return(
+            cfg,
+            run / "held_out_eval.json",
+            j.grid["game"],
+            levels[j.grid["game"]],
+            list_checkpoints(run / "checkpoints")[-1],
+        )
+        key = group_key(j.grid) if j.stage == "policy" else (j.grid["game"], j.grid["control"])
+        finals.setdefault(key, []).append(final["mean"])
+    cells = sorted((k for k in finals if len(k) == 4), key=str)
     if not cells:
         return []
-    interval = lambda values: fmt_interval(seed_interval(values))
+    interval = lambda key: fmt_interval(seed_interval(list(finals.get(key, []))))
     lines = [
-        "Step 4 beside its controls, held-out return (mean [95% interval over seeds]): the T-REX policy on each "
-        "cell's reward models, PPO on the true reward and on survival alone (+1 per step) at the same budget, "
-        "network and levels, and random actions (100 episodes on the same held-out levels).",
+        f"Step 4 beside its controls, held-out return of the final policies ({cfg.eval_episodes} episodes each on the "
+        "demos' held-out levels; mean [95% interval over seeds]): the T-REX policy on each cell's reward model, PPO on "
+        "the true reward and on survival alone (+1 per step) at the same budget, network and levels, and random "
+        "actions.",
         "",
-        "| game | preset | demo levels | demos | T-REX policy | PPO, true reward | PPO, survival | random actions |",
-        "|---|---|---|---|---|---|---|---|",
+        "| game | preset | demo levels | demos | seeds | T-REX policy | PPO, true reward | PPO, survival | "
+        "random actions |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for (game, preset, demo_levels, n), rs in sorted(cells.items(), key=lambda kv: str(kv[0])):
-        rand = random_return(cfg, game, levels[game])
+    for game, preset, demo_levels, n in cells:
+        rand = held_out_return(cfg, Path(cfg.run_dir) / f"random_{game}.json", game, levels[game], None)
         lines.append(
             f"| {game} | {preset} | {'fresh' if demo_levels == 0 else demo_levels} | {n} | "
-            f"{interval([r['policy_held_out_return'] for r in rs])} | "
-            f"{interval(controls.get((game, 'true_reward'), []))} | {interval(controls.get((game, 'survival'), []))} | "
-            f"{fmt_interval(rand)} |"
+            f"{len(finals[(game, preset, demo_levels, n)])} | {interval((game, preset, demo_levels, n))} | "
+            f"{interval((game, 'true_reward'))} | {interval((game, 'survival'))} | {fmt_interval(rand)} |"
         )
     return [*lines, ""]
 
