@@ -21,10 +21,6 @@ HERE = Path(__file__).resolve().parent
 SHIPPED: dict[str, str] = load_yaml(HERE.parents[1] / "configs" / "sweep" / "procgen16.yaml")["demonstrators"]
 
 
-def interval(s: dict) -> str:
-    return fmt_interval({"mean": s["mean"], "ci95_low": s["ci95_low"], "ci95_high": s["ci95_high"]})
-
-
 def row(folder: Path) -> str:
     summary = read_json(folder / "summary.json")
     game = summary["env_name"]
@@ -33,7 +29,7 @@ def row(folder: Path) -> str:
     ref = summary["reference_ppo_easy200_25m"]
     if strength:
         last, rand = strength["last"], strength["random"]
-        played = f"{interval(last)} | {interval(rand)} | {normalized_score(game, 'easy', last['mean']):.2f}"
+        played = f"{fmt_interval(last)} | {fmt_interval(rand)} | {normalized_score(game, 'easy', last['mean']):.2f}"
     else:
         played = "not measured | | "
     return (

@@ -66,20 +66,20 @@ def collect(cfg: SweepConfig, jobs: list[Step], all_jobs: list[Step]) -> Path:
             ppo_summary[(game, cfg.demonstrator_seeds[0])] = read_json(summary)
     rows = []
     models: dict[tuple, list[RewardMetrics]] = {}  # by (game, preset, demo levels, demos): the seeds' metrics
-    rankings: dict[tuple, dict] = {}  # by the same key: what ordered the demos (the seeds share the demos)
+    rankings: dict[tuple, dict] = {}  # by the same key: what ordered the demos (its last seed's)
     for j in jobs:
         if j.stage != "reward" or not (Path(j.config.run_dir) / "metrics.json").is_file():
             continue
         m = read_metrics(Path(j.config.run_dir) / "metrics.json")
         models.setdefault(group_key(j.grid), []).append(m)
-        rankings[group_key(j.grid)] = ranking(j.config, m)
+        rankings[group_key(j.grid)] = ranked = ranking(j.config, m)
         policy = by_name.get(j.name.replace("reward_", "policy_", 1))
         pol = read_json(Path(policy.config.run_dir) / "summary.json") if policy else {}
         demo = ppo_summary.get((j.grid["game"], j.grid["demonstrator_seed"]), {})
         rows.append(
             {
                 **j.grid,
-                **ranking(j.config, m),
+                **ranked,
                 "best_val_accuracy": m["best_val_accuracy"],
                 "reward_run_dir": j.config.run_dir,
                 **figure_columns(m),
@@ -193,10 +193,12 @@ def plot_games(held: list[dict], path: Path) -> bool:
 def error_bars(stats: list[dict]) -> tuple[list[float], list[list[float]]]:
     """The means (NaN where undefined) and each interval's reach below and above its mean (none where it is
     unknown), as matplotlib's `y` and `yerr`."""
-    known = lambda st, k: st[k] if st[k] is not None and st["mean"] is not None else st["mean"] or 0.0
-    means = [st["mean"] if st["mean"] is not None else math.nan for st in stats]
-    low = [(st["mean"] or 0.0) - known(st, "ci95_low") for st in stats]
-    high = [known(st, "ci95_high") - (st["mean"] or 0.0) for st in stats]
+    means, low, high = [], [], []
+    for st in stats:
+        mean = st["mean"]
+        means.append(math.nan if mean is None else mean)
+        low.append(0.0 if mean is None or st["ci95_low"] is None else mean - st["ci95_low"])
+        high.append(0.0 if mean is None or st["ci95_high"] is None else st["ci95_high"] - mean)
     return means, [low, high]
 
 
@@ -309,7 +311,8 @@ def policy_lines(cfg: SweepConfig, all_jobs: list[Step]) -> list[str]:
     each played cfg.eval_episodes episodes on the demos' held-out levels (kept as held_out_eval.json in each run,
     random_<game>.json in the sweep folder)."""
     levels = {j.config.env_name: held_out(j.config) for j in all_jobs if j.stage == "demos"}
-    finals: dict[tuple, list[float]] = {}  # by cell (policies) or (game, control): each seed's final return
+    policies: dict[tuple, list[float | None]] = {}  # by cell: each seed's final return
+    controls: dict[tuple, list[float | None]] = {}  # by (game, control): each seed's final return
     for j in all_jobs:
         if j.stage not in ("policy", "control") or not j.done():
             continue
@@ -321,12 +324,13 @@ def policy_lines(cfg: SweepConfig, all_jobs: list[Step]) -> list[str]:
             levels[j.grid["game"]],
             list_checkpoints(run / "checkpoints")[-1],
         )
-        key = group_key(j.grid) if j.stage == "policy" else (j.grid["game"], j.grid["control"])
-        finals.setdefault(key, []).append(final["mean"])
-    cells = sorted((k for k in finals if len(k) == 4), key=str)
-    if not cells:
+        if j.stage == "policy":
+            policies.setdefault(group_key(j.grid), []).append(final["mean"])
+        else:
+            controls.setdefault((j.grid["game"], j.grid["control"]), []).append(final["mean"])
+    if not policies:
         return []
-    interval = lambda key: fmt_interval(seed_interval(list(finals.get(key, []))))
+    interval = lambda values: fmt_interval(seed_interval(values))
     lines = [
         f"Step 4 beside its controls, held-out return of the final policies ({cfg.eval_episodes} episodes each on the "
         "demos' held-out levels; mean [95% interval over seeds]): the T-REX policy on each cell's reward model, PPO on "
@@ -337,12 +341,12 @@ def policy_lines(cfg: SweepConfig, all_jobs: list[Step]) -> list[str]:
         "random actions |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for game, preset, demo_levels, n in cells:
+    for (game, preset, demo_levels, n), finals in sorted(policies.items(), key=lambda kv: str(kv[0])):
         rand = held_out_return(cfg, Path(cfg.run_dir) / f"random_{game}.json", game, levels[game], None)
         lines.append(
-            f"| {game} | {preset} | {'fresh' if demo_levels == 0 else demo_levels} | {n} | "
-            f"{len(finals[(game, preset, demo_levels, n)])} | {interval((game, preset, demo_levels, n))} | "
-            f"{interval((game, 'true_reward'))} | {interval((game, 'survival'))} | {fmt_interval(rand)} |"
+            f"| {game} | {preset} | {'fresh' if demo_levels == 0 else demo_levels} | {n} | {len(finals)} | "
+            f"{interval(finals)} | {interval(controls.get((game, 'true_reward'), []))} | "
+            f"{interval(controls.get((game, 'survival'), []))} | {fmt_interval(rand)} |"
         )
     return [*lines, ""]
 

@@ -1,6 +1,6 @@
 """`RewardNet`: a per-frame CNN reward r(frame); a snippet's return is the sum of its frames' rewards.
 
-Three architectures:
+The architectures:
 - `study2020`: the network of the 2020 Procgen study (its trex/train_reward.py `RewardNet`): conv 3x3/32 ->
   max-pool 4 stride 2 -> leaky ReLU, twice, conv 3x3/32 -> leaky ReLU, fc 3872 -> 64, leaky ReLU, fc 1, fed
   raw 0-255 pixels as that study did.
@@ -14,7 +14,8 @@ Three architectures:
   every position), averaged over the map; an explosion scores the same wherever on the screen it happens.
 - `impala`: the Procgen paper's IMPALA trunk (three conv-maxpool-two-residual-block sequences, 16/32/32 channels,
   baseline_agent/models.py's own), then the head of the others (fc 64, leaky ReLU, fc 1); Cobbe et al. (2020)
-  found larger networks generalise better on Procgen. About 20x `fast`'s multiply-adds per frame.
+  found larger networks generalise better on Procgen. About 45x `fast`'s time per training step on a CPU
+  (benchmarks/reward_net_cost.py).
 `trex_atari`, `fast`, `pooled` and `impala` see pixels scaled to [0, 1].
 
 An ensemble averages independently initialised members; each member is trained on its own loss.
