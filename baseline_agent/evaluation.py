@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from scipy import stats
 
+from baseline_agent.checkpoint import load_policy
 from baseline_agent.envs import NUM_ACTIONS, PROCGEN_OPTIONS, LevelSet, VecEnv, held_out_levels, make_procgen
 from baseline_agent.models import Policy
 from toolkit.cli import UserError
@@ -185,3 +187,21 @@ def summarize_returns(returns: Sequence[float]) -> dict[str, Any]:
         "ci95_low": None if half is None else mean - half,
         "ci95_high": None if half is None else mean + half,
     }
+
+
+def checkpoint_returns(
+    checkpoint: Path | None, env_name: str, distribution_mode: str, levels: LevelSet, num_episodes: int, seed: int = 0
+) -> dict[str, Any]:
+    """`summarize_returns` of `num_episodes` episodes on `levels` played by a saved checkpoint (with its run's own
+    Procgen options) or, for None, by uniformly random actions: 20 environments, one thread, deterministic for a seed.
+    Raises UserError when the checkpoint plays another game."""
+    policy, options = None, {}
+    if checkpoint is not None:
+        policy, meta = load_policy(checkpoint)
+        if meta["model_spec"]["env_name"] != env_name:
+            raise UserError(f"{checkpoint} plays {meta['model_spec']['env_name']}, not {env_name}")
+        options = procgen_options(meta["config"])
+    episodes = run_episodes(
+        policy, env_name, distribution_mode, levels, num_episodes, 20, seed=seed, num_threads=1, **options
+    )
+    return summarize_returns([e["ret"] for e in episodes])

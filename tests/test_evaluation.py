@@ -1,4 +1,5 @@
-"""run_episodes and summarize_returns: exact episode counts, unbiased quotas, returns that add up, determinism."""
+"""run_episodes, summarize_returns and checkpoint_returns: exact episode counts, unbiased quotas, returns that add up,
+determinism."""
 
 from __future__ import annotations
 
@@ -8,8 +9,16 @@ import numpy as np
 import pytest
 import torch
 
+from baseline_agent.checkpoint import load_policy
 from baseline_agent.envs import NUM_ACTIONS, OBS_SHAPE, LevelSet
-from baseline_agent.evaluation import StepView, default_levels, episode_quotas, run_episodes, summarize_returns
+from baseline_agent.evaluation import (
+    StepView,
+    checkpoint_returns,
+    default_levels,
+    episode_quotas,
+    run_episodes,
+    summarize_returns,
+)
 from baseline_agent.models import Policy
 from toolkit.cli import UserError
 
@@ -111,3 +120,15 @@ def test_summarize_returns_by_hand():
     assert one["std"] == 0.0 and one["ci95_low"] is None
     with pytest.raises(ValueError):
         summarize_returns([])
+
+
+def test_checkpoint_returns_plays_the_checkpoint_or_random_and_refuses_another_game(tmp_path, tiny_checkpoints):
+    (path,) = tiny_checkpoints(tmp_path, GAME, (100,))
+    played = checkpoint_returns(path, GAME, "easy", LEVELS, 6, seed=2)
+    policy, _ = load_policy(path)
+    by_hand = run_episodes(policy, GAME, "easy", LEVELS, 6, 20, seed=2, num_threads=1)
+    assert played == summarize_returns([e["ret"] for e in by_hand])
+    random = run_episodes(None, GAME, "easy", LEVELS, 6, 20, seed=2, num_threads=1)
+    assert checkpoint_returns(None, GAME, "easy", LEVELS, 6, seed=2) == summarize_returns([e["ret"] for e in random])
+    with pytest.raises(UserError, match="plays chaser, not coinrun"):
+        checkpoint_returns(path, "coinrun", "easy", LEVELS, 6)

@@ -15,9 +15,9 @@ import argparse
 import math
 from pathlib import Path
 
-from baseline_agent.checkpoint import list_checkpoints, load_policy, ship
+from baseline_agent.checkpoint import list_checkpoints, ship
 from baseline_agent.envs import GAMES, LevelSet
-from baseline_agent.evaluation import run_episodes, summarize_returns
+from baseline_agent.evaluation import checkpoint_returns
 from toolkit.cli import UserError, run_main
 from toolkit.files import write_json
 
@@ -32,13 +32,9 @@ def strength(run: Path, game: str) -> dict:
     found = list_checkpoints(run / "checkpoints")
     if not found:
         raise UserError(f"no step_*.pt checkpoints in {run / 'checkpoints'}")
-    policy, meta = load_policy(found[-1])
-    if meta["model_spec"]["env_name"] != game:
-        raise UserError(f"{found[-1]} plays {meta['model_spec']['env_name']}, not {game}")
     figures: dict = {"levels": str(HELD_OUT), "episodes": EPISODES, "checkpoint": found[-1].name}
-    for name, actor in (("last", policy), ("random", None)):
-        episodes = run_episodes(actor, game, "easy", HELD_OUT, EPISODES, 20, seed=0, num_threads=1)
-        figures[name] = summarize_returns([e["ret"] for e in episodes])
+    for name, checkpoint in (("last", found[-1]), ("random", None)):
+        figures[name] = checkpoint_returns(checkpoint, game, "easy", HELD_OUT, EPISODES)
     last, rand = figures["last"], figures["random"]
     margin = 2 * math.sqrt(last["std"] ** 2 / last["n"] + rand["std"] ** 2 / rand["n"])
     figures["outplays_random"] = last["mean"] - rand["mean"] > margin

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from baseline_agent.checkpoint import list_checkpoints, load_policy
+from baseline_agent.checkpoint import list_checkpoints
 from baseline_agent.envs import LevelSet
-from baseline_agent.evaluation import procgen_options, run_episodes, summarize_returns
+from baseline_agent.evaluation import checkpoint_returns
 from toolkit.figures import figure_row, save_figure
 from toolkit.files import read_json, write_csv, write_json, write_text
 from toolkit.logger import fmt, fmt_interval
@@ -286,14 +286,7 @@ def held_out_return(cfg: SweepConfig, path: Path, game: str, levels: LevelSet, c
     """The held-out return of a final checkpoint, or of random actions for None: cfg.eval_episodes episodes on
     `levels`, seed 0 (`summarize_returns`), measured once and kept in `path`."""
     if not path.is_file():
-        policy, options = None, {}
-        if checkpoint is not None:
-            policy, meta = load_policy(checkpoint)
-            options = procgen_options(meta["config"])
-        episodes = run_episodes(
-            policy, game, cfg.distribution_mode, levels, cfg.eval_episodes, 20, seed=0, num_threads=1, **options
-        )
-        returns = summarize_returns([e["ret"] for e in episodes])
+        returns = checkpoint_returns(checkpoint, game, cfg.distribution_mode, levels, cfg.eval_episodes)
         write_json(
             path,
             {
