@@ -162,6 +162,9 @@ def test_a_benchmark_from_shipped_demonstrators_has_no_step_1_and_reports_each_g
         seeds_mean = sum(float(r["held_out_centred_spearman"]) for r in mine) / len(mine)
         assert float(h["centred_spearman_mean"]) == pytest.approx(seeds_mean)
         assert float(h["centred_spearman_ci95_low"]) <= seeds_mean <= float(h["centred_spearman_ci95_high"])
+        pairs_mean = sum(float(r["labels_held_out_model_accuracy"]) for r in mine) / len(mine)
+        assert float(h["pairs_model_accuracy_mean"]) == pytest.approx(pairs_mean)
+        assert float(h["pairs_model_accuracy_ci95_low"]) <= pairs_mean <= float(h["pairs_model_accuracy_ci95_high"])
         assert h["seeds"] == "2" and h["n_levels"] == "3" and h["ranking"] == "return"
         returns = json.loads((Path(mine[0]["reward_run_dir"]) / "metrics.json").read_text())["train_demo_returns"]
         assert h["distinct_returns"] == str(len(set(returns))) == mine[0]["distinct_returns"]

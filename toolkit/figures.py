@@ -10,13 +10,23 @@ from toolkit.files import atomic_write
 
 def figure_row(ncols: int, width: float = 5, height: float = 4) -> tuple[Any, Any, Any]:
     """(pyplot, figure, axes): `ncols` axes side by side, on the Agg backend (no display needed)."""
+    return figure_grid(ncols, ncols, width, height)
+
+
+def figure_grid(count: int, ncols: int, width: float = 5, height: float = 4) -> tuple[Any, Any, Any]:
+    """(pyplot, figure, axes): `count` axes in rows of `ncols` (the last row's spare axes hidden), on the Agg
+    backend (no display needed); `axes` is flat, in reading order."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
-    return plt, fig, axes[0]
+    nrows = -(-count // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    axes = grid.ravel()
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return plt, fig, axes[:count]
 
 
 def save_figure(plt: Any, fig: Any, path: str | os.PathLike) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from baseline_agent.checkpoint import list_checkpoints
 from baseline_agent.envs import LevelSet
 from baseline_agent.evaluation import checkpoint_returns
-from toolkit.figures import figure_row, save_figure
+from toolkit.figures import figure_grid, figure_row, save_figure
 from toolkit.files import read_json, write_csv, write_json, write_text
 from toolkit.logger import fmt, fmt_interval
 from trex.config import TrexConfig, held_out
@@ -139,6 +139,7 @@ def held_out_rows(models: dict[tuple, list[RewardMetrics]]) -> list[dict]:
             continue  # a model without its demos' returns (older files): no clustered figure
         figures = level_set_figures(blocks)
         pairs = label_means(ms).get("held_out", {})
+        model_pairs = [m["labels"]["held_out"]["model_accuracy"] for m in ms if "held_out" in m.get("labels", {})]
         out.append(
             {
                 **dict(zip(("game", "preset", "demo_levels", "num_demos"), key, strict=True)),
@@ -147,7 +148,10 @@ def held_out_rows(models: dict[tuple, list[RewardMetrics]]) -> list[dict]:
                 "centred_spearman": figures["centred_spearman"],
                 "length_spearman": figures["length_spearman"],
                 "centred_minus_length": figures["centred_minus_length"],
-                **{f"pairs_{f}": pairs.get(f) for f in PAIR_FIGURES},
+                # the model's over its seeds; the true reward's and the clock's are the same for every seed (the
+                # held-out pairs depend on the demos only)
+                "pairs_model_accuracy": seed_interval(model_pairs, (0, 1)),
+                **{f"pairs_{f}": pairs.get(f) for f in PAIR_FIGURES[1:]},
             }
         )
     return out
@@ -163,29 +167,49 @@ def flat_row(row: dict) -> dict:
 
 
 def plot_games(held: list[dict], path: Path) -> bool:
-    """A panel per game, in the manner of the Procgen paper's figures: the learned reward's held-out Spearman
-    (centred) beside episode length's, at each number of demo levels, with level-clustered 95% intervals."""
+    """Two panels per game, two games to a row, in the manner of the Procgen paper's figures, at each number of
+    demo levels: the learned reward's held-out Spearman (centred) beside episode length's, with level-clustered 95%
+    intervals; and on the held-out snippet pairs the model's accuracy (95% interval over seeds) beside the true
+    reward's (the ceiling of any reward on these labels) and a clock's."""
     games = sorted({r["game"] for r in held})
-    plt, fig, axes = figure_row(len(games), width=3.2, height=3)
-    for ax, game in zip(axes, games, strict=True):
+    plt, fig, axes = figure_grid(2 * len(games), 2 * min(len(games), 2), width=2.7, height=3)
+    for i, game in enumerate(games):
         mine = sorted((r for r in held if r["game"] == game), key=lambda r: (r["demo_levels"] == 0, r["demo_levels"]))
-        cells = [
-            f"{'fresh' if r['demo_levels'] == 0 else r['demo_levels']} levels\n{r['preset']}, {r['num_demos']} demos"
-            for r in mine
-        ]
+        cells = [f"{'fresh' if r['demo_levels'] == 0 else r['demo_levels']} levels\n{r['preset']}" for r in mine]
+        ranking, pairs = axes[2 * i], axes[2 * i + 1]
         for offset, (figure, label) in enumerate(
             (("centred_spearman", "learned reward (centred)"), ("length_spearman", "episode length"))
         ):
-            x = [i + 0.15 * (2 * offset - 1) for i in range(len(mine))]
+            x = [j + 0.15 * (2 * offset - 1) for j in range(len(mine))]
             means, bars = error_bars([r[figure] for r in mine])
-            ax.errorbar(x, means, yerr=bars, fmt="o", capsize=3, label=label)
-        ax.set_xticks(range(len(mine)), cells, fontsize=7)
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.set_ylim(-1, 1)
-        ax.set_title(game)
-        ax.grid(alpha=0.3)
+            ranking.errorbar(x, means, yerr=bars, fmt="o", capsize=3, label=label)
+        ranking.axhline(0, color="grey", lw=0.5)
+        ranking.set_ylim(-1, 1)
+        ranking.set_title(f"{game}: episode ranking", fontsize=9)
+        for offset, (figure, label) in enumerate(
+            (
+                ("model_accuracy", "model"),
+                ("true_reward_accuracy", "true reward (ceiling)"),
+                ("clock_accuracy", "clock"),
+            )
+        ):
+            x = [j + 0.2 * (offset - 1) for j in range(len(mine))]
+            stats = [r[f"pairs_{figure}"] for r in mine]
+            if offset:  # one value for every seed: no interval
+                stats = [{"mean": v, "ci95_low": None, "ci95_high": None} for v in stats]
+            means, bars = error_bars(stats)
+            pairs.errorbar(x, means, yerr=bars, fmt="os^"[offset], capsize=3, color=f"C{offset + 2}", label=label)
+        pairs.axhline(0.5, color="grey", lw=0.5)
+        pairs.set_ylim(0, 1)
+        pairs.set_title(f"{game}: snippet pairs", fontsize=9)
+        for ax in (ranking, pairs):
+            ax.set_xticks(range(len(mine)), cells, fontsize=7)
+            ax.set_xlim(-0.6, len(mine) - 0.4)
+            ax.grid(alpha=0.3)
     axes[0].set_ylabel("Spearman, held-out levels")
-    axes[0].legend(fontsize=7)
+    axes[1].set_ylabel("accuracy, held-out pairs")
+    axes[0].legend(fontsize=6, loc="lower left")
+    axes[1].legend(fontsize=6, loc="lower left")
     save_figure(plt, fig, path)
     return True
 
@@ -265,14 +289,15 @@ def held_out_lines(held: list[dict]) -> list[str]:
         "Held-out levels, clustered: mean over seeds [95% bootstrap over the levels, the episodes within them and the "
         "seeds]; minus length is the paired difference from episode length on the same demos (an interval above "
         "zero: the learned reward ranks unseen levels' episodes beyond what their length says). Held-out snippet "
-        "pairs: the accuracy of the model, of the true reward (the ceiling) and of a clock.",
+        "pairs: the accuracy of the model (mean [95% interval over seeds]), of the true reward (the ceiling) and of a "
+        "clock.",
         "",
         "| game | preset | demo levels | demos | ranking (distinct returns) | seeds | held-out levels | "
         "centred Spearman | length | centred minus length | held-out snippet pairs: model / true reward / clock |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in held:
-        pairs = " / ".join(fmt(r[f"pairs_{f}"]) for f in PAIR_FIGURES)
+        pairs = " / ".join([fmt_interval(r["pairs_model_accuracy"]), *(fmt(r[f"pairs_{f}"]) for f in PAIR_FIGURES[1:])])
         lines.append(
             f"| {r['game']} | {r['preset']} | {'fresh' if r['demo_levels'] == 0 else r['demo_levels']} | "
             f"{r['num_demos']} | {r['ranking']} ({r['distinct_returns']}) | {r['seeds']} | {r['n_levels']} | "
