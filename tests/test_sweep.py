@@ -19,6 +19,7 @@ from tiny_configs import ppo_flags, ppo_section
 
 from baseline_agent.ppo_config import PPOConfig
 from toolkit.cli import UserError
+from toolkit.logger import fmt
 from trex.config import TrexConfig
 from trex.pipeline.launchers import run_local
 from trex.pipeline.steps import Step
@@ -176,7 +177,18 @@ def test_a_benchmark_from_shipped_demonstrators_has_no_step_1_and_reports_each_g
         )
         assert rand["n"] == final["n"] == 4 and rand["levels"] == final["levels"] == [1_000_000, 3]
         assert final["checkpoint"].endswith("step_0000000256.pt") and rand["checkpoint"] is None
-        assert f"| {game} | default | 3 | 6 | 2 | " in report.split("Step 4 beside its controls")[1]
+        row = next(line for line in report.split("Step 4 beside its controls")[1].splitlines() if f"| {game} |" in line)
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        true_reward = [
+            json.loads(
+                (tmp_path / "run" / "controls" / f"true_reward_{game}_d0_s{s}" / "held_out_eval.json").read_text()
+            )
+            for s in (0, 1)
+        ]
+        assert cells[:5] == [game, "default", "3", "6", "2"]
+        assert cells[6].startswith(fmt((true_reward[0]["mean"] + true_reward[1]["mean"]) / 2))
+        assert cells[8].startswith(fmt(rand["mean"]))
+    assert (tmp_path / "run" / "step4_held_out.png").is_file()
     with pytest.raises(UserError, match="has no checkpoints folder"):
         SweepConfig(demonstrators={"chaser": str(tmp_path)}).check()
     with pytest.raises(UserError, match="one run per game"):

@@ -103,15 +103,16 @@ def collect(cfg: SweepConfig, jobs: list[Step], all_jobs: list[Step]) -> Path:
     levels_png = run / "correlation_by_levels.png"
     if len({r["demo_levels"] for r in rows}) > 1 and plot_by_levels(rows, levels_png):
         figures.append(levels_png)
-    scores_png = run / "policy_scores.png"
-    if any(r["policy_held_out_normalized_score"] is not None for r in rows) and plot_scores(rows, scores_png):
-        figures.append(scores_png)
+    step4 = step4_rows(cfg, all_jobs)
+    step4_png = run / "step4_held_out.png"
+    if step4 and plot_step4(step4, step4_png):
+        figures.append(step4_png)
     held = [{**r, **rankings[group_key(r)]} for r in held_out_rows(models)]
     write_csv(run / "sweep_held_out.csv", [flat_row(r) for r in held], tuple(flat_row(held[0])) if held else ())
     games_png = run / "held_out_by_game.png"
     if held and plot_games(held, games_png):
         figures.append(games_png)
-    report = write_sweep_report(cfg, rows, figures, held, policy_lines(cfg, all_jobs))
+    report = write_sweep_report(cfg, rows, figures, held, policy_lines(cfg, step4))
     print(f"collected {len(rows)} reward models -> {run / 'sweep_results.csv'}, {report}", flush=True)
     return report
 
@@ -250,28 +251,19 @@ def plot_by_levels(rows: list[dict], path: Path) -> bool:
     return True
 
 
-def plot_scores(rows: list[dict], path: Path) -> bool:
-    """Normalised held-out score of the T-REX policies (mean over seeds) against their demonstrators', per game."""
-    plt, fig, axes = figure_row(1)
+def plot_step4(step4: list[dict], path: Path) -> bool:
+    """Step 4 per game and cell: the final T-REX policies' held-out return beside PPO on the true reward, on
+    survival, and random actions (95% intervals: over seeds; random's over its episodes)."""
+    plt, fig, axes = figure_row(1, width=max(5.0, 1.6 * len(step4)))
     ax = axes[0]
-    games = sorted({r["game"] for r in rows})
-    for offset, (column, label) in enumerate(
-        (
-            ("policy_held_out_normalized_score", "T-REX policy (learned reward)"),
-            ("demonstrator_held_out_normalized_score", "PPO demonstrator"),
-        )
-    ):
-        means = [seed_interval([r[column] for r in rows if r["game"] == g])["mean"] for g in games]
-        ax.bar(
-            [i + 0.4 * offset for i in range(len(games))],
-            [m if m is not None else math.nan for m in means],
-            width=0.4,
-            label=label,
-        )
-    ax.set_xticks([i + 0.2 for i in range(len(games))], games)
-    ax.set_ylabel("normalised score, held-out levels")
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
+    for offset, (key, label) in enumerate(STEP4_COLUMNS):
+        means, bars = error_bars([r[key] for r in step4])
+        x = [i + 0.18 * (offset - 1.5) for i in range(len(step4))]
+        ax.errorbar(x, means, yerr=bars, fmt="os^D"[offset], capsize=3, label=label)
+    ax.set_xticks(range(len(step4)), [f"{r['game']}\n{r['demo_levels']} levels" for r in step4], fontsize=8)
+    ax.set_ylabel("return, held-out levels")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     save_figure(plt, fig, path)
     return True
 
@@ -323,9 +315,17 @@ def held_out_return(cfg: SweepConfig, path: Path, game: str, levels: LevelSet, c
     return read_json(path)
 
 
-def policy_lines(cfg: SweepConfig, all_jobs: list[Step]) -> list[str]:
-    """Step 4 beside its controls: per cell, the final T-REX policies' held-out return (mean [interval over
-    seeds]) beside PPO on the true reward and on survival at the same budget (over their seeds), and random actions,
+STEP4_COLUMNS = (
+    ("trex", "T-REX policy"),
+    ("true_reward", "PPO, true reward"),
+    ("survival", "PPO, survival"),
+    ("random", "random actions"),
+)
+
+
+def step4_rows(cfg: SweepConfig, all_jobs: list[Step]) -> list[dict]:
+    """Step 4 beside its controls, per cell: the final T-REX policies' held-out return (mean and 95% interval over
+    seeds), PPO's on the true reward and on survival at the same budget (over their seeds), and random actions',
     each played cfg.eval_episodes episodes on the demos' held-out levels (kept as held_out_eval.json in each run,
     random_<game>.json in the sweep folder)."""
     levels = {j.config.env_name: held_out(j.config) for j in all_jobs if j.stage == "demos"}
@@ -346,25 +346,35 @@ def policy_lines(cfg: SweepConfig, all_jobs: list[Step]) -> list[str]:
             policies.setdefault(group_key(j.grid), []).append(final["mean"])
         else:
             controls.setdefault((j.grid["game"], j.grid["control"]), []).append(final["mean"])
-    if not policies:
+    return [
+        {
+            **dict(zip(("game", "preset", "demo_levels", "num_demos"), key, strict=True)),
+            "seeds": len(finals),
+            "trex": seed_interval(finals),
+            **{c: seed_interval(controls.get((key[0], c), [])) for c in ("true_reward", "survival")},
+            "random": held_out_return(cfg, Path(cfg.run_dir) / f"random_{key[0]}.json", key[0], levels[key[0]], None),
+        }
+        for key, finals in sorted(policies.items(), key=lambda kv: str(kv[0]))
+    ]
+
+
+def policy_lines(cfg: SweepConfig, step4: list[dict]) -> list[str]:
+    """The report's table of `step4_rows`."""
+    if not step4:
         return []
-    interval = lambda values: fmt_interval(seed_interval(values))
     lines = [
         f"Step 4 beside its controls, held-out return of the final policies ({cfg.eval_episodes} episodes each on the "
         "demos' held-out levels; mean [95% interval over seeds]): the T-REX policy on each cell's reward model, PPO on "
         "the true reward and on survival alone (+1 per step) at the same budget, network and levels, and random "
-        "actions.",
+        "actions (its interval over its episodes).",
         "",
-        "| game | preset | demo levels | demos | seeds | T-REX policy | PPO, true reward | PPO, survival | "
-        "random actions |",
+        "| game | preset | demo levels | demos | seeds | " + " | ".join(label for _, label in STEP4_COLUMNS) + " |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for (game, preset, demo_levels, n), finals in sorted(policies.items(), key=lambda kv: str(kv[0])):
-        rand = held_out_return(cfg, Path(cfg.run_dir) / f"random_{game}.json", game, levels[game], None)
+    for r in step4:
         lines.append(
-            f"| {game} | {preset} | {'fresh' if demo_levels == 0 else demo_levels} | {n} | {len(finals)} | "
-            f"{interval(finals)} | {interval(controls.get((game, 'true_reward'), []))} | "
-            f"{interval(controls.get((game, 'survival'), []))} | {fmt_interval(rand)} |"
+            f"| {r['game']} | {r['preset']} | {'fresh' if r['demo_levels'] == 0 else r['demo_levels']} | "
+            f"{r['num_demos']} | {r['seeds']} | " + " | ".join(fmt_interval(r[k]) for k, _ in STEP4_COLUMNS) + " |"
         )
     return [*lines, ""]
 
@@ -388,16 +398,15 @@ def write_sweep_report(
         "pairs the model was early-stopped on; a clock as good as the true reward there chooses a clock.",
         "",
         "| game | preset | demo levels | demos | seeds | Spearman, training levels | Spearman, held-out levels | "
-        "Spearman, held-out, centred | length baseline, held-out | validation pairs: model / true reward / clock | "
-        "T-REX policy, held-out return |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "Spearman, held-out, centred | length baseline, held-out | validation pairs: model / true reward / clock |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (game, preset, levels, n), rs in sorted(summary.items(), key=lambda kv: str(kv[0])):
         col = lambda c, rs=rs: fmt_interval(seed_interval([r[c] for r in rs], figure_bounds(c)))
         lines.append(
             f"| {game} | {preset} | {'fresh' if levels == 0 else levels} | {n} | {len(rs)} | "
             f"{col('new_episodes_spearman')} | {col('held_out_spearman')} | {col('held_out_centred_spearman')} | "
-            f"{col('held_out_length_baseline_spearman')} | {_val_accuracies(rs)} | {col('policy_held_out_return')} |"
+            f"{col('held_out_length_baseline_spearman')} | {_val_accuracies(rs)} |"
         )
     lines += [
         "",
