@@ -176,7 +176,10 @@ def plot_games(held: list[dict], path: Path) -> bool:
     plt, fig, axes = figure_grid(2 * len(games), 2 * min(len(games), 2), width=2.7, height=3)
     for i, game in enumerate(games):
         mine = sorted((r for r in held if r["game"] == game), key=lambda r: (r["demo_levels"] == 0, r["demo_levels"]))
-        cells = [f"{'fresh' if r['demo_levels'] == 0 else r['demo_levels']} levels\n{r['preset']}" for r in mine]
+        cells = [
+            f"{'fresh' if r['demo_levels'] == 0 else r['demo_levels']} levels\n{r['preset']}\n{r['num_demos']} demos"
+            for r in mine
+        ]
         ranking, pairs = axes[2 * i], axes[2 * i + 1]
         for offset, (figure, label) in enumerate(
             (("centred_spearman", "learned reward (centred)"), ("length_spearman", "episode length"))
