@@ -124,9 +124,22 @@ def ranking(cfg: TrexConfig, metrics: RewardMetrics) -> dict:
     return {"ranking": cfg.rank_by, "distinct_returns": len({round(float(r), 6) for r in returns}) or None}
 
 
+CELL = ("game", "preset", "demo_levels", "num_demos")  # what the seeds of one cell of the grid share
+
+
 def group_key(cell: dict) -> tuple:
     """The seeds of one cell of the grid share it: (game, preset, demo levels, number of demos)."""
-    return (cell["game"], cell["preset"], cell["demo_levels"], cell["num_demos"])
+    return tuple(cell[k] for k in CELL)
+
+
+def cell_fields(key: tuple) -> dict:
+    """A `group_key` back as its named fields."""
+    return dict(zip(CELL, key, strict=True))
+
+
+def levels_label(demo_levels: int) -> str:
+    """A number of demo levels as the tables and figures name it: 0 is a fresh level per demo."""
+    return "fresh" if demo_levels == 0 else str(demo_levels)
 
 
 def held_out_rows(models: dict[tuple, list[RewardMetrics]]) -> list[dict]:
@@ -143,7 +156,7 @@ def held_out_rows(models: dict[tuple, list[RewardMetrics]]) -> list[dict]:
         model_pairs = [m["labels"]["held_out"]["model_accuracy"] for m in ms if "held_out" in m.get("labels", {})]
         out.append(
             {
-                **dict(zip(("game", "preset", "demo_levels", "num_demos"), key, strict=True)),
+                **cell_fields(key),
                 "seeds": len(ms),
                 "n_levels": figures["n_levels"],
                 "centred_spearman": figures["centred_spearman"],
@@ -176,10 +189,7 @@ def plot_games(held: list[dict], path: Path) -> bool:
     plt, fig, axes = figure_grid(2 * len(games), 2 * min(len(games), 2), width=2.7, height=3)
     for i, game in enumerate(games):
         mine = sorted((r for r in held if r["game"] == game), key=lambda r: (r["demo_levels"] == 0, r["demo_levels"]))
-        cells = [
-            f"{'fresh' if r['demo_levels'] == 0 else r['demo_levels']} levels\n{r['preset']}\n{r['num_demos']} demos"
-            for r in mine
-        ]
+        cells = [f"{levels_label(r['demo_levels'])} levels\n{r['preset']}\n{r['num_demos']} demos" for r in mine]
         ranking, pairs = axes[2 * i], axes[2 * i + 1]
         for offset, (figure, label) in enumerate(
             (("centred_spearman", "learned reward (centred)"), ("length_spearman", "episode length"))
@@ -244,7 +254,7 @@ def plot_by_levels(rows: list[dict], path: Path) -> bool:
         x = [i for i, s in enumerate(stats) if s["mean"] is not None]
         means, bars = error_bars([stats[i] for i in x])
         ax.errorbar(x, means, yerr=bars, fmt="-o", capsize=3, label=f"{game}, {preset}, {n} demos")
-    ax.set_xticks(range(len(order)), ["fresh" if n == 0 else str(n) for n in order])
+    ax.set_xticks(range(len(order)), [levels_label(n) for n in order])
     ax.set_xlabel("distinct levels of the training demos")
     ax.set_ylabel("Spearman correlation, held-out levels")
     ax.set_ylim(-1, 1)
@@ -294,7 +304,7 @@ def held_out_lines(held: list[dict]) -> list[str]:
     for r in held:
         pairs = " / ".join([fmt_interval(r["pairs_model_accuracy"]), *(fmt(r[f"pairs_{f}"]) for f in PAIR_FIGURES[1:])])
         lines.append(
-            f"| {r['game']} | {r['preset']} | {'fresh' if r['demo_levels'] == 0 else r['demo_levels']} | "
+            f"| {r['game']} | {r['preset']} | {levels_label(r['demo_levels'])} | "
             f"{r['num_demos']} | {r['ranking']} ({r['distinct_returns']}) | {r['seeds']} | {r['n_levels']} | "
             f"{fmt_interval(r['centred_spearman'])} | {fmt_interval(r['length_spearman'])} | "
             f"{fmt_interval(r['centred_minus_length'])} | {pairs} |"
@@ -351,7 +361,7 @@ def step4_rows(cfg: SweepConfig, all_jobs: list[Step]) -> list[dict]:
             controls.setdefault((j.grid["game"], j.grid["control"]), []).append(final["mean"])
     return [
         {
-            **dict(zip(("game", "preset", "demo_levels", "num_demos"), key, strict=True)),
+            **cell_fields(key),
             "seeds": len(finals),
             "trex": seed_interval(finals),
             **{c: seed_interval(controls.get((key[0], c), [])) for c in ("true_reward", "survival")},
@@ -376,7 +386,7 @@ def policy_lines(cfg: SweepConfig, step4: list[dict]) -> list[str]:
     ]
     for r in step4:
         lines.append(
-            f"| {r['game']} | {r['preset']} | {'fresh' if r['demo_levels'] == 0 else r['demo_levels']} | "
+            f"| {r['game']} | {r['preset']} | {levels_label(r['demo_levels'])} | "
             f"{r['num_demos']} | {r['seeds']} | " + " | ".join(fmt_interval(r[k]) for k, _ in STEP4_COLUMNS) + " |"
         )
     return [*lines, ""]
@@ -407,7 +417,7 @@ def write_sweep_report(
     for (game, preset, levels, n), rs in sorted(summary.items(), key=lambda kv: str(kv[0])):
         col = lambda c, rs=rs: fmt_interval(seed_interval([r[c] for r in rs], figure_bounds(c)))
         lines.append(
-            f"| {game} | {preset} | {'fresh' if levels == 0 else levels} | {n} | {len(rs)} | "
+            f"| {game} | {preset} | {levels_label(levels)} | {n} | {len(rs)} | "
             f"{col('new_episodes_spearman')} | {col('held_out_spearman')} | {col('held_out_centred_spearman')} | "
             f"{col('held_out_length_baseline_spearman')} | {_val_accuracies(rs)} |"
         )
