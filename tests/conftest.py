@@ -83,7 +83,7 @@ def _fit_reward_net(cfg, train, seed: int = 0):
         time_aligned=cfg.time_aligned,
     )
     frames, offsets = concat_obs(train)
-    net = RewardNet(cfg.reward_net, cfg.ensemble_size)
+    net = RewardNet(cfg.reward_net, cfg.ensemble_size, frames.shape[1:], cfg.frame_stack)
     trainer = RewardTrainer(net, cfg, torch.device("cpu"), verbose=False)
     trainer.fit(frames, offsets, pairs, None, rng)
     return net, trainer

@@ -167,11 +167,13 @@ def test_a_saliency_map_lights_the_pixels_the_reward_reads_and_nothing_else():
     from trex.reward.saliency import saliency_map
 
     class OnePixel(torch.nn.Module):  # the reward is the red value of pixel (10, 20), twice the green of (3, 4)
+        frame_stack = 1
+
         def forward(self, obs: torch.Tensor) -> torch.Tensor:
             return obs[:, 10, 20, 0] + 0.5 * obs[:, 3, 4, 1]
 
     frames = np.random.default_rng(0).integers(0, 256, (300, 64, 64, 3), dtype=np.uint8)
-    got = saliency_map(OnePixel(), frames, "cpu")  # type: ignore[arg-type]
+    got = saliency_map(OnePixel(), frames, np.zeros(300, np.int64), "cpu")  # type: ignore[arg-type]
     assert got.shape == (64, 64) and got[10, 20] == 1.0 and got[3, 4] == 0.5
     got[10, 20] = got[3, 4] = 0.0
     assert not got.any()

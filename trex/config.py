@@ -138,6 +138,14 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
         "16/32/32; about 45x fast's cost per step on a CPU: benchmarks/reward_net_cost.py)",
         choices=ARCHITECTURES,
     )
+    frame_stack: int = option(
+        1,
+        "frames the reward of a frame reads: it and the frame_stack-1 before it, stacked along the channels, so the "
+        "net can see what moved or burst since the step before (1 = one frame, as T-REX; a reward model reading "
+        "more is measured in step 3 only: step 4 refuses it)",
+        min=1,
+        max=4,
+    )
     ensemble_size: int = option(1, "independently initialised reward nets, averaged", min=1)
     ensemble_resample: bool = option(
         False, "each ensemble member trains on its own resample of the pairs (drawn with replacement)"
@@ -197,6 +205,12 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
             )
         if self.augment_consistency > 0 and not self.augment:
             raise UserError("config key 'augment_consistency': needs at least one augmentation in 'augment'")
+        if self.frame_stack > 1 and self.inverse_dynamics > 0:
+            raise UserError("config key 'frame_stack': inverse_dynamics reads single frames: turn one off")
+        if self.frame_stack > 1 and {"colour", "conv"} & set(self.augment):
+            raise UserError(
+                "config key 'frame_stack': colour and conv augmentations mix channels, so stacked frames: use shift"
+            )
         for n in (self.demo_num_levels, *self.sweep_demo_levels):
             demo_levels(self, n)  # refuses a layout whose training demos would meet the held-out levels
         if self.val_num_levels:

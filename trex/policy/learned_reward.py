@@ -120,6 +120,11 @@ def _load_checked(
         raise UserError(
             f"reward model {path} was trained on {meta['distribution_mode']} levels, not {distribution_mode}"
         )
+    if meta.get("frame_stack", 1) != 1:
+        raise UserError(
+            f"reward model {path} reads {meta['frame_stack']} stacked frames (frame_stack); a policy's reward is "
+            "scored one frame per step: train the reward with frame_stack 1"
+        )
     if tuple(meta.get("obs_shape", ())) != OBS_SHAPE:
         raise UserError(
             f"reward model {path} expects frames of shape {tuple(meta.get('obs_shape', ()))}, Procgen gives {OBS_SHAPE}"

@@ -19,7 +19,7 @@ from scipy import stats
 
 from trex.demos.store import Demo
 from trex.results import LevelSetFigures
-from trex.reward.net import RewardNet
+from trex.reward.net import RewardNet, stack_frames
 
 PREDICT_BATCH = 2048  # frames per no-grad forward pass
 BOOTSTRAP = 1000  # resamples of the demos for each interval
@@ -27,12 +27,13 @@ BOOTSTRAP = 1000  # resamples of the demos for each interval
 
 @torch.no_grad()
 def frame_rewards(model, frames: np.ndarray, device: torch.device | str) -> np.ndarray:
-    """Per-frame predicted rewards [T] (float64) of uint8 frames [T, 64, 64, 3], in no-grad batches; `model` is a
-    RewardNet or anything called like one (a `LearnedReward`)."""
-    parts = [
-        model(torch.from_numpy(frames[s : s + PREDICT_BATCH]).to(device)).float().cpu().numpy()
-        for s in range(0, len(frames), PREDICT_BATCH)
-    ]
+    """Per-frame predicted rewards [T] (float64) of one episode's uint8 frames [T, 64, 64, 3], in no-grad batches;
+    `model` is a RewardNet (stacking frames as it reads them) or anything called like one (a `LearnedReward`)."""
+    depth, first = getattr(model, "frame_stack", 1), np.zeros(1, np.int64)
+    parts = []
+    for s in range(0, len(frames), PREDICT_BATCH):
+        batch = stack_frames(frames, np.arange(s, min(s + PREDICT_BATCH, len(frames))), first, depth)
+        parts.append(model(torch.from_numpy(batch).to(device)).float().cpu().numpy())
     return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
 
 

@@ -237,7 +237,7 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
 
     # 3. the reward network
     height, width, channels = frames.shape[1:]
-    net = RewardNet(cfg.reward_net, cfg.ensemble_size, (height, width, channels))
+    net = RewardNet(cfg.reward_net, cfg.ensemble_size, (height, width, channels), cfg.frame_stack)
     if verbose:
         print(
             f"training a {cfg.reward_net} reward net (x{cfg.ensemble_size}) on {device}: {len(pairs):,} pairs from "

@@ -18,6 +18,11 @@ The architectures:
   (benchmarks/reward_net_cost.py).
 `trex_atari`, `fast`, `pooled` and `impala` see pixels scaled to [0, 1].
 
+`frame_stack` k > 1 (a step-3 lever, off by default): the reward of frame t reads frames t-k+1 .. t, stacked along
+the channels, oldest first (`stack_frames`), so a net can see what moved, appeared or burst since the step before;
+StarPilot draws an explosion on every hit and pays on a kill. Step 4 and the Gymnasium wrappers score one frame per
+step and refuse such a model in one line.
+
 An ensemble averages independently initialised members; each member is trained on its own loss.
 The reward model file holds tensors and plain values only and loads with `weights_only=True`.
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -41,8 +47,17 @@ PIXEL_SCALE = {"fast": 1 / 255, "study2020": 1.0, "trex_atari": 1 / 255, "pooled
 FILE_NAME = "reward_model.pt"
 
 
-def _member(architecture: str, obs_shape: tuple[int, int, int]) -> nn.Sequential:
-    channels = obs_shape[2]
+def stack_frames(frames: np.ndarray, index: np.ndarray, first: np.ndarray, depth: int) -> np.ndarray:
+    """uint8 [B, H, W, depth*C]: frame `index[b]` of the concatenated `frames` with the depth-1 frames before it,
+    oldest first, along the channels. Before its demo's first frame (`first[b]`, the index it starts at) the first
+    frame repeats: an episode's first step has no past. depth 1 is the frames themselves."""
+    if depth == 1:
+        return frames[index]
+    return np.concatenate([frames[np.maximum(index - lag, first)] for lag in range(depth - 1, -1, -1)], axis=-1)
+
+
+def _member(architecture: str, obs_shape: tuple[int, int, int], frame_stack: int) -> nn.Sequential:
+    channels = obs_shape[2] * frame_stack
     if architecture == "study2020":
         convs = [
             nn.Conv2d(channels, 32, 3),
@@ -102,15 +117,20 @@ def _member(architecture: str, obs_shape: tuple[int, int, int]) -> nn.Sequential
 
 
 class RewardNet(nn.Module):
-    """Per-frame reward of uint8 NHWC frames; `forward` is the ensemble mean, `member_rewards` each member's."""
+    """Per-frame reward of uint8 NHWC frames (stacked by `stack_frames` where `frame_stack` > 1: [B, H, W,
+    frame_stack*C]); `forward` is the ensemble mean, `member_rewards` each member's."""
 
     def __init__(
-        self, architecture: str = "fast", ensemble_size: int = 1, obs_shape: tuple[int, int, int] = (64, 64, 3)
+        self,
+        architecture: str = "fast",
+        ensemble_size: int = 1,
+        obs_shape: tuple[int, int, int] = (64, 64, 3),
+        frame_stack: int = 1,
     ):
         super().__init__()
-        self.architecture, self.ensemble_size = architecture, ensemble_size
+        self.architecture, self.ensemble_size, self.frame_stack = architecture, ensemble_size, frame_stack
         self.obs_shape: tuple[int, int, int] = (int(obs_shape[0]), int(obs_shape[1]), int(obs_shape[2]))
-        self.members = nn.ModuleList(_member(architecture, self.obs_shape) for _ in range(ensemble_size))
+        self.members = nn.ModuleList(_member(architecture, self.obs_shape, frame_stack) for _ in range(ensemble_size))
 
     def _scaled(self, obs: torch.Tensor) -> torch.Tensor:
         """uint8 NHWC frames as contiguous float NCHW (fewer layout copies), scaled as the architecture expects."""
@@ -151,6 +171,7 @@ def save_reward_model(path: str | Path, model: RewardNet, meta: dict[str, Any]) 
         "architecture": model.architecture,
         "ensemble_size": model.ensemble_size,
         "obs_shape": list(model.obs_shape),
+        "frame_stack": model.frame_stack,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     torch_save(path, state)
@@ -171,7 +192,8 @@ def load_reward_model(path: str | Path, device: str | torch.device = "cpu") -> t
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a T-REX reward model of this project")
     try:
-        model = RewardNet(state["architecture"], int(state["ensemble_size"]), tuple(state["obs_shape"]))
+        shape = tuple(state["obs_shape"])
+        model = RewardNet(state["architecture"], int(state["ensemble_size"]), shape, int(state.get("frame_stack", 1)))
         model.load_state_dict(state["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise UserError(f"reward model {path} is damaged ({type(err).__name__})") from None

@@ -14,20 +14,23 @@ import torch
 from toolkit.figures import figure_row, save_figure
 from trex.demos.store import Demo
 from trex.reward.evaluation import frame_rewards
-from trex.reward.net import RewardNet
+from trex.reward.net import RewardNet, stack_frames
+from trex.reward.pairs import concat_obs
 
 MAX_FRAMES = 2000  # frames a saliency map averages over, evenly spaced through the set's demos
 CHUNK = 256  # frames per backward pass
 
 
-def saliency_map(net: RewardNet, frames: np.ndarray, device: torch.device | str) -> np.ndarray:
-    """[H, W]: the mean over `frames` ([N, H, W, C] uint8; at most MAX_FRAMES of them, evenly spaced) of the
-    absolute gradient of the per-frame reward with respect to each pixel, summed over colour channels, scaled to a
-    maximum of 1 (all zeros for a reward that no pixel moves)."""
+def saliency_map(net: RewardNet, frames: np.ndarray, first: np.ndarray, device: torch.device | str) -> np.ndarray:
+    """[H, W]: the mean over `frames` ([N, H, W, C] uint8, several demos' concatenated, `first[n]` the index of frame
+    n's demo's first frame; at most MAX_FRAMES of them, evenly spaced) of the absolute gradient of the per-frame
+    reward with respect to each pixel, summed over colour channels (and stacked frames), scaled to a maximum of 1
+    (all zeros for a reward that no pixel moves)."""
     pick = np.linspace(0, len(frames) - 1, min(len(frames), MAX_FRAMES)).astype(np.int64)
     total = np.zeros(frames.shape[1:3], np.float64)
     for chunk in np.array_split(pick, max(1, -(-len(pick) // CHUNK))):
-        x = torch.from_numpy(frames[chunk]).to(device).float().requires_grad_(True)
+        stacked = stack_frames(frames, chunk, first[chunk], net.frame_stack)
+        x = torch.from_numpy(stacked).to(device).float().requires_grad_(True)
         (grad,) = torch.autograd.grad(net(x).sum(), x)
         total += grad.abs().sum(-1).sum(0).double().cpu().numpy()
     peak = total.max()
@@ -53,10 +56,11 @@ def plot_what_the_reward_sees(
         ax.set_title(f"{name}\nlearned reward per frame (lines: true reward paid)", fontsize=9)
         ax.set_xlabel("time step")
         ax.legend(fontsize=7)
-        frames = np.concatenate([d.obs for d in demos])
+        frames, offsets = concat_obs(demos)
+        first = np.repeat(offsets, [len(d.obs) for d in demos])
         shown = axes[len(sets) + k]
         shown.imshow(frames.mean(0).mean(-1), cmap="gray")
-        shown.imshow(saliency_map(net, frames, device), cmap="inferno", alpha=0.6, vmin=0, vmax=1)
+        shown.imshow(saliency_map(net, frames, first, device), cmap="inferno", alpha=0.6, vmin=0, vmax=1)
         shown.set_title(f"{name}\nwhere the reward looks (mean |gradient|)", fontsize=9)
         shown.axis("off")
     save_figure(plt, fig, path)

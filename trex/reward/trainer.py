@@ -25,7 +25,7 @@ from trex.reward.augment import augment
 from trex.reward.auxiliary import InverseDynamics, Transitions
 from trex.reward.evaluation import PREDICT_BATCH
 from trex.reward.loss import ranked_correctly, trex_loss
-from trex.reward.net import RewardNet
+from trex.reward.net import RewardNet, stack_frames
 from trex.reward.pairs import SnippetPairs, frame_chunks
 
 
@@ -217,7 +217,9 @@ class RewardTrainer:
         self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor]:
         flat, segment = pairs.frame_index(idx, offsets)
-        obs = torch.from_numpy(frames[flat]).to(self.device, non_blocking=True)
+        first = offsets[pairs.demo[idx]].reshape(-1)[segment]  # where each frame's demo starts
+        stacked = stack_frames(frames, flat, first, self.net.frame_stack)
+        obs = torch.from_numpy(stacked).to(self.device, non_blocking=True)
         return obs, torch.from_numpy(segment).to(self.device)
 
     def _returns(
