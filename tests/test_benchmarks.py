@@ -210,6 +210,7 @@ def test_reward_net_cost_times_every_architecture_against_fast(monkeypatch, caps
     monkeypatch.setattr(bench.torch.optim.Adam, "step", lambda self, *a, **k: steps.append(1))
     bench.main()
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == list(ARCHITECTURES)
+    assert [line.split()[0] for line in lines] == [*ARCHITECTURES, "fast,"]
+    assert lines[-1].startswith("fast, frame_stack 2")
     assert lines[0].endswith("/ fast = 1.0") and all("(4 frames, 1 thread)" in line for line in lines)
-    assert len(steps) == 4 * len(ARCHITECTURES)  # a warm-up and 3 timed steps each
+    assert len(steps) == 4 * (len(ARCHITECTURES) + 1)  # a warm-up and 3 timed steps each
