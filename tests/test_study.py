@@ -192,3 +192,7 @@ def test_a_bad_key_in_a_section_names_the_section(tmp_path):
     cfg.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "trex": {"num_demoz": 3}}))
     with pytest.raises(UserError, match="section 'trex': unknown config key 'num_demoz'"):
         study_main(["-c", str(cfg)])
+    cfg.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "trex": {"frame_stack": 2}}))
+    with pytest.raises(UserError, match="section 'trex': frame_stack 2: step 4 scores its reward one frame per step"):
+        study_main(["-c", str(cfg)])
+    assert [p.name for p in (tmp_path / "run").iterdir()] == [".lock"]  # refused before any step ran

@@ -251,6 +251,11 @@ def test_the_grid_expands_in_dependency_order_and_refuses_bad_keys(tmp_path):
         expand(SweepConfig(trex={"num_demoz": 3}))
     with pytest.raises(UserError, match="config key 'slurm': 'gpus' is not one of"):
         SweepConfig(slurm={"ppo": {"gpus": 1}}).check()
+    # a reward reading stacked frames: refused before any job where a policy would have to use it, not otherwise
+    stacked = dataclasses.replace(cfg, trex={"frame_stack": 2})
+    with pytest.raises(UserError, match="preset 'default': frame_stack 2: step 4 scores its reward one frame"):
+        expand(stacked)
+    assert {j.config.frame_stack for j in expand(dataclasses.replace(stacked, steps=["reward"]))} == {2}
 
 
 @pytest.fixture(scope="module")

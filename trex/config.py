@@ -141,8 +141,8 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
     frame_stack: int = option(
         1,
         "frames the reward of a frame reads: it and the frame_stack-1 before it, stacked along the channels, so the "
-        "net can see what moved or burst since the step before (1 = one frame, as T-REX; a reward model reading "
-        "more is measured in step 3 only: step 4 refuses it)",
+        "net can see what moved or burst since the step before (1 = one frame, as the 2020 study; a reward model "
+        "reading more is measured in step 3 only: step 4 refuses it)",
         min=1,
         max=4,
     )

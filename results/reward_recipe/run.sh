@@ -30,7 +30,8 @@ for recipe in today same_level_aligned; do run fruitbot "$recipe" 8 3; done
 # Each frame's reward reading the frame before too (frame_stack 2), on today's pairs and the clock-free ones
 for recipe in stacked aligned_stacked; do run starpilot "$recipe" 512 3; done
 run starpilot aligned_strong_stacked 512 1
-for recipe in stacked same_level_aligned_stacked; do run starpilot "$recipe" 8 3; done
+run starpilot stacked 8 3
+run starpilot same_level_aligned_stacked 8 1
 run fruitbot stacked 8 3
 $py results/reward_recipe/table.py results/reward_recipe runs/recipe --held_out today,same_level_aligned
 $py results/reward_recipe/transfer.py results/reward_recipe runs/recipe starpilot today:8 same_level_aligned:8 \

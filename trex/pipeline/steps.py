@@ -136,6 +136,16 @@ def policy_config(
     return build_section(PolicyConfig, values, "section 'policy'")
 
 
+def one_frame_reward(reward: TrexConfig, where: str) -> None:
+    """Refuse, before any step runs, a reward model that step 4 would refuse once steps 1-3 had run: step 4 scores
+    its reward one frame per step, so a model reading stacked frames (frame_stack) cannot guide a policy."""
+    if reward.frame_stack > 1:
+        raise UserError(
+            f"{where}: frame_stack {reward.frame_stack}: step 4 scores its reward one frame per step; measure a "
+            "stacked reward without the policy step (a sweep's steps: demos, reward; a study's section 'lever')"
+        )
+
+
 def control_configs(policy: PolicyConfig, survival_dir: str, true_reward_dir: str) -> tuple[PolicyConfig, PPOConfig]:
     """The two controls a learned-reward policy must beat, with its budget, network and levels: PPO on survival
     alone (+1 per step) and PPO on the true reward."""

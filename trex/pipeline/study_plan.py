@@ -25,7 +25,16 @@ from toolkit.config import config_dict, load_yaml, save_run_config
 from toolkit.files import write_json, write_text
 from toolkit.tracking import start_tracking, tracking_keys
 from trex.config import TrexConfig, held_out
-from trex.pipeline.steps import Step, build_section, config_step, control_configs, policy_config, ppo_config, run_step
+from trex.pipeline.steps import (
+    Step,
+    build_section,
+    config_step,
+    control_configs,
+    one_frame_reward,
+    policy_config,
+    ppo_config,
+    run_step,
+)
 from trex.pipeline.study_layout import StepConfigs, StudyConfig, config_files, lever_dirs, reward_dirs
 from trex.pipeline.study_report import reward_figures, write_report
 from trex.results import StudyEvaluation, read_metrics, write_evaluation
@@ -54,6 +63,7 @@ def step_configs(cfg: StudyConfig) -> StepConfigs:
         "run_dir": str(reward_dirs(cfg)[0]),
     }
     trex = build_section(TrexConfig, trex_values, "section 'trex'")
+    one_frame_reward(trex, "section 'trex'")
     ppo = ppo_config(shared, cfg.start_level, cfg.num_levels, cfg.ppo, trex, str(run / "ppo"))
     models = reward_dirs(cfg)[: 1 if cfg.policy_reward_models == "first" else None]
     policy = policy_config(ppo, cfg.policy, trex, [str(d / "reward_model.pt") for d in models], str(run / "policy"))

@@ -20,6 +20,7 @@ from trex.pipeline.steps import (
     build_section,
     config_step,
     control_configs,
+    one_frame_reward,
     policy_config,
     ppo_config,
     write_step_configs,
@@ -254,6 +255,8 @@ def reward_and_policy_jobs(
                     "run_dir": str(run / "reward" / rtag),
                 }
                 reward = build_section(TrexConfig, values, f"preset '{preset}'")
+                if "policy" in cfg.steps:
+                    one_frame_reward(reward, f"preset '{preset}'")
                 grid = {**cell, "preset": preset, "num_demos": n, "seed": seed}
                 path = step_config_path(cfg, f"reward_{rtag}")
                 jobs.append(config_step(f"reward_{rtag}", "reward", reward, path, [demo_job], grid))

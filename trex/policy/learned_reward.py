@@ -122,8 +122,8 @@ def _load_checked(
         )
     if meta.get("frame_stack", 1) != 1:
         raise UserError(
-            f"reward model {path} reads {meta['frame_stack']} stacked frames (frame_stack); a policy's reward is "
-            "scored one frame per step: train the reward with frame_stack 1"
+            f"reward model {path} reads {meta['frame_stack']} stacked frames (frame_stack); outside step 3 a learned "
+            "reward is scored one frame at a time: train the reward with frame_stack 1"
         )
     if tuple(meta.get("obs_shape", ())) != OBS_SHAPE:
         raise UserError(
