@@ -37,3 +37,4 @@ $py results/reward_recipe/table.py results/reward_recipe runs/recipe --held_out 
 $py results/reward_recipe/transfer.py results/reward_recipe runs/recipe starpilot today:8 same_level_aligned:8 \
   same_level_aligned_dynamics:8 same_level_aligned_400:8 same_level_aligned_400:32 same_level_aligned_400:128 \
   same_level_aligned:32 today:512
+$py results/reward_recipe/transfer.py results/reward_recipe/stacked runs/recipe starpilot same_level_aligned_stacked:8 stacked:8
