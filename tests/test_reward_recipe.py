@@ -5,6 +5,7 @@ learning test: on frames that show a clock, time-aligned pairs teach what pays."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -16,7 +17,7 @@ from toolkit.config import diff_configs
 from trex.config import TrexConfig
 from trex.demos.store import Demo, DemoRecord, write_demos
 from trex.demos.synthetic import as_written, marker_demos
-from trex.reward.auxiliary import transitions
+from trex.reward.auxiliary import demo_transitions, transitions
 from trex.reward.net import RewardNet
 from trex.reward.pairs import concat_obs, create_training_data, label_figures
 from trex.reward.table import figure_columns
@@ -162,6 +163,52 @@ def test_transitions_stop_at_each_demo_end_by_hand():
     assert data.frame.tolist() == [0, 1, 3] and data.actions.tolist() == [4, 5, 7]
     with pytest.raises(UserError, match="outside Procgen's 0-14"):
         transitions(np.array([0]), np.array([2]), np.array([0, 15]))
+
+
+def test_transitions_of_demos_apart_in_the_frames_take_each_demos_own_actions_by_hand():
+    # demos of 3 and 2 frames at offsets 0 and 10 (another demo's frames between): frames 0, 1, 10
+    data = transitions(np.array([0, 10]), np.array([3, 2]), np.array([4, 5, 6, 7, 8]))
+    assert data.frame.tolist() == [0, 1, 10] and data.actions.tolist() == [4, 5, 7]
+    # the labelled demos first, the unlabelled after: the transitions of demos 0 and 2, skipping demo 1
+    demos = [_demo(k, [0.0] * n) for k, n in enumerate([3, 4, 2])]
+    for k, d in enumerate(demos):
+        d.obs[:] = 10 * k + np.arange(len(d.obs))[:, None, None, None]  # frame t of demo k shows 10k + t
+        d.actions[:] = 5 * k + np.arange(len(d.obs))  # the action on it: 5k + t
+    frames, offsets = concat_obs(demos)
+    data = demo_transitions(demos, offsets, [0, 2])
+    assert frames[data.frame, 0, 0, 0].tolist() == [0, 1, 20]
+    assert data.actions.tolist() == [0, 1, 10]
+
+
+def test_unlabelled_demos_must_come_from_levels_no_model_is_judged_on(tmp_path):
+    from trex.reward.fit import load_demo_sets
+
+    rng = np.random.default_rng(5)
+
+    def on_levels(demos: list[Demo], first: int) -> list[Demo]:
+        for k, d in enumerate(demos):
+            d.record = dataclasses.replace(d.record, level_seed=first + k)
+        return demos
+
+    main = on_levels(marker_demos(4, rng, min_len=12, max_len=20), 0)
+    main += on_levels(marker_demos(3, rng, "held_out", min_len=12, max_len=20), 1000)
+    main += on_levels(marker_demos(3, rng, "val", min_len=12, max_len=20), 2000)
+    write_demos(tmp_path / "demos", as_written(main))
+    write_demos(tmp_path / "many", as_written(on_levels(marker_demos(5, rng, min_len=12, max_len=20), 100)))
+    write_demos(tmp_path / "leaky", as_written(on_levels(marker_demos(3, rng, min_len=12, max_len=20), 2001)))
+    cfg = TrexConfig(demo_dir=str(tmp_path / "demos"), val_num_levels=3, inverse_dynamics=1.0)
+    cfg.env_name = "coinrun"
+    cfg.dynamics_demo_dir = str(tmp_path / "many")
+    sets = load_demo_sets(cfg, tmp_path / "demos")
+    assert [d.record.level_seed for d in sets.dynamics] == [100, 101, 102, 103, 104] and len(sets.train) == 4
+    cfg.dynamics_demo_dir = str(tmp_path / "leaky")
+    with pytest.raises(UserError, match=r"2 of its levels are validation or held-out levels \(e.g. 2001\)"):
+        load_demo_sets(cfg, tmp_path / "demos")
+    cfg.dynamics_demo_dir = str(tmp_path / "none")
+    with pytest.raises(UserError, match="no training demos in"):
+        load_demo_sets(cfg, tmp_path / "demos")
+    with pytest.raises(UserError, match="'dynamics_demo_dir': its frames feed the inverse-dynamics loss"):
+        TrexConfig(dynamics_demo_dir=str(tmp_path / "many")).check()
 
 
 def test_inverse_dynamics_teaches_the_encoder_which_action_moved_the_frame():

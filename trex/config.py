@@ -164,6 +164,13 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
         "demos from its frame and the next (0 = off)",
         min=0.0,
     )
+    dynamics_demo_dir: str = option(
+        "",
+        "a demo folder whose training demos' frames and actions feed the inverse-dynamics loss beside the training "
+        "demos' (their returns are never read): unlabelled frames from many levels; none may share a level with "
+        "the validation or held-out demos",
+        path="folder",
+    )
     batch_size: int = option(32, "pairs per training step", min=1)
     learning_rate: float = option(1e-4, "Adam learning rate", min=0.0)
     weight_decay: float = option(0.0, "Adam weight decay", min=0.0)
@@ -205,6 +212,10 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
             )
         if self.augment_consistency > 0 and not self.augment:
             raise UserError("config key 'augment_consistency': needs at least one augmentation in 'augment'")
+        if self.dynamics_demo_dir and self.inverse_dynamics == 0:
+            raise UserError(
+                "config key 'dynamics_demo_dir': its frames feed the inverse-dynamics loss: set inverse_dynamics"
+            )
         if self.frame_stack > 1 and self.inverse_dynamics > 0:
             raise UserError("config key 'frame_stack': inverse_dynamics reads single frames: turn one off")
         if self.frame_stack > 1 and {"colour", "conv"} & set(self.augment):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from toolkit.cli import UserError
+from trex.demos.store import Demo
 from trex.reward.net import RewardNet
 
 PROCGEN_ACTIONS = 15  # every Procgen game's action count
@@ -28,12 +29,25 @@ class Transitions(NamedTuple):
 
 
 def transitions(offsets: np.ndarray, lengths: np.ndarray, actions: np.ndarray) -> Transitions:
-    """The transitions of demos laid out at `offsets` with `lengths`, `actions` per concatenated frame; actions
-    outside Procgen's are refused."""
-    index = np.concatenate([o + np.arange(n - 1) for o, n in zip(offsets, lengths, strict=True)]).astype(np.int64)
+    """The transitions of demos whose frames lie at `offsets` of the concatenated frames (not necessarily next to
+    each other), with `lengths`; `actions`: the demos' actions one demo after the other. Actions outside Procgen's
+    are refused."""
+    steps = [np.arange(n - 1) for n in lengths]
+    firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]])  # each demo's first action in `actions`
+    index = np.concatenate([o + t for o, t in zip(offsets, steps, strict=True)]).astype(np.int64)
+    taken = np.concatenate([f + t for f, t in zip(firsts, steps, strict=True)]).astype(np.int64)
     if len(actions) and (actions.min() < 0 or actions.max() >= PROCGEN_ACTIONS):
         raise UserError(f"demo actions outside Procgen's 0-{PROCGEN_ACTIONS - 1}: cannot train inverse dynamics")
-    return Transitions(index, actions[index].astype(np.int64))
+    return Transitions(index, actions[taken].astype(np.int64))
+
+
+def demo_transitions(demos: list[Demo], offsets: np.ndarray, which: list[int]) -> Transitions:
+    """The transitions of the demos numbered `which` in `demos`, whose frames lie at `offsets` of their
+    concatenated frames (pairs.concat_obs)."""
+    chosen = [demos[i] for i in which]
+    lengths = np.array([len(d.obs) for d in chosen], np.int64)
+    actions = np.concatenate([d.actions for d in chosen]) if chosen else np.zeros(0, np.int64)
+    return transitions(offsets[which], lengths, actions)
 
 
 class InverseDynamics(nn.Module):

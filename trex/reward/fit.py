@@ -39,7 +39,7 @@ from trex.config import TrexConfig
 from trex.demos.store import Demo, check_game, load_demos
 from trex.level_sets import SCORED_SETS
 from trex.results import PairFigures, RewardMetrics, read_metrics, write_metrics
-from trex.reward.auxiliary import transitions
+from trex.reward.auxiliary import demo_transitions
 from trex.reward.evaluation import DemoEvaluation, TrainingProfile, evaluate_demos, predict_rewards
 from trex.reward.net import FILE_NAME, RewardNet, load_reward_model, save_reward_model
 from trex.reward.pairs import SnippetPairs, concat_obs, create_training_data, label_figures
@@ -65,13 +65,15 @@ PICTURE = "what_the_reward_sees.png"
 
 @dataclass
 class DemoSets:
-    """A folder's demos by level set: to train on, new episodes on the same levels, held-out levels, and (with
-    val_num_levels) validation levels of their own."""
+    """A folder's demos by level set: to train on, new episodes on the same levels, held-out levels, (with
+    val_num_levels) validation levels of their own, and (with dynamics_demo_dir) unlabelled demos whose transitions
+    feed only the inverse-dynamics loss."""
 
     train: list[Demo]
     new_episodes: list[Demo]
     held_out: list[Demo]
     val: list[Demo]
+    dynamics: list[Demo]
 
 
 # --------------------------------------------------------------------------- 1. which demos
@@ -128,18 +130,28 @@ def load_demo_sets(cfg: TrexConfig, folder: Path) -> DemoSets:
         load_demos(folder, "new_episodes"),
         load_demos(main, "held_out"),
         load_demos(main, "val") if cfg.val_num_levels else [],
+        load_demos(cfg.dynamics_demo_dir, "train") if cfg.dynamics_demo_dir else [],
     )
     if not sets.train:
         raise UserError(f"no training demos in {folder} (run 'trex/reward_model.py demos' first)")
     if cfg.val_num_levels and not sets.val:
         raise UserError(f"no validation demos in {main} (val_num_levels is set: run 'trex/reward_model.py demos')")
+    if cfg.dynamics_demo_dir and not sets.dynamics:
+        raise UserError(f"config key 'dynamics_demo_dir': no training demos in {cfg.dynamics_demo_dir}")
     check_game(
-        [d.record for d in sets.train + sets.new_episodes + sets.held_out + sets.val],
+        [d.record for d in sets.train + sets.new_episodes + sets.held_out + sets.val + sets.dynamics],
         folder,
         cfg.env_name,
         cfg.distribution_mode,
         "set env_name and distribution_mode to match",
     )
+    unseen = {d.record.level_seed for d in sets.val + sets.held_out}
+    shared = sorted(unseen & {d.record.level_seed for d in sets.dynamics})
+    if shared:  # frames of the levels a model is judged on would leak into its encoder
+        raise UserError(
+            f"config key 'dynamics_demo_dir': {len(shared)} of its levels are validation or held-out levels "
+            f"(e.g. {shared[0]}): use demos of training levels only"
+        )
     return sets
 
 
@@ -233,7 +245,8 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
             "(raise val_fraction or num_demos)",
             flush=True,
         )
-    frames, offsets = concat_obs(train_demos + val_demos)
+    labelled = train_demos + val_demos  # the list both pair sets index; the unlabelled demos come after them
+    frames, offsets = concat_obs(labelled + demos.dynamics)
 
     # 3. the reward network
     height, width, channels = frames.shape[1:]
@@ -246,13 +259,11 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
             flush=True,
         )
     trainer = RewardTrainer(net, cfg, device, run_dir, verbose=verbose)
-    dynamics = None  # the training demos' transitions, for the inverse-dynamics loss
+    dynamics = None  # the training and unlabelled demos' transitions, for the inverse-dynamics loss
     if cfg.inverse_dynamics > 0:
-        lengths = np.array([len(d.obs) for d in train_demos])
-        actions = np.concatenate([d.actions for d in train_demos])
-        dynamics = transitions(offsets[: len(train_demos)], lengths, actions)
+        moving = [*range(len(train_demos)), *range(len(labelled), len(labelled) + len(demos.dynamics))]
+        dynamics = demo_transitions(labelled + demos.dynamics, offsets, moving)
     result = trainer.fit(frames, offsets, pairs, val_pairs, rng, dynamics)
-    labelled = train_demos + val_demos  # the list both pair sets index
     labels = {
         "train": label_figures(pairs, labelled, trainer.accuracy(frames, offsets, pairs)),
         "val": label_figures(val_pairs, labelled, result.best_val_accuracy),
