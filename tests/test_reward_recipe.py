@@ -196,17 +196,32 @@ def test_unlabelled_demos_must_come_from_levels_no_model_is_judged_on(tmp_path):
     write_demos(tmp_path / "demos", as_written(main))
     write_demos(tmp_path / "many", as_written(on_levels(marker_demos(5, rng, min_len=12, max_len=20), 100)))
     write_demos(tmp_path / "leaky", as_written(on_levels(marker_demos(3, rng, min_len=12, max_len=20), 2001)))
-    cfg = TrexConfig(demo_dir=str(tmp_path / "demos"), val_num_levels=3, inverse_dynamics=1.0)
+    # levels 1049-1050: held-out levels no stored demo plays, still ones a policy is judged on
+    write_demos(tmp_path / "unseen", as_written(on_levels(marker_demos(2, rng, min_len=12, max_len=20), 1049)))
+    cfg = TrexConfig(
+        demo_dir=str(tmp_path / "demos"),
+        held_out_start_level=1000,
+        held_out_num_levels=100,
+        demo_num_levels=4,
+        val_start_level=2000,
+        val_num_levels=3,
+        inverse_dynamics=1.0,
+    )
     cfg.env_name = "coinrun"
     cfg.dynamics_demo_dir = str(tmp_path / "many")
     sets = load_demo_sets(cfg, tmp_path / "demos")
-    assert [d.record.level_seed for d in sets.dynamics] == [100, 101, 102, 103, 104] and len(sets.train) == 4
-    cfg.dynamics_demo_dir = str(tmp_path / "leaky")
-    with pytest.raises(UserError, match=r"2 of its levels are validation or held-out levels \(e.g. 2001\)"):
-        load_demo_sets(cfg, tmp_path / "demos")
-    cfg.dynamics_demo_dir = str(tmp_path / "none")
-    with pytest.raises(UserError, match="no training demos in"):
-        load_demo_sets(cfg, tmp_path / "demos")
+    assert [d.record.level_seed for d in sets.unlabelled] == [100, 101, 102, 103, 104] and len(sets.train) == 4
+    assert load_demo_sets(cfg, tmp_path / "demos", unlabelled=False).unlabelled == []
+    refusals = {
+        "leaky": r"2 of its levels are validation or held-out levels \(e.g. 2001\)",
+        "unseen": r"2 of its levels are validation or held-out levels \(e.g. 1049\)",
+        "demos": "holds the training demos themselves",
+        "none": "no training demos in",
+    }
+    for folder, message in refusals.items():
+        cfg.dynamics_demo_dir = str(tmp_path / folder)
+        with pytest.raises(UserError, match=message):
+            load_demo_sets(cfg, tmp_path / "demos")
     with pytest.raises(UserError, match="'dynamics_demo_dir': its frames feed the inverse-dynamics loss"):
         TrexConfig(dynamics_demo_dir=str(tmp_path / "many")).check()
 

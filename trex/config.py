@@ -166,9 +166,9 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
     )
     dynamics_demo_dir: str = option(
         "",
-        "a demo folder whose training demos' frames and actions feed the inverse-dynamics loss beside the training "
-        "demos' (their returns are never read): unlabelled frames from many levels; none may share a level with "
-        "the validation or held-out demos",
+        "a demo folder whose training demos' transitions feed the inverse-dynamics loss, drawn evenly with the "
+        "training demos' (their returns are never read): unlabelled frames from many levels; none may be of a "
+        "validation or held-out level",
         path="folder",
     )
     batch_size: int = option(32, "pairs per training step", min=1)

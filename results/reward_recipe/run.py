@@ -5,7 +5,8 @@ kept, so a rerun resumes.
 
 GAME's config is results/level_generalisation/trex_GAME.yaml with its demos in runs/labels/demos_GAME (built by
 results/reward_recipe/run.sh); LEVELS is the training demos' folder (8: the main one; N: levels_N); SEEDS how many
-seeds (0, 1, ...) or a range of them (2-4); 100 training demos unless the recipe says otherwise. Models go to
+seeds (0, 1, ...) or a range of them (2-4); 100 training demos unless the recipe says otherwise ("{demos}" in a
+recipe's flags stands for runs/labels/demos_GAME). Models go to
 runs/recipe/GAME/RECIPE/L<LEVELS>_s<seed>; extra flags (e.g. --torch_threads 1) follow the recipe's.
 """
 
@@ -34,7 +35,7 @@ def main(argv: list[str]) -> None:
         raise UserError(f"unknown recipe '{recipe}' (choose one of: {', '.join(recipes)})")
     demos = Path("runs/labels") / f"demos_{game}"
     flags = ["-c", f"results/level_generalisation/trex_{game}.yaml", "--demo_dir", str(demos), "--num_demos", "100"]
-    flags += [*recipes[recipe], "--name", recipe, *extra]
+    flags += [flag.replace("{demos}", str(demos)) for flag in recipes[recipe]] + ["--name", recipe, *extra]
     cfg = parse_config(TrexConfig, flags, prog="results/reward_recipe/run.py", description=__doc__.splitlines()[0])
     folder = demos if levels == 8 else demos / f"levels_{levels}"
     demo_sets = load_demo_sets(cfg, folder)

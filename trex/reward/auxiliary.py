@@ -32,6 +32,8 @@ def transitions(offsets: np.ndarray, lengths: np.ndarray, actions: np.ndarray) -
     """The transitions of demos whose frames lie at `offsets` of the concatenated frames (not necessarily next to
     each other), with `lengths`; `actions`: the demos' actions one demo after the other. Actions outside Procgen's
     are refused."""
+    if len(actions) != int(np.sum(lengths)):
+        raise ValueError(f"{len(actions)} actions for demos of {int(np.sum(lengths))} frames")
     steps = [np.arange(n - 1) for n in lengths]
     firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]])  # each demo's first action in `actions`
     index = np.concatenate([o + t for o, t in zip(offsets, steps, strict=True)]).astype(np.int64)

@@ -8,7 +8,9 @@
    2020 study did, after dropping those above `max_return`), `val_fraction` of them kept aside for validation;
 2. `create_training_data` (trex/reward/pairs.py): snippet pairs labelled by which demo ranks higher;
 3. `RewardTrainer.fit` (trex/reward/trainer.py): the `RewardNet` (trex/reward/net.py) under the Bradley-Terry loss
-   (trex/reward/loss.py), early stopping on validation accuracy, the best weights kept;
+   (trex/reward/loss.py), early stopping on validation accuracy, the best weights kept (with `inverse_dynamics`,
+   B-REX's auxiliary loss on the training demos' transitions and on those of `dynamics_demo_dir`'s unlabelled demos:
+   trex/reward/auxiliary.py);
 4. `evaluate_demos` (trex/reward/evaluation.py): correlations of predicted and true returns, with 95% bootstrap
    intervals, on new episodes of the training demos' levels (`new_episodes`) and on held-out levels (`held_out`),
    beside the episode-length baseline (and on the validation levels, with `val_num_levels`: the figures a recipe
@@ -35,7 +37,7 @@ from toolkit.config import config_dict, diff_configs, load_yaml, save_run_config
 from toolkit.files import exclusive, write_json
 from toolkit.logger import fmt
 from toolkit.tracking import TRACKING_KEYS
-from trex.config import TrexConfig
+from trex.config import TrexConfig, held_out, val_levels
 from trex.demos.store import Demo, check_game, load_demos
 from trex.level_sets import SCORED_SETS
 from trex.results import PairFigures, RewardMetrics, read_metrics, write_metrics
@@ -66,14 +68,14 @@ PICTURE = "what_the_reward_sees.png"
 @dataclass
 class DemoSets:
     """A folder's demos by level set: to train on, new episodes on the same levels, held-out levels, (with
-    val_num_levels) validation levels of their own, and (with dynamics_demo_dir) unlabelled demos whose transitions
-    feed only the inverse-dynamics loss."""
+    val_num_levels) validation levels of their own, and (with dynamics_demo_dir) unlabelled demos of other training
+    levels whose transitions feed only the inverse-dynamics loss."""
 
     train: list[Demo]
     new_episodes: list[Demo]
     held_out: list[Demo]
     val: list[Demo]
-    dynamics: list[Demo]
+    unlabelled: list[Demo]
 
 
 # --------------------------------------------------------------------------- 1. which demos
@@ -122,37 +124,52 @@ def train_reward_model(cfg: TrexConfig) -> RewardMetrics:
         return fit_and_evaluate(cfg, load_demo_sets(cfg, Path(cfg.demo_dir)), verbose=True)
 
 
-def load_demo_sets(cfg: TrexConfig, folder: Path) -> DemoSets:
-    """The training demos of `folder` and its new_episodes demos; the held-out demos of the main demo folder."""
+def load_demo_sets(cfg: TrexConfig, folder: Path, unlabelled: bool = True) -> DemoSets:
+    """The training demos of `folder` and its new_episodes demos; the held-out (and validation) demos of the main
+    demo folder; with `unlabelled`, the training demos of dynamics_demo_dir, refused where one is of a level a
+    model is judged on."""
     main = Path(cfg.demo_dir)
+    extra = Path(cfg.dynamics_demo_dir) if cfg.dynamics_demo_dir and unlabelled else None
     sets = DemoSets(
         load_demos(folder, "train"),
         load_demos(folder, "new_episodes"),
         load_demos(main, "held_out"),
         load_demos(main, "val") if cfg.val_num_levels else [],
-        load_demos(cfg.dynamics_demo_dir, "train") if cfg.dynamics_demo_dir else [],
+        load_demos(extra, "train") if extra else [],
     )
     if not sets.train:
         raise UserError(f"no training demos in {folder} (run 'trex/reward_model.py demos' first)")
     if cfg.val_num_levels and not sets.val:
         raise UserError(f"no validation demos in {main} (val_num_levels is set: run 'trex/reward_model.py demos')")
-    if cfg.dynamics_demo_dir and not sets.dynamics:
-        raise UserError(f"config key 'dynamics_demo_dir': no training demos in {cfg.dynamics_demo_dir}")
     check_game(
-        [d.record for d in sets.train + sets.new_episodes + sets.held_out + sets.val + sets.dynamics],
+        [d.record for d in sets.train + sets.new_episodes + sets.held_out + sets.val],
         folder,
         cfg.env_name,
         cfg.distribution_mode,
         "set env_name and distribution_mode to match",
     )
-    unseen = {d.record.level_seed for d in sets.val + sets.held_out}
-    shared = sorted(unseen & {d.record.level_seed for d in sets.dynamics})
-    if shared:  # frames of the levels a model is judged on would leak into its encoder
-        raise UserError(
-            f"config key 'dynamics_demo_dir': {len(shared)} of its levels are validation or held-out levels "
-            f"(e.g. {shared[0]}): use demos of training levels only"
-        )
+    if extra:
+        check_unlabelled(cfg, extra, folder, sets.unlabelled)
     return sets
+
+
+def check_unlabelled(cfg: TrexConfig, extra: Path, folder: Path, demos: list[Demo]) -> None:
+    """Refuse, in one line, unlabelled demos that are missing, of another game, the training demos' own folder,
+    or of a level in the held-out or validation ranges (their frames would teach the encoder the levels a model
+    is judged on)."""
+    key = "config key 'dynamics_demo_dir'"
+    if not demos:
+        raise UserError(f"{key}: no training demos in {extra} (make them with 'trex/reward_model.py demos')")
+    if extra.resolve() == folder.resolve():
+        raise UserError(f"{key}: {extra} holds the training demos themselves: name a folder of other levels' demos")
+    check_game([d.record for d in demos], extra, cfg.env_name, cfg.distribution_mode, "use demos of this game")
+    judged = [held_out(cfg), *([val_levels(cfg)] if cfg.val_num_levels else [])]
+    shared = sorted({d.record.level_seed for d in demos if any(r.contains(d.record.level_seed) for r in judged)})
+    if shared:
+        raise UserError(
+            f"{key}: {len(shared)} of its levels are validation or held-out levels (e.g. {shared[0]}): "
+            "use demos of training levels only"
+        )
 
 
 def scored_demos(demos: DemoSets) -> dict[str, list[Demo]]:
@@ -165,7 +182,8 @@ def draw_picture(cfg: TrexConfig) -> Path:
     device = cfg.setup()
     net, _ = load_reward_model(Path(cfg.run_dir) / FILE_NAME, device)
     path = Path(cfg.run_dir) / PICTURE
-    plot_what_the_reward_sees(net, scored_demos(load_demo_sets(cfg, Path(cfg.demo_dir))), path, device)
+    sets = load_demo_sets(cfg, Path(cfg.demo_dir), unlabelled=False)
+    plot_what_the_reward_sees(net, scored_demos(sets), path, device)
     print(f"wrote {path}", flush=True)
     return path
 
@@ -246,7 +264,7 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
             flush=True,
         )
     labelled = train_demos + val_demos  # the list both pair sets index; the unlabelled demos come after them
-    frames, offsets = concat_obs(labelled + demos.dynamics)
+    frames, offsets = concat_obs(labelled + demos.unlabelled)
 
     # 3. the reward network
     height, width, channels = frames.shape[1:]
@@ -261,8 +279,8 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
     trainer = RewardTrainer(net, cfg, device, run_dir, verbose=verbose)
     dynamics = None  # the training and unlabelled demos' transitions, for the inverse-dynamics loss
     if cfg.inverse_dynamics > 0:
-        moving = [*range(len(train_demos)), *range(len(labelled), len(labelled) + len(demos.dynamics))]
-        dynamics = demo_transitions(labelled + demos.dynamics, offsets, moving)
+        with_transitions = [*range(len(train_demos)), *range(len(labelled), len(labelled) + len(demos.unlabelled))]
+        dynamics = demo_transitions(labelled + demos.unlabelled, offsets, with_transitions)
     result = trainer.fit(frames, offsets, pairs, val_pairs, rng, dynamics)
     labels = {
         "train": label_figures(pairs, labelled, trainer.accuracy(frames, offsets, pairs)),

@@ -90,7 +90,7 @@ class RewardTrainer:
         inverse-dynamics loss (needed where cfg.inverse_dynamics > 0)."""
         cfg = self.cfg
         if self.inverse is not None and dynamics is None:
-            raise ValueError("inverse_dynamics is on: fit needs the training demos' transitions")
+            raise ValueError("inverse_dynamics is on: fit needs the transitions it learns from")
         total_steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
         log = TrainLog(self.run_dir, cfg) if self.run_dir is not None else None
         stopping = EarlyStopping(cfg.patience)
