@@ -205,3 +205,19 @@ def checkpoint_returns(
         policy, env_name, distribution_mode, levels, num_episodes, 20, seed=seed, num_threads=1, **options
     )
     return summarize_returns([e["ret"] for e in episodes])
+
+
+def outplays_random(
+    checkpoint: Path,
+    env_name: str,
+    distribution_mode: str,
+    levels: LevelSet,
+    num_episodes: int = 32,
+    margin: float = 0.5,
+) -> tuple[bool, float, float]:
+    """(whether, checkpoint's mean, random's mean): whether a checkpoint's mean return over `num_episodes` on
+    `levels` beats random actions' on the same levels and seed by more than `margin`. The shipped demonstrators'
+    test, which results/procgen16/ship.py also runs before it ships a game."""
+    mine = checkpoint_returns(checkpoint, env_name, distribution_mode, levels, num_episodes)["mean"]
+    chance = checkpoint_returns(None, env_name, distribution_mode, levels, num_episodes)["mean"]
+    return mine > chance + margin, mine, chance

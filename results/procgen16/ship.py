@@ -1,8 +1,10 @@
 """Ship one game's demonstrators into results/procgen16/demonstrators/GAME: first play the run's last checkpoint and
 random actions on the benchmark's held-out levels (100 episodes each, the same levels and seed), and ship only where
 the last checkpoint clearly outplays random (its mean above random's by more than twice the standard error of the
-difference); then 8 checkpoints spread over the run, weights only in fp16, with the run's curve, config and summary,
-and `strength.json` (both sets of returns; also written to the run folder whatever the verdict).
+difference) and passes the shipped demonstrators' test too (32 episodes, by more than 0.5:
+baseline_agent/evaluation.py: outplays_random); then 8 checkpoints spread over the run, weights only in fp16, with
+the run's curve, config and summary, and `strength.json` (both sets of returns; also written to the run folder
+whatever the verdict).
 
     python results/procgen16/ship.py chaser            # from runs/p16/ppo_chaser
     python results/procgen16/ship.py chaser --count 8 --run runs/p16/ppo_chaser
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from baseline_agent.checkpoint import list_checkpoints, ship
 from baseline_agent.envs import GAMES, LevelSet
-from baseline_agent.evaluation import checkpoint_returns
+from baseline_agent.evaluation import checkpoint_returns, outplays_random
 from toolkit.cli import UserError, run_main
 from toolkit.files import write_json
 
@@ -37,7 +39,9 @@ def strength(run: Path, game: str) -> dict:
         figures[name] = checkpoint_returns(checkpoint, game, "easy", HELD_OUT, EPISODES)
     last, rand = figures["last"], figures["random"]
     margin = 2 * math.sqrt(last["std"] ** 2 / last["n"] + rand["std"] ** 2 / rand["n"])
-    figures["outplays_random"] = last["mean"] - rand["mean"] > margin
+    passes, mine, chance = outplays_random(found[-1], game, "easy", HELD_OUT)
+    figures["test"] = {"last": mine, "random": chance, "passes": passes}  # tests/test_shipped_demonstrators.py's
+    figures["outplays_random"] = last["mean"] - rand["mean"] > margin and passes
     return figures
 
 
@@ -55,7 +59,11 @@ def main(argv: list[str]) -> None:
     figures = strength(run, args.game)
     write_json(run / "strength.json", figures)  # kept with the run whatever the verdict (results/procgen16/table.py)
     last, rand = figures["last"], figures["random"]
-    verdict = f"{args.game}: last checkpoint {last['mean']:.2f} against random {rand['mean']:.2f} on {HELD_OUT} levels"
+    test = figures["test"]
+    verdict = (
+        f"{args.game}: last checkpoint {last['mean']:.2f} against random {rand['mean']:.2f} on {HELD_OUT} levels "
+        f"(the shipped test's 32 episodes: {test['last']:.2f} against {test['random']:.2f})"
+    )
     if args.check:
         print(f"{verdict}: {'clearly better' if figures['outplays_random'] else 'not clearly better'}", flush=True)
         return
