@@ -5,6 +5,7 @@ learning test: on frames that show a clock, time-aligned pairs teach what pays."
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 
@@ -226,9 +227,12 @@ def test_unlabelled_demos_must_come_from_levels_no_model_is_judged_on(tmp_path):
         TrexConfig(dynamics_demo_dir=str(tmp_path / "many")).check()
 
 
-def test_inverse_dynamics_teaches_the_encoder_which_action_moved_the_frame():
+def test_inverse_dynamics_teaches_the_encoder_which_action_moved_the_frame(tmp_path):
     """The action on frame t puts a bright square in one of four screen columns of frame t+1; trained with the
-    inverse-dynamics loss beside the ranking loss, the head must name the action far above chance (0.25)."""
+    inverse-dynamics loss beside the ranking loss on 6 demos' transitions, the head must name the action far above
+    chance (0.25) on them and on the 2 demos it never saw, as metrics.json and the training log report it."""
+    from trex.reward.fit import inverse_dynamics_figures
+
     rng = np.random.default_rng(0)
     demos = marker_demos(8, rng, min_len=40, max_len=60)
     for d in demos:
@@ -236,15 +240,21 @@ def test_inverse_dynamics_teaches_the_encoder_which_action_moved_the_frame():
         d.obs[1:, 48:, :] = 0
         for t, a in enumerate(d.actions[:-1]):
             d.obs[t + 1, 48:, 16 * a : 16 * a + 16] = 255
-    cfg = TrexConfig(num_pairs=640, min_snippet_length=8, max_snippet_length=16, learning_rate=3e-3, epochs=1)
+    cfg = TrexConfig(
+        num_pairs=640, min_snippet_length=8, max_snippet_length=16, learning_rate=3e-3, epochs=1, eval_interval=160
+    )
     cfg.inverse_dynamics = 1.0
     frames, offsets = concat_obs(demos)
-    data = transitions(offsets, np.array([len(d.obs) for d in demos]), np.concatenate([d.actions for d in demos]))
+    data = demo_transitions(demos, offsets, list(range(6)))
     torch.manual_seed(0)
-    trainer = RewardTrainer(RewardNet("fast"), cfg, torch.device("cpu"), verbose=False)
-    pairs = create_training_data(demos, cfg.num_pairs, 8, 16, 2, True, np.random.default_rng(1))
+    trainer = RewardTrainer(RewardNet("fast"), cfg, torch.device("cpu"), tmp_path, verbose=False)
+    pairs = create_training_data(demos[:6], cfg.num_pairs, 8, 16, 2, True, np.random.default_rng(1))
     trainer.fit(frames, offsets, pairs, None, np.random.default_rng(2), data)
     assert trainer.inverse is not None
     with torch.no_grad():
         right = trainer.inverse.loss(trainer.net, frames, data, 400, np.random.default_rng(3))[1].item()
     assert right > 0.8, right
+    unseen = inverse_dynamics_figures(trainer, frames, offsets, demos, 6, 0)
+    assert unseen is not None and unseen["val_acc"] > 0.8 and unseen["most_common_action"] < 0.5, unseen
+    logged = [float(r["inverse_acc"]) for r in csv.DictReader((tmp_path / "train_log.csv").open())]
+    assert len(logged) == 4 and logged[-1] > 0.8 and logged[-1] > logged[0] + 0.3, logged

@@ -90,6 +90,7 @@ class RewardMetrics(TypedDict):
     frames_per_s: float
     train_time_s: float
     wall_time_s: float
+    inverse_dynamics: NotRequired[dict[str, float]]  # with inverse_dynamics: fit.inverse_dynamics_figures
 
 
 class StudyEvaluation(TypedDict):

@@ -39,7 +39,7 @@ run starpilot l1_study2020 8 3
 run starpilot aligned_strong_l1 512 1
 run fruitbot l1_study2020 8 3
 # Inverse dynamics on 400 unlabelled demos of 512 training levels beside the 8 levels' labelled ones
-for recipe in same_level_aligned_dynamics_many today_dynamics_many; do run starpilot "$recipe" 8 3; done
+for recipe in same_level_aligned_dynamics_many today_dynamics today_dynamics_many; do run starpilot "$recipe" 8 3; done
 $py results/reward_recipe/table.py results/reward_recipe runs/recipe --held_out today,same_level_aligned
 $py results/reward_recipe/transfer.py results/reward_recipe runs/recipe starpilot today:8 same_level_aligned:8 \
   same_level_aligned_dynamics:8 same_level_aligned_400:8 same_level_aligned_400:32 same_level_aligned_400:128 \

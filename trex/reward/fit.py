@@ -62,6 +62,7 @@ IRRELEVANT = (
     *TRACKING_KEYS,
 )
 VAL_PAIRS_MAX = 1000  # validation pairs, as the 2020 study's 1,000
+INVERSE_DRAWS = 2000  # validation transitions the inverse-dynamics head is scored on
 PICTURE = "what_the_reward_sees.png"
 
 
@@ -287,6 +288,7 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
         "val": label_figures(val_pairs, labelled, result.best_val_accuracy),
     }
     net.eval()
+    inverse = inverse_dynamics_figures(trainer, frames, offsets, labelled, len(train_demos), cfg.seed)
     del frames
     train_rewards = predict_rewards(net, train_demos, device)
     profile = TrainingProfile.of(train_rewards)
@@ -320,6 +322,8 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
             labels["val_aligned"] = aligned
     training = dataclasses.asdict(result)
     del training["wall_time_s"]  # the trainer's; the run's own is below
+    if inverse is not None:
+        training["inverse_dynamics"] = inverse
     metrics = cast(
         RewardMetrics,
         {
@@ -386,6 +390,23 @@ def write_outputs(
             f"-> {run_dir / 'metrics.json'}",
             flush=True,
         )
+
+
+def inverse_dynamics_figures(
+    trainer: RewardTrainer, frames: np.ndarray, offsets: np.ndarray, labelled: list[Demo], num_train: int, seed: int
+) -> dict[str, float] | None:
+    """How well the inverse-dynamics head names the action on the validation demos' transitions (levels, or at
+    least episodes, it never trained on), beside the share of the most common action there (what always naming it
+    would score); None without that loss or validation demos."""
+    if trainer.inverse is None or len(labelled) == num_train:
+        return None
+    held = demo_transitions(labelled, offsets, list(range(num_train, len(labelled))))
+    if not len(held.frame):
+        return None
+    with torch.no_grad():
+        draws = min(INVERSE_DRAWS, len(held.frame))
+        right = trainer.inverse.loss(trainer.net, frames, held, draws, np.random.default_rng([seed, 4]))[1].item()
+    return {"val_acc": right, "most_common_action": float(np.bincount(held.actions).max() / len(held.actions))}
 
 
 def snippet_labels(

@@ -43,11 +43,13 @@ class TrainResult:
 
 
 class StepStats(NamedTuple):
-    """One optimiser step: its loss summed over the batch's pairs, the pairs ranked as labelled, frames seen."""
+    """One optimiser step: its loss summed over the batch's pairs, the pairs ranked as labelled, frames seen, and the
+    share of its inverse-dynamics transitions whose action the head named (None without that loss)."""
 
     loss_sum: float
     correct: float
     frames: int
+    inverse_right: float | None = None
 
 
 class RewardTrainer:
@@ -176,9 +178,10 @@ class RewardTrainer:
             correct = float(np.mean([ranked_correctly(p[1].detach()[0], p[2]).item() for p in parts]))
             seen = sum(p[3] for p in parts)
         ranking_loss = loss.item()  # what the step reports: the T-REX loss, without the auxiliary term
+        inverse_right = None
         if self.inverse is not None and dynamics is not None:
-            aux, _ = self.inverse.loss(self.net, frames, dynamics, idx.shape[-1], self.dynamics_rng)
-            loss = loss + self.cfg.inverse_dynamics * aux
+            aux, right = self.inverse.loss(self.net, frames, dynamics, idx.shape[-1], self.dynamics_rng)
+            loss, inverse_right = loss + self.cfg.inverse_dynamics * aux, right.item()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grads = [p.grad for p in self.net.parameters() if p.grad is not None]
@@ -190,7 +193,7 @@ class RewardTrainer:
             )
         self.optimizer.step()
         self.steps += 1
-        return StepStats(ranking_loss * idx.shape[-1], correct, seen)
+        return StepStats(ranking_loss * idx.shape[-1], correct, seen, inverse_right)
 
     def batch_loss(
         self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray, member: int | None = None
@@ -268,10 +271,11 @@ class EarlyStopping:
 
 
 class _Window:
-    """The training loss and accuracy since the last validation check."""
+    """The training loss and accuracy since the last validation check, and the inverse-dynamics head's."""
 
     def __init__(self):
         self.loss, self.correct, self.pairs = 0.0, 0.0, 0
+        self.inverse: list[float] = []
 
     def add(self, stats: StepStats, pairs: int) -> None:
         self.loss, self.correct, self.pairs = (
@@ -279,11 +283,18 @@ class _Window:
             self.correct + stats.correct,
             self.pairs + pairs,
         )
+        if stats.inverse_right is not None:
+            self.inverse.append(stats.inverse_right)
 
-    def take(self) -> dict[str, float]:
-        """The window's mean loss and training accuracy per pair; the window starts anew."""
-        out = {"loss": self.loss / self.pairs, "train_acc": self.correct / self.pairs}
-        self.loss, self.correct, self.pairs = 0.0, 0.0, 0
+    def take(self) -> dict[str, float | None]:
+        """The window's mean loss and training accuracy per pair, and the inverse-dynamics head's mean share right
+        per step (None without that loss); the window starts anew."""
+        out = {
+            "loss": self.loss / self.pairs,
+            "train_acc": self.correct / self.pairs,
+            "inverse_acc": float(np.mean(self.inverse)) if self.inverse else None,
+        }
+        self.loss, self.correct, self.pairs, self.inverse = 0.0, 0.0, 0, []
         return out
 
 
@@ -302,7 +313,7 @@ class TrainLog:
     """train_log.csv (one row per validation check) and TensorBoard scalars under run_dir/tb, both started anew:
     an interrupted run's partial logs are replaced, never appended to."""
 
-    FIELDS = ("step", "pairs", "loss", "train_acc", "val_acc", "best_val_acc", "pairs_per_s", "wall_s")
+    FIELDS = ("step", "pairs", "loss", "train_acc", "val_acc", "best_val_acc", "inverse_acc", "pairs_per_s", "wall_s")
 
     def __init__(self, run_dir: Path, cfg: TrexConfig):
         from torch.utils.tensorboard import SummaryWriter
