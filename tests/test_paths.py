@@ -37,6 +37,7 @@ ENTRY_POINTS = [
 ]
 IDS = [" ".join([s, *v]) for s, v, *_ in ENTRY_POINTS]
 EXCLUSIVE = {("rec_video.py", "load_path"): "--demo"}
+COMPANIONS = {"dynamics_demo_dir": ["--inverse_dynamics", "1"]}  # keys refused without another key set
 
 # The bad kinds of each path kind: (what it is, the path below tmp_path, what the one line must say).
 BAD = {
@@ -110,6 +111,7 @@ def test_each_path_key_refuses_each_bad_kind_in_one_line_and_writes_nothing(scri
         if (script, key) in EXCLUSIVE:
             at = fixed.index(EXCLUSIVE[script, key])
             flags = fixed[:at] + fixed[at + 2 :]
+        flags = [*flags, *COMPANIONS.get(key, [])]
         for what, rel, words in BAD[kind]:
             path = place / rel
             code, err = _run(script, [*verb, *flags, f"--{key}", str(path)], capsys)

@@ -96,11 +96,13 @@ def test_reward_training_scalars_and_a_report_s_figures_and_video(tmp_path):
 
     cfg = build_config(TrexConfig, {"track": True, "run_dir": str(tmp_path / "reward")})
     log = TrainLog(tmp_path / "reward", cfg)
-    row = dict(step=1, pairs=64, loss=0.6, train_acc=0.5, val_acc=None, best_val_acc=None, pairs_per_s=9.0, wall_s=1.0)
+    row = dict(step=1, pairs=64, loss=0.6, train_acc=0.5, val_acc=None, best_val_acc=None, inverse_acc=None)
+    row |= dict(pairs_per_s=9.0, wall_s=1.0)
     log.write(row)
     log.close()
     (logged,) = read_run(tmp_path / "reward")["history"]
     assert logged["_step"] == 64 and logged["reward/loss"] == 0.6 and "reward/val_acc" not in logged
+    assert "reward/inverse_acc" not in logged  # without the inverse-dynamics loss
 
     study = tmp_path / "study"
     (study / "ppo").mkdir(parents=True)

@@ -278,10 +278,9 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
             flush=True,
         )
     trainer = RewardTrainer(net, cfg, device, run_dir, verbose=verbose)
-    dynamics = None  # the training and unlabelled demos' transitions, for the inverse-dynamics loss
-    if cfg.inverse_dynamics > 0:
-        with_transitions = [*range(len(train_demos)), *range(len(labelled), len(labelled) + len(demos.unlabelled))]
-        dynamics = demo_transitions(labelled + demos.unlabelled, offsets, with_transitions)
+    # the inverse-dynamics loss learns from the training and the unlabelled demos' transitions
+    moving = [*range(len(train_demos)), *range(len(labelled), len(labelled) + len(demos.unlabelled))]
+    dynamics = demo_transitions(labelled + demos.unlabelled, offsets, moving) if cfg.inverse_dynamics > 0 else None
     result = trainer.fit(frames, offsets, pairs, val_pairs, rng, dynamics)
     labels = {
         "train": label_figures(pairs, labelled, trainer.accuracy(frames, offsets, pairs)),
