@@ -10,6 +10,7 @@ from toolkit.config import option
 from toolkit.runtime import RuntimeConfig
 from toolkit.tracking import TrackingConfig
 from trex.reward.augment import AUGMENTATIONS
+from trex.reward.loss import SUPERVISIONS
 from trex.reward.net import ARCHITECTURES
 
 FRESH_LEVELS = 1_000_000_000  # levels a fresh level per demo is drawn from (demo_num_levels 0)
@@ -170,6 +171,13 @@ class TrexConfig(RuntimeConfig, TrackingConfig):
         "training demos' (their returns are never read): unlabelled frames from many levels; none may be of a "
         "validation or held-out level",
         path="folder",
+    )
+    supervision: str = option(
+        "ranks",
+        "what the reward net learns from: ranks (T-REX: which snippet of a pair ranks higher) or true_returns (a "
+        "diagnostic oracle, not a method: each snippet's true return, regressed by squared error; it reads the "
+        "rewards T-REX never sees, to show what the net and demos could learn with the labels' weakness removed)",
+        choices=SUPERVISIONS,
     )
     batch_size: int = option(32, "pairs per training step", min=1)
     learning_rate: float = option(1e-4, "Adam learning rate", min=0.0)

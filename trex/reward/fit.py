@@ -41,7 +41,7 @@ from trex.config import TrexConfig, held_out, val_levels
 from trex.demos.store import Demo, check_game, load_demos
 from trex.level_sets import SCORED_SETS
 from trex.results import PairFigures, RewardMetrics, read_metrics, write_metrics
-from trex.reward.auxiliary import demo_transitions
+from trex.reward.auxiliary import Transitions, demo_transitions
 from trex.reward.evaluation import DemoEvaluation, TrainingProfile, evaluate_demos, predict_rewards
 from trex.reward.net import FILE_NAME, RewardNet, load_reward_model, save_reward_model
 from trex.reward.pairs import SnippetPairs, concat_obs, create_training_data, label_figures
@@ -278,10 +278,8 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
             flush=True,
         )
     trainer = RewardTrainer(net, cfg, device, run_dir, verbose=verbose)
-    # the inverse-dynamics loss learns from the training and the unlabelled demos' transitions
-    moving = [*range(len(train_demos)), *range(len(labelled), len(labelled) + len(demos.unlabelled))]
-    dynamics = demo_transitions(labelled + demos.unlabelled, offsets, moving) if cfg.inverse_dynamics > 0 else None
-    result = trainer.fit(frames, offsets, pairs, val_pairs, rng, dynamics)
+    dynamics, truth = trainer_inputs(cfg, labelled + demos.unlabelled, offsets, len(train_demos), len(labelled))
+    result = trainer.fit(frames, offsets, pairs, val_pairs, rng, dynamics, truth)
     labels = {
         "train": label_figures(pairs, labelled, trainer.accuracy(frames, offsets, pairs)),
         "val": label_figures(val_pairs, labelled, result.best_val_accuracy),
@@ -352,6 +350,18 @@ def fit_and_evaluate(cfg: TrexConfig, demos: DemoSets, verbose: bool) -> RewardM
     write_outputs(run_dir, metrics, demos, evaluated, verbose)
     plot_what_the_reward_sees(net, scored_demos(demos), run_dir / PICTURE, device)
     return metrics
+
+
+def trainer_inputs(
+    cfg: TrexConfig, demos: list[Demo], offsets: np.ndarray, num_train: int, num_labelled: int
+) -> tuple[Transitions | None, np.ndarray | None]:
+    """What the trainer reads beside the pairs, None where unused: the transitions of the training and the unlabelled
+    demos (those past `num_labelled`) for the inverse-dynamics loss, and each frame's true reward, in the order of
+    the frames, for the oracle (supervision true_returns)."""
+    moving = [*range(num_train), *range(num_labelled, len(demos))]
+    dynamics = demo_transitions(demos, offsets, moving) if cfg.inverse_dynamics > 0 else None
+    truth = np.concatenate([d.rewards for d in demos]) if cfg.supervision == "true_returns" else None
+    return dynamics, truth
 
 
 def write_outputs(

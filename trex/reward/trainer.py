@@ -24,7 +24,7 @@ from trex.config import TrexConfig
 from trex.reward.augment import augment
 from trex.reward.auxiliary import InverseDynamics, Transitions
 from trex.reward.evaluation import PREDICT_BATCH
-from trex.reward.loss import ranked_correctly, trex_loss
+from trex.reward.loss import ranked_correctly, trex_loss, true_return_loss
 from trex.reward.net import RewardNet, stack_frames
 from trex.reward.pairs import SnippetPairs, frame_chunks
 
@@ -86,13 +86,17 @@ class RewardTrainer:
         val: SnippetPairs | None,
         rng: np.random.Generator,
         dynamics: Transitions | None = None,
+        true_rewards: np.ndarray | None = None,
     ) -> TrainResult:
         """Train for at most cfg.epochs passes; validate every cfg.eval_interval pairs; stop after cfg.patience
         checks without a better validation accuracy; restore the best weights. `dynamics`: the transitions of the
-        inverse-dynamics loss (needed where cfg.inverse_dynamics > 0)."""
+        inverse-dynamics loss (needed where cfg.inverse_dynamics > 0); `true_rewards`: each frame's true reward, in
+        the order of `frames` (needed where cfg.supervision is true_returns)."""
         cfg = self.cfg
         if self.inverse is not None and dynamics is None:
             raise ValueError("inverse_dynamics is on: fit needs the transitions it learns from")
+        if cfg.supervision == "true_returns" and true_rewards is None:
+            raise ValueError("supervision is true_returns: fit needs each frame's true reward")
         total_steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
         log = TrainLog(self.run_dir, cfg) if self.run_dir is not None else None
         stopping = EarlyStopping(cfg.patience)
@@ -104,7 +108,7 @@ class RewardTrainer:
         self.net.train()
         for idx in self._batches(len(train), rng):
             ts = time.time()
-            stats = self.step(frames, offsets, train, idx, dynamics)
+            stats = self.step(frames, offsets, train, idx, dynamics, true_rewards)
             train_time += time.time() - ts
             window.add(stats, idx.shape[-1])
             step, pairs_seen, frames_seen = step + 1, pairs_seen + idx.shape[-1], frames_seen + stats.frames
@@ -166,18 +170,21 @@ class RewardTrainer:
         pairs: SnippetPairs,
         idx: np.ndarray,
         dynamics: Transitions | None = None,
+        true_rewards: np.ndarray | None = None,
     ) -> StepStats:
         """One optimiser step on the pairs `idx` ([B], or [M, B]: each ensemble member's own pairs), plus the
         inverse-dynamics loss on as many of the `dynamics` transitions where cfg.inverse_dynamics > 0."""
         if idx.ndim == 1:
-            loss, returns, labels, seen = self.batch_loss(frames, offsets, pairs, idx)
+            loss, returns, labels, seen = self.batch_loss(frames, offsets, pairs, idx, None, true_rewards)
             correct = ranked_correctly(returns.detach().mean(0), labels).item()
         else:
-            parts = [self.batch_loss(frames, offsets, pairs, member_idx, m) for m, member_idx in enumerate(idx)]
+            parts = [
+                self.batch_loss(frames, offsets, pairs, member_idx, m, true_rewards) for m, member_idx in enumerate(idx)
+            ]
             loss = torch.stack([p[0] for p in parts]).mean()
             correct = float(np.mean([ranked_correctly(p[1].detach()[0], p[2]).item() for p in parts]))
             seen = sum(p[3] for p in parts)
-        ranking_loss = loss.item()  # what the step reports: the T-REX loss, without the auxiliary term
+        ranking_loss = loss.item()  # what the step reports: the T-REX (or oracle) loss, without the auxiliary term
         inverse_right = None
         if self.inverse is not None and dynamics is not None:
             aux, right = self.inverse.loss(self.net, frames, dynamics, idx.shape[-1], self.dynamics_rng)
@@ -196,14 +203,27 @@ class RewardTrainer:
         return StepStats(ranking_loss * idx.shape[-1], correct, seen, inverse_right)
 
     def batch_loss(
-        self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray, member: int | None = None
+        self,
+        frames: np.ndarray,
+        offsets: np.ndarray,
+        pairs: SnippetPairs,
+        idx: np.ndarray,
+        member: int | None = None,
+        true_rewards: np.ndarray | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
         """(loss, returns [M, B, 2], labels, frames) of the pairs `idx` for every member, or for one `member`: each
-        snippet augmented with its own draw (cfg.augment), plus the consistency term between two such views."""
+        snippet augmented with its own draw (cfg.augment), plus the consistency term between two such views. Under
+        supervision true_returns the loss is the oracle's: each snippet's true return (the sum of `true_rewards`
+        over the frames the net sees) against its predicted one."""
         labels = torch.from_numpy(pairs.label[idx]).to(self.device)
         obs, seg = self._gather(frames, offsets, pairs, idx)
         returns, rewards = self._returns(augment(obs, seg, self.cfg.augment, self.generator), seg, len(idx), member)
-        loss = trex_loss(returns, rewards, labels, self.cfg.l1_reg)
+        if self.cfg.supervision == "true_returns" and true_rewards is not None:
+            flat, segment = pairs.frame_index(idx, offsets)
+            targets = np.bincount(segment, weights=true_rewards[flat], minlength=2 * len(idx)).reshape(-1, 2)
+            loss = true_return_loss(returns, torch.from_numpy(targets).float().to(self.device))
+        else:
+            loss = trex_loss(returns, rewards, labels, self.cfg.l1_reg)
         if self.cfg.augment_consistency > 0:
             other = self._returns(augment(obs, seg, self.cfg.augment, self.generator), seg, len(idx), member)[1]
             loss = loss + self.cfg.augment_consistency * (rewards - other).pow(2).mean()
