@@ -65,12 +65,18 @@ def episode_quotas(num_episodes: int, num_envs: int) -> np.ndarray:
     return quotas
 
 
-def _choose_actions(policy: Policy | None, obs: torch.Tensor, greedy: bool, gen: torch.Generator) -> np.ndarray:
-    """Actions from a private generator, so results depend on `seed` alone and not on global RNG state."""
+def _choose_actions(
+    policy: Policy | None, obs: torch.Tensor, greedy: bool, gen: torch.Generator, playing: np.ndarray
+) -> np.ndarray:
+    """Actions from a private generator, so results depend on `seed` alone and not on global RNG state. The policy
+    reads only the `playing` slots' frames; the others (done with their episodes) act uniformly at random, drawn
+    from the same generator in the same order, so every playing slot's action is what a full batch would give."""
     if policy is None:
         return torch.randint(NUM_ACTIONS, (obs.shape[0],), generator=gen).numpy()
-    with torch.no_grad():
-        logits = policy(obs)[0].float().cpu()
+    logits = torch.zeros(obs.shape[0], NUM_ACTIONS)
+    rows = torch.from_numpy(np.flatnonzero(playing))
+    with torch.inference_mode():
+        logits[rows] = policy(obs[rows.to(obs.device)])[0].float().cpu()
     if greedy:
         return logits.argmax(-1).numpy()
     return torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(-1).numpy()
@@ -130,7 +136,7 @@ def run_episodes(
         recording = (done_count < quotas) & ~waiting
         renders = [info["rgb"] for info in venv.env.get_info()] if render and on_step else None
         obs_t = torch.from_numpy(obs).to(device)
-        actions = _choose_actions(policy, obs_t, greedy, gen)
+        actions = _choose_actions(policy, obs_t, greedy, gen, done_count < quotas)
         if learned is not None and reward_fn is not None:
             with torch.no_grad():
                 learned += reward_fn(obs_t).double().cpu().numpy()

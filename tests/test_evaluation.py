@@ -13,6 +13,7 @@ from baseline_agent.checkpoint import load_policy
 from baseline_agent.envs import NUM_ACTIONS, OBS_SHAPE, LevelSet
 from baseline_agent.evaluation import (
     StepView,
+    _choose_actions,
     checkpoint_returns,
     default_levels,
     episode_quotas,
@@ -48,6 +49,19 @@ def test_exact_count_and_each_slot_keeps_its_first_episodes():
     # whatever the other slots did, so no preference for episodes that happen to end early.
     assert seven[0:2] == six[0:2] and seven[3:5] == six[2:4] and seven[5:7] == six[4:6]
     assert all(not ep["truncated"] for ep in seven)
+
+
+def test_the_policy_reads_only_the_slots_still_playing_and_their_actions_match_a_full_batch():
+    policy, seen = tiny_policy(), []
+    policy.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    obs = torch.randint(0, 256, (6, *OBS_SHAPE), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    playing = np.array([True, False, True, True, False, True])
+    full = _choose_actions(policy, obs, False, torch.Generator().manual_seed(1), np.ones(6, bool))
+    part = _choose_actions(policy, obs, False, torch.Generator().manual_seed(1), playing)
+    assert seen == [6, 4] and (part[playing] == full[playing]).all()
+    seven = run_episodes(policy, GAME, "easy", LEVELS, 7, 3, seed=5)  # slots 1 and 2 idle while slot 0 plays on
+    six = run_episodes(policy, GAME, "easy", LEVELS, 6, 3, seed=5)
+    assert seven[0:2] == six[0:2] and seven[3:5] == six[2:4] and seven[5:7] == six[4:6]
 
 
 def test_same_seed_same_episodes_other_seed_differs():
