@@ -285,6 +285,16 @@ def test_the_oracle_regresses_each_snippets_true_return_over_the_frames_the_net_
         trainer.fit(frames, offsets, pairs, None, np.random.default_rng(0))
 
 
+def test_the_oracle_gives_each_frame_the_reward_of_the_step_that_led_to_it_by_hand():
+    from trex.reward.fit import trainer_inputs
+
+    demos = [_demo(0, [1.0, 2.0, 3.0]), _demo(1, [4.0, 5.0])]
+    offsets = concat_obs(demos)[1]
+    assert trainer_inputs(TrexConfig(), demos, offsets, 2, 2) == (None, None)  # T-REX never reads a reward
+    truth = trainer_inputs(TrexConfig(supervision="true_returns"), demos, offsets, 2, 2)[1]
+    assert truth is not None and truth.tolist() == [0.0, 1.0, 2.0, 0.0, 4.0]
+
+
 def test_the_oracle_learns_the_marker_from_pairs_a_clock_explains(tmp_path):
     """On clock-friendly pairs (progress constraint on) of demos whose frames show a clock and a marker, the oracle
     (each snippet's true return) must rank unseen demos' clock-free pairs nearly as well as the true reward does:

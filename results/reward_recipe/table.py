@@ -53,6 +53,9 @@ def row(key: tuple[str, str, int], metrics: list[RewardMetrics], blocks: list[Le
         "train_true_reward": train.get("true_reward_accuracy"),
         "train_clock": train.get("clock_accuracy"),
         "train_model": train.get("model_accuracy"),
+        # snippet pairs of new episodes of the training levels (recipes.csv only): what carries within the levels
+        "new_episodes_model": labels.get("new_episodes", {}).get("model_accuracy"),
+        "new_episodes_true_reward": labels.get("new_episodes", {}).get("true_reward_accuracy"),
         "best_step": float(np.mean([m["best_step"] for m in metrics])),
         "wall_s": float(np.mean([m["wall_time_s"] for m in metrics])),
     }

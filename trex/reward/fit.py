@@ -357,11 +357,13 @@ def trainer_inputs(
 ) -> tuple[Transitions | None, np.ndarray | None]:
     """What the trainer reads beside the pairs, None where unused: the transitions of the training and the unlabelled
     demos (those past `num_labelled`) for the inverse-dynamics loss, and each frame's true reward, in the order of
-    the frames, for the oracle (supervision true_returns)."""
+    the frames, for the oracle (supervision true_returns): the reward of the step that led to the frame, which the
+    frame can show (a kill's explosion), not that of the action chosen on it; 0 for an episode's first frame."""
     moving = [*range(num_train), *range(num_labelled, len(demos))]
     dynamics = demo_transitions(demos, offsets, moving) if cfg.inverse_dynamics > 0 else None
-    truth = np.concatenate([d.rewards for d in demos]) if cfg.supervision == "true_returns" else None
-    return dynamics, truth
+    if cfg.supervision != "true_returns":
+        return dynamics, None
+    return dynamics, np.concatenate([np.concatenate([[0.0], d.rewards[:-1]]) for d in demos]).astype(np.float32)
 
 
 def write_outputs(
