@@ -40,6 +40,15 @@ run starpilot aligned_strong_l1 512 1
 run fruitbot l1_study2020 8 3
 # Inverse dynamics on 400 unlabelled demos of 512 training levels beside the 8 levels' labelled ones
 for recipe in same_level_aligned_dynamics_many today_dynamics today_dynamics_many; do run starpilot "$recipe" 8 3; done
+# The oracle (supervision true_returns) beside the rank labels, on 100, 400 and 3,200 demos: results/reward_recipe/oracle
+for recipe in oracle_strong oracle_strong_pooled oracle_strong_400 today_400 strong_400 aligned_strong_400; do
+  run starpilot "$recipe" 512 1
+done
+$py trex/reward_model.py demos -c results/level_generalisation/trex_starpilot.yaml \
+  --checkpoint_dir results/level_generalisation/demonstrators/checkpoints \
+  --demo_dir runs/labels/demos_starpilot/levels_4096 --demo_num_levels 4096 --sweep_demo_levels "" \
+  --num_demos 3200 --num_val_demos 2 --torch_threads 1
+for recipe in oracle_strong_pooled_3200 today_3200; do run starpilot "$recipe" 4096 1; done
 $py results/reward_recipe/table.py results/reward_recipe runs/recipe --held_out today,same_level_aligned
 $py results/reward_recipe/transfer.py results/reward_recipe runs/recipe starpilot today:8 same_level_aligned:8 \
   same_level_aligned_dynamics:8 same_level_aligned_400:8 same_level_aligned_400:32 same_level_aligned_400:128 \
