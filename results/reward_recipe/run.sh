@@ -44,6 +44,7 @@ for recipe in same_level_aligned_dynamics_many today_dynamics today_dynamics_man
 for recipe in oracle_strong oracle_strong_pooled oracle_strong_400 today_400 strong_400 aligned_strong_400; do
   run starpilot "$recipe" 512 1
 done
+run starpilot oracle_strong_400 512 1-1
 $py trex/reward_model.py demos -c results/level_generalisation/trex_starpilot.yaml \
   --checkpoint_dir results/level_generalisation/demonstrators/checkpoints \
   --demo_dir runs/labels/demos_starpilot/levels_4096 --demo_num_levels 4096 --sweep_demo_levels "" \
