@@ -90,9 +90,16 @@ def ship(run_dir: str | Path, out: str | Path, count: int | None = None, half: b
     found = list_checkpoints(run_dir / "checkpoints")
     if not found:
         raise UserError(f"no step_*.pt checkpoints in {run_dir / 'checkpoints'}")
+    files = ("progress.csv", "learning_curve.png", "config.yaml", "summary.json", "versions.json")
+    missing = [name for name in files if not (run_dir / name).is_file()]
+    if missing:  # checked before anything is written: a stopped run ships nothing
+        raise UserError(
+            f"{run_dir} is not a finished run (no {', '.join(missing)}): rerun its training command to finish it, "
+            "with --total_timesteps at its last checkpoint's step to stop there"
+        )
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     shipped = [export_weights(path, out / "checkpoints", half) for path in evenly_spaced(found, count)]
-    for name in ("progress.csv", "learning_curve.png", "config.yaml", "summary.json", "versions.json"):
+    for name in files:
         shutil.copy(run_dir / name, out / name)
     return shipped
 

@@ -74,3 +74,15 @@ def test_fp16_weights_act_as_their_fp32_source_and_checkpoints_are_spread_evenly
     paths = [Path(f"step_{i}.pt") for i in range(20)]
     assert [p.name for p in evenly_spaced(paths, 4)] == ["step_0.pt", "step_6.pt", "step_13.pt", "step_19.pt"]
     assert evenly_spaced(paths, None) == paths and evenly_spaced(paths[:3], 8) == paths[:3]
+
+
+def test_a_stopped_run_ships_nothing_and_says_why_in_one_line(tmp_path, tiny_checkpoints):
+    from baseline_agent.checkpoint import ship
+    from toolkit.cli import UserError
+
+    run = tmp_path / "run"
+    tiny_checkpoints(run, "coinrun", [64, 128])
+    (run / "progress.csv").write_text("step\n")
+    with pytest.raises(UserError, match="is not a finished run .no learning_curve.png, config.yaml, summary.json"):
+        ship(run, tmp_path / "out", 2, half=True)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
