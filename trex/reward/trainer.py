@@ -28,6 +28,8 @@ from trex.reward.loss import ranked_correctly, trex_loss, true_return_loss
 from trex.reward.net import RewardNet, stack_frames
 from trex.reward.pairs import SnippetPairs, frame_chunks
 
+NEEDS_TRUTH = "supervision is true_returns: fit needs each frame's true reward"
+
 
 @dataclass
 class TrainResult:
@@ -96,7 +98,7 @@ class RewardTrainer:
         if self.inverse is not None and dynamics is None:
             raise ValueError("inverse_dynamics is on: fit needs the transitions it learns from")
         if cfg.supervision == "true_returns" and true_rewards is None:
-            raise ValueError("supervision is true_returns: fit needs each frame's true reward")
+            raise ValueError(NEEDS_TRUTH)
         total_steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
         log = TrainLog(self.run_dir, cfg) if self.run_dir is not None else None
         stopping = EarlyStopping(cfg.patience)
@@ -216,12 +218,14 @@ class RewardTrainer:
         supervision true_returns the loss is the oracle's: each snippet's true return (the sum of `true_rewards`
         over the frames the net sees) against its predicted one."""
         labels = torch.from_numpy(pairs.label[idx]).to(self.device)
-        obs, seg = self._gather(frames, offsets, pairs, idx)
+        obs, seg, flat = self._gather(frames, offsets, pairs, idx)
         returns, rewards = self._returns(augment(obs, seg, self.cfg.augment, self.generator), seg, len(idx), member)
-        if self.cfg.supervision == "true_returns" and true_rewards is not None:
-            flat, segment = pairs.frame_index(idx, offsets)
-            targets = np.bincount(segment, weights=true_rewards[flat], minlength=2 * len(idx)).reshape(-1, 2)
-            loss = true_return_loss(returns, torch.from_numpy(targets).float().to(self.device))
+        if self.cfg.supervision == "true_returns":
+            if true_rewards is None:
+                raise ValueError(NEEDS_TRUTH)
+            truth = torch.from_numpy(true_rewards[flat]).float().to(self.device)
+            targets = truth.new_zeros(2 * len(idx)).index_add_(0, seg, truth)  # summed as `_returns` sums the net's
+            loss = true_return_loss(returns, targets.view(len(idx), 2))
         else:
             loss = trex_loss(returns, rewards, labels, self.cfg.l1_reg)
         if self.cfg.augment_consistency > 0:
@@ -233,17 +237,18 @@ class RewardTrainer:
         self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-member returns [M, B, 2] of the pairs `idx`, and the per-frame rewards [M, F] behind them."""
-        obs, seg = self._gather(frames, offsets, pairs, idx)
+        obs, seg, _ = self._gather(frames, offsets, pairs, idx)
         return self._returns(obs, seg, len(idx))
 
     def _gather(
         self, frames: np.ndarray, offsets: np.ndarray, pairs: SnippetPairs, idx: np.ndarray
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """The frames of the pairs `idx` (stacked), the snippet each belongs to, and their flat indices."""
         flat, segment = pairs.frame_index(idx, offsets)
         first = offsets[pairs.demo[idx]].reshape(-1)[segment]  # where each frame's demo starts
         stacked = stack_frames(frames, flat, first, self.net.frame_stack)
         obs = torch.from_numpy(stacked).to(self.device, non_blocking=True)
-        return obs, torch.from_numpy(segment).to(self.device)
+        return obs, torch.from_numpy(segment).to(self.device), flat
 
     def _returns(
         self, obs: torch.Tensor, seg: torch.Tensor, num_pairs: int, member: int | None = None
