@@ -300,28 +300,49 @@ def test_slurm_launcher_submits_arrays_with_dependencies_and_collects(local_swee
     assert len(list(csv.DictReader((tmp_path / "run" / "sweep_results.csv").open()))) == 4
 
 
-def test_a_job_cut_off_by_its_time_limit_is_requeued_and_resumes_where_it_stopped(tmp_path):
-    """submitit's own time-limit machinery (its local executor: the USR2 signal ahead of the limit, the checkpoint
-    call, the requeue) around the task Slurm runs: the step is cut off, requeued, resumes from its newest
-    checkpoint and finishes. On a real Slurm cluster the signal and the requeue are Slurm's."""
+def _submitit_task(folder: Path) -> int | None:
+    """The pid of the submitit task that runs the jobs of `folder` (the process its time limit's signal goes to)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0") if proc.name.isdigit() else []
+        except OSError:  # the process ended meanwhile
+            continue
+        if b"submitit.core._submit" in cmd and str(folder).encode() in cmd:
+            return int(proc.name)
+    return None
+
+
+def test_a_job_signalled_ahead_of_its_time_limit_is_requeued_and_resumes_where_it_stopped(tmp_path):
+    """submitit's own time-limit machinery (its local executor: the checkpoint call on the USR2 signal, the
+    requeue, counted as a time-out since the limit is under 10 minutes) around the task Slurm runs: the step is cut
+    off, requeued, resumes from its newest checkpoint and finishes. The signal is sent once the step has
+    checkpointed, as the executor sends it ahead of the limit, so that the cut lands mid-run however fast or busy
+    the CPU (a wall-clock limit cuts a busy CPU's job more often than the local executor restarts it: 6 times). On a
+    real Slurm cluster the signal and the requeue are Slurm's."""
     import submitit
 
     from baseline_agent.checkpoint import list_checkpoints
     from trex.pipeline.launchers import StepTask
 
-    run, log = tmp_path / "ppo", tmp_path / "job.log"
+    run, log, folder = tmp_path / "ppo", tmp_path / "job.log", tmp_path / "submitit"
     command = ["python", "baseline_agent/train.py", *ppo_flags(save_interval=1, log_interval=50)]
-    command += ["--total_timesteps", "12800", "--run_dir", str(run)]  # about 20 s of work on an idle 2-core CPU
-    # USR2 15 s after each start: the first run is cut off however fast the CPU; a busy one needs more requeues,
-    # each keeping its progress (a checkpoint every update)
-    executor = submitit.LocalExecutor(folder=str(tmp_path / "submitit"), max_num_timeout=10)
-    executor.update_parameters(timeout_min=0.75, signal_delay_s=30)
+    command += ["--total_timesteps", "3200", "--run_dir", str(run)]  # 50 updates, a checkpoint after each
+    executor = submitit.LocalExecutor(folder=str(folder), max_num_timeout=10)
+    executor.update_parameters(timeout_min=5, signal_delay_s=30)  # the executor's own signal comes at 4.5 min
     job = executor.submit(StepTask(10), command, str(log))
+    deadline = time.time() + 300
+    while not list_checkpoints(run / "checkpoints") and not job.done() and time.time() < deadline:
+        time.sleep(0.05)
+    task = _submitit_task(folder)
+    assert task is not None and not job.done(), "the step ended before it could be signalled"
+    os.kill(task, signal.SIGUSR2)
     job.result()  # raises if the job failed
     text = log.read_text()
-    assert "(10 requeues left)" in text and "(9 requeues left)" in text, text  # cut off once at least
+    assert text.count("(10 requeues left)") == 1 and text.count("(9 requeues left)") == 1, text  # cut off once
     assert "terminated (SIGTERM)" in text and "resuming" in text
-    assert list_checkpoints(run / "checkpoints")[-1].name == "step_0000012800.pt"
+    assert list_checkpoints(run / "checkpoints")[-1].name == "step_0000003200.pt"
+    submitit_log = "".join(path.read_text() for path in folder.glob("*_log.*"))
+    assert "this job is timed-out" in submitit_log and "(9 remaining timeouts)" in submitit_log  # a time-out's count
 
 
 def test_requeues_are_bounded():
