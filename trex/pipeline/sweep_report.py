@@ -180,6 +180,15 @@ def flat_row(row: dict) -> dict:
     return flat
 
 
+def nested_row(flat: dict) -> dict:
+    """flat_row undone: each interval's mean, ci95_low and ci95_high columns as one dict again."""
+    parts = ("mean", "ci95_low", "ci95_high")
+    row = {k: v for k, v in flat.items() if not k.endswith(tuple(f"_{s}" for s in parts))}
+    for key in {k.removesuffix(f"_{s}") for k in flat for s in parts if k.endswith(f"_{s}")}:
+        row[key] = {s: flat[f"{key}_{s}"] for s in parts}
+    return row
+
+
 def plot_games(held: list[dict], path: Path) -> bool:
     """Two panels per game, two games to a row, in the manner of the Procgen paper's figures, at each number of
     demo levels: the learned reward's held-out Spearman (centred) beside episode length's, with level-clustered 95%
