@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
+from scipy.special import stdtrit
 
 from baseline_agent.checkpoint import load_policy
 from baseline_agent.envs import NUM_ACTIONS, PROCGEN_OPTIONS, LevelSet, VecEnv, held_out_levels, make_procgen
@@ -182,7 +182,7 @@ def summarize_returns(returns: Sequence[float]) -> dict[str, Any]:
         raise ValueError("no returns to summarise")
     n, mean = int(x.size), float(x.mean())
     std = float(x.std(ddof=1)) if n > 1 else 0.0
-    half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else None
+    half = float(stdtrit(n - 1, 0.975) * std / math.sqrt(n)) if n > 1 else None
     return {
         "n": n,
         "mean": mean,

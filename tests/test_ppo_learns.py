@@ -54,7 +54,7 @@ def test_ppo_beats_a_random_policy_on_its_training_level(tmp_path, speed_options
             "--gamma",
             "0.99",
             "--total_timesteps",
-            "16384",
+            "8192",  # 8 updates; at 4,096 steps both already win all 32 episodes, 258-279 steps long (random: 780)
             "--eval_interval",
             "0",
             "--save_interval",

@@ -290,7 +290,7 @@ def test_sweep_crosses_demo_counts_with_level_counts_and_resumes(tmp_path):
 
 def test_killed_training_rerun_gives_the_uninterrupted_model(tmp_path):
     demos = _demo_dir(tmp_path / "demos", 10, 5)
-    args = ["--demo_dir", str(demos), "--num_pairs", "4000", "--eval_interval", "500", "--patience", "100"]
+    args = ["--demo_dir", str(demos), "--num_pairs", "2000", "--eval_interval", "250", "--patience", "100"]
     whole = _train_cli(*args, "--run_dir", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
     cmd = [sys.executable, "trex/reward_model.py", "train", *TINY, *args, "--run_dir", str(tmp_path / "run")]
