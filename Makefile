@@ -29,9 +29,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Every test process runs torch on one thread (tests/conftest.py), so the suite spreads over the cores, whole files
-# per worker (a module's fixtures are built once).
+# per worker (a module's fixtures are built once), the slowest files first (tests/conftest.py: SLOWEST_FILES).
 test: $(EXTRAS) lint
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder --durations=15
 
 clean:
 	rm -rf $(VENV) *.egg-info
