@@ -9,7 +9,7 @@ export PYTHONPATH=.
 for game in starpilot fruitbot; do
   suffix=""
   if [ "$game" = fruitbot ]; then suffix=_fruitbot; fi
-  levels=512
+  levels=""  # FruitBot's 512-level folder is built below, with 400 demos
   if [ "$game" = starpilot ]; then levels=32,128,512; fi
   $py trex/reward_model.py demos -c "results/level_generalisation/trex_$game.yaml" \
     --checkpoint_dir "results/level_generalisation/demonstrators$suffix/checkpoints" \
@@ -44,12 +44,21 @@ for recipe in same_level_aligned_dynamics_many today_dynamics today_dynamics_man
 for recipe in oracle_strong oracle_strong_pooled oracle_strong_400 today_400 strong_400 aligned_strong_400; do
   run starpilot "$recipe" 512 1
 done
-run starpilot oracle_strong_400 512 1-1
+for recipe in oracle_strong_400 strong_400 aligned_strong_400; do run starpilot "$recipe" 512 1-1; done  # seed 1
 $py trex/reward_model.py demos -c results/level_generalisation/trex_starpilot.yaml \
   --checkpoint_dir results/level_generalisation/demonstrators/checkpoints \
   --demo_dir runs/labels/demos_starpilot/levels_4096 --demo_num_levels 4096 --sweep_demo_levels "" \
   --num_demos 3200 --num_val_demos 2 --torch_threads 1
 for recipe in oracle_strong_pooled_3200 today_3200; do run starpilot "$recipe" 4096 1; done
+# Third seeds at 400 demos on StarPilot; FruitBot's oracle beside its rank labels, on 400 training demos of 512
+# levels in a folder of their own (the main folder's validation and held-out demos judge them)
+for recipe in oracle_strong_400 strong_400 aligned_strong_400; do run starpilot "$recipe" 512 2-2; done  # seed 2
+$py trex/reward_model.py demos -c results/level_generalisation/trex_fruitbot.yaml \
+  --checkpoint_dir results/level_generalisation/demonstrators_fruitbot/checkpoints \
+  --demo_dir runs/labels/demos_fruitbot/levels_512 --demo_num_levels 512 --sweep_demo_levels "" \
+  --num_demos 400 --num_val_demos 1 --num_held_out_demos 1 --torch_threads 1
+run fruitbot oracle_strong_400 512 2
+for recipe in oracle_strong_pooled_400 strong_400 aligned_strong_400; do run fruitbot "$recipe" 512 1; done
 $py results/reward_recipe/table.py results/reward_recipe runs/recipe --held_out today,same_level_aligned
 $py results/reward_recipe/transfer.py results/reward_recipe runs/recipe starpilot today:8 same_level_aligned:8 \
   same_level_aligned_dynamics:8 same_level_aligned_400:8 same_level_aligned_400:32 same_level_aligned_400:128 \
