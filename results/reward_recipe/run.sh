@@ -57,8 +57,8 @@ $py trex/reward_model.py demos -c results/level_generalisation/trex_fruitbot.yam
   --checkpoint_dir results/level_generalisation/demonstrators_fruitbot/checkpoints \
   --demo_dir runs/labels/demos_fruitbot/levels_512 --demo_num_levels 512 --sweep_demo_levels "" \
   --num_demos 400 --num_val_demos 1 --num_held_out_demos 1 --torch_threads 1
-run fruitbot oracle_strong_400 512 2
-for recipe in oracle_strong_pooled_400 strong_400 aligned_strong_400; do run fruitbot "$recipe" 512 1; done
+for recipe in oracle_strong_400 strong_400; do run fruitbot "$recipe" 512 3; done
+for recipe in oracle_strong_pooled_400 aligned_strong_400; do run fruitbot "$recipe" 512 1; done
 $py results/reward_recipe/table.py results/reward_recipe runs/recipe --held_out today,same_level_aligned
 $py results/reward_recipe/transfer.py results/reward_recipe runs/recipe starpilot today:8 same_level_aligned:8 \
   same_level_aligned_dynamics:8 same_level_aligned_400:8 same_level_aligned_400:32 same_level_aligned_400:128 \
