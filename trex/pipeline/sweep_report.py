@@ -171,21 +171,24 @@ def held_out_rows(models: dict[tuple, list[RewardMetrics]]) -> list[dict]:
     return out
 
 
+INTERVAL_PARTS = ("mean", "ci95_low", "ci95_high")  # an interval's keys, and its columns' suffixes in a CSV
+
+
 def flat_row(row: dict) -> dict:
     """A held-out row for a CSV: each interval as its mean, ci95_low and ci95_high columns."""
     flat = {k: v for k, v in row.items() if not isinstance(v, dict)}
     for k, v in row.items():
         if isinstance(v, dict):
-            flat.update({f"{k}_{s}": v[s] for s in ("mean", "ci95_low", "ci95_high")})
+            flat.update({f"{k}_{s}": v[s] for s in INTERVAL_PARTS})
     return flat
 
 
 def nested_row(flat: dict) -> dict:
     """flat_row undone: each interval's mean, ci95_low and ci95_high columns as one dict again."""
-    parts = ("mean", "ci95_low", "ci95_high")
-    row = {k: v for k, v in flat.items() if not k.endswith(tuple(f"_{s}" for s in parts))}
-    for key in {k.removesuffix(f"_{s}") for k in flat for s in parts if k.endswith(f"_{s}")}:
-        row[key] = {s: flat[f"{key}_{s}"] for s in parts}
+    suffixes = tuple(f"_{s}" for s in INTERVAL_PARTS)
+    row = {k: v for k, v in flat.items() if not k.endswith(suffixes)}
+    for key in {k.removesuffix(s) for k in flat for s in suffixes if k.endswith(s)}:
+        row[key] = {s: flat[f"{key}_{s}"] for s in INTERVAL_PARTS}
     return row
 
 
