@@ -90,6 +90,25 @@ def write_csv(path: str | os.PathLike, rows: list[dict], columns: tuple[str, ...
     atomic_write(path, write)
 
 
+def csv_value(text: str) -> int | float | str | None:
+    """A CSV cell as the value `write_csv` wrote: an int, a float, None (empty) or the text."""
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_csv(path: str | os.PathLike) -> tuple[list[dict], list[str]]:
+    """The rows of a CSV written by `write_csv`, each cell typed back (`csv_value`), and its columns."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return [{k: csv_value(v) for k, v in r.items()} for r in reader], list(reader.fieldnames or [])
+
+
 def torch_save(path: str | os.PathLike, obj: Any) -> None:
     """Save tensors and plain Python values only, so that `torch.load(weights_only=True)` reads them."""
 

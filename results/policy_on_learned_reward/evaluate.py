@@ -4,9 +4,11 @@ is new.
 
     python results/policy_on_learned_reward/evaluate.py runs/pol results/policy_on_learned_reward
 
-A run folder is <condition>_s<seed> (condition: true, survival, or a reward transform). Per policy and level set:
-200 complete episodes (the policy samples its actions, as in training), true return and episode length with 95%
-intervals. Per condition: the mean over seeds of those means, with a Student-t interval over seeds.
+A run folder is <condition>_s<seed> (condition: true, survival, a reward transform, or strong400: raw, on the
+reward models of results/reward_recipe's recipe strong_400). A condition whose runs are gone keeps its rows. Per
+policy and level set: 200 complete episodes (the policy samples its actions, as in training), true return and
+episode length with 95% intervals. Per condition: the mean over seeds of those means, with a Student-t interval
+over seeds.
 """
 
 from __future__ import annotations
@@ -23,19 +25,20 @@ from baseline_agent.checkpoint import load_policy
 from baseline_agent.envs import LevelSet
 from baseline_agent.evaluation import procgen_options, run_episodes, summarize_returns
 from toolkit.figures import figure_row, save_figure
-from toolkit.files import write_csv, write_json, write_text
+from toolkit.files import read_csv, write_csv, write_json, write_text
 from toolkit.logger import fmt_interval, read_progress
 from trex.reward.evaluation import seed_interval
 
 EPISODES = 200
 LEVEL_SETS = {"training levels (0-31)": LevelSet(0, 32), "held-out levels (1,000,000+)": LevelSet(1_000_000, 100_000)}
-ORDER = ("random", "survival", "none", "sigmoid", "standardise", "true")
+ORDER = ("random", "survival", "none", "sigmoid", "standardise", "strong400", "true")
 LABELS = {
     "random": "random actions",
     "survival": "control: survival (+1 per step)",
     "none": "learned reward, raw",
     "sigmoid": "learned reward, sigmoid",
     "standardise": "learned reward, standardised",
+    "strong400": "learned reward, raw: recipe strong_400",
     "true": "control: true reward",
 }
 RANDOM_SEEDS = (0, 1, 2)
@@ -163,14 +166,24 @@ def curves(runs: Path, path: Path) -> None:
 
 
 def main(runs: Path, out: Path) -> None:
-    rows = rows_of(evaluations(runs))
+    """Evaluates what runs/ holds; a condition with no run there keeps its rows of out/results.csv (its runs may be
+    gone), and the curves, which need every run's progress, are then left as they were."""
+    found = evaluations(runs)
+    rows = rows_of(found)
+    measured = {condition for condition, _ in found}
+    earlier = read_csv(out / "results.csv")[0] if (out / "results.csv").is_file() else []
+    kept = [r for r in earlier if r["condition"] not in measured]
+    rows = sorted(kept + rows, key=lambda r: (ORDER.index(r["condition"]), r["seed"]))
     write_csv(out / "results.csv", rows, tuple(rows[0]))
     text, stats = table(rows)
     write_text(out / "table.md", text)
     write_json(out / "summary.json", stats)
-    curves(runs, out / "curves.png")
+    if kept:
+        print(f"kept the rows of {sorted({r['condition'] for r in kept})} from {out / 'results.csv'}; curves unchanged")
+    else:
+        curves(runs, out / "curves.png")
     print(text)
-    print(f"-> {out / 'table.md'}, {out / 'results.csv'}, {out / 'curves.png'}", flush=True)
+    print(f"-> {out / 'table.md'}, {out / 'results.csv'}", flush=True)
 
 
 if __name__ == "__main__":

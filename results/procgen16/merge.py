@@ -8,38 +8,19 @@ rows by the sweep report's own functions. The games run earlier keep their rows,
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from toolkit.cli import UserError, run_main
-from toolkit.files import write_csv
+from toolkit.files import read_csv, write_csv
 from trex.pipeline.sweep_report import nested_row, plot_by_levels, plot_games
 
 HERE = Path(__file__).resolve().parent
 BENCHMARK = HERE / "benchmark"
 
 
-def number(text: str) -> int | float | str | None:
-    """A CSV cell as the value the report wrote: an int, a float, None (empty) or the text."""
-    if text == "":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def read_rows(path: Path) -> tuple[list[dict], list[str]]:
-    with path.open() as f:
-        reader = csv.DictReader(f)
-        return [{k: number(v) for k, v in r.items()} for r in reader], list(reader.fieldnames or [])
-
-
 def merged(old: Path, new: Path) -> tuple[list[dict], list[str]]:
     """`old`'s rows of the games `new` lacks, in their order, then `new`'s; the columns are `old`'s."""
-    (old_rows, columns), (new_rows, _) = read_rows(old), read_rows(new)
+    (old_rows, columns), (new_rows, _) = read_csv(old), read_csv(new)
     games = {r["game"] for r in new_rows}
     rows = [r for r in old_rows if r["game"] not in games] + new_rows
     return rows, columns
