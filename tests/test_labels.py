@@ -190,3 +190,28 @@ def test_a_standardised_ensemble_weighs_each_model_alike_whatever_its_scale():
     np.testing.assert_allclose(
         standardised_ensemble(np.stack([small, backwards]), lengths, np.ones(2), np.ones(2)), [0.0, 0.0, 0.0]
     )
+
+
+def test_the_seeds_ensemble_averages_centred_returns_so_errors_that_cancel_leave_the_true_order_by_hand():
+    from trex.pipeline.study_report import ensemble_figures
+
+    true = np.arange(1.0, 9.0)
+    lengths = true[::-1].copy()  # the longest episode pays least: length's Spearman is -1
+    error = np.array(
+        [2.5, -2.5, 0, 0, 2.5, -2.5, 0, 0]
+    )  # swaps ranks 1-2 and 5-6 in one seed, the other way in the other
+
+    def block(sign: float, offset: float) -> dict:
+        predicted = true + sign * error + offset * lengths  # centred on `offset`: true + sign * error
+        returns = {
+            "true": list(true),
+            "predicted": list(predicted),
+            "length": list(lengths),
+            "level_seed": list(range(8)),
+        }
+        return {"returns": returns, "offset": {"train": offset}}
+
+    figures = ensemble_figures([block(1.0, 2.0), block(-1.0, 1.0)])  # uncentred, length would rank them
+    assert figures["ensemble_centred"]["mean"] == pytest.approx(1.0)  # each seed alone ranks two pairs wrong
+    assert figures["ensemble_minus_length"]["mean"] == pytest.approx(2.0)
+    assert figures["ensemble_minus_length"]["ci95_low"] == pytest.approx(2.0)

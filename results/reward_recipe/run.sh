@@ -59,6 +59,8 @@ $py trex/reward_model.py demos -c results/level_generalisation/trex_fruitbot.yam
   --num_demos 400 --num_val_demos 1 --num_held_out_demos 1 --torch_threads 1
 for recipe in oracle_strong_400 strong_400; do run fruitbot "$recipe" 512 3; done
 for recipe in oracle_strong_pooled_400 aligned_strong_400; do run fruitbot "$recipe" 512 1; done
+# The recipe chosen on validation levels (strong_400) at 8x the demos, one seed per process
+for seed in 0-0 1-1 2-2; do run starpilot strong_3200 4096 "$seed"; done
 $py results/reward_recipe/table.py results/reward_recipe runs/recipe --held_out today,same_level_aligned
 $py results/reward_recipe/transfer.py results/reward_recipe runs/recipe starpilot today:8 same_level_aligned:8 \
   same_level_aligned_dynamics:8 same_level_aligned_400:8 same_level_aligned_400:32 same_level_aligned_400:128 \

@@ -17,7 +17,7 @@ import numpy as np
 
 from toolkit.files import write_csv, write_text
 from toolkit.logger import fmt, fmt_interval
-from trex.pipeline.study_report import level_set_figures
+from trex.pipeline.study_report import ensemble_figures, level_set_figures
 from trex.pipeline.sweep_report import flat_row
 from trex.results import LevelSetFigures, RewardMetrics, read_metrics
 from trex.reward.table import label_means
@@ -47,6 +47,7 @@ def row(key: tuple[str, str, int], metrics: list[RewardMetrics], blocks: list[Le
         "centred": figures["centred_spearman"],
         "length": figures["length_spearman"],
         "centred_minus_length": figures["centred_minus_length"],
+        **ensemble_figures(blocks),  # the seeds as one reward, as step 4 uses them
         "clock_free_model": model,
         "clock_free_true_reward": ceiling,
         "clock_free_above_chance": None if model is None or ceiling is None else (model - 0.5) / (ceiling - 0.5),
@@ -67,15 +68,17 @@ def main(out: Path, root: Path, held_out: list[str]) -> None:
     test_rows = [row(k, ms, [m["held_out"] for m in ms]) for k, ms in found.items() if k[1] in held_out]
     header = (
         "| game | recipe | training demos' levels | seeds | centred | length | centred - length [paired] | "
+        "seeds' ensemble: centred / minus length [paired] | "
         "clock-free pairs: model / true reward (share above chance) | training pairs: true reward / clock / model | "
         "best step | s per model |"
     )
-    rule = "|---|---|---|---|---|---|---|---|---|---|---|"
+    rule = "|---|---|---|---|---|---|---|---|---|---|---|---|"
 
     def lines(rows: list[dict]) -> list[str]:
         return [
             f"| {r['game']} | {r['recipe']} | {r['demo_levels']} | {r['seeds']} | {fmt_interval(r['centred'])} | "
             f"{fmt_interval(r['length'])} | {fmt_interval(r['centred_minus_length'])} | "
+            f"{fmt(r['ensemble_centred']['mean'])} / {fmt_interval(r['ensemble_minus_length'])} | "
             f"{fmt(r['clock_free_model'])} / {fmt(r['clock_free_true_reward'])} "
             f"({fmt(r['clock_free_above_chance'])}) | {fmt(r['train_true_reward'])} / {fmt(r['train_clock'])} / "
             f"{fmt(r['train_model'])} | {r['best_step']:.0f} | {r['wall_s']:.0f} |"
@@ -91,6 +94,8 @@ def main(out: Path, root: Path, held_out: list[str]) -> None:
         "(mean over seeds [95% bootstrap]); the clock-free pairs are time-aligned snippet pairs of the validation",
         "demos, on which a clock scores 0.5, of the recipe's snippet lengths (so their ceiling differs between",
         "recipes); the share above chance is (model - 0.5) / (true reward - 0.5): 0 for chance, 1 for the ceiling.",
+        "The seeds' ensemble is the mean of the seeds' centred predicted returns (step 4 averages their rewards so),",
+        "its interval a bootstrap over the demos alone.",
         "",
         header,
         rule,

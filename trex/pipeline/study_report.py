@@ -28,6 +28,7 @@ from trex.reward.evaluation import (
     bootstrap_ci,
     centred_figures,
     centred_returns,
+    correlations,
     figure_bounds,
     seed_interval,
     spearman_difference_ci,
@@ -124,6 +125,27 @@ def level_set_figures(blocks: list[LevelSetFigures]) -> dict:
         "within_level_levels": block.get("within_level", {}).get("model", {}).get("levels"),
         "within_checkpoint_count": block.get("within_checkpoint", {}).get("model", {}).get("checkpoints"),
         "num_seeds": len(blocks),
+    }
+
+
+def ensemble_figures(blocks: list[LevelSetFigures]) -> dict:
+    """The seeds' models of one level set as one reward, as step 4 averages the raw rewards of several reward_model
+    files: the mean of their centred predicted returns. {"ensemble_centred": its Spearman with the true return,
+    "ensemble_minus_length": the paired difference from the length baseline}, each {mean, ci95_low, ci95_high}
+    with a 95% bootstrap over the demos (levels, then episodes within them)."""
+    block = blocks[0]
+    true, lengths = np.array(block["returns"]["true"]), np.array(block["returns"]["length"])
+    levels = block["returns"].get("level_seed")
+    clusters = None if levels is None else np.array(levels)
+    preds = [np.array(b["returns"]["predicted"]) for b in blocks]
+    ensemble = np.mean([centred_returns(p, lengths, block_offset(b)) for p, b in zip(preds, blocks, strict=True)], 0)
+    none: list[float | None] = [None, None]
+    ci = bootstrap_ci(true, ensemble, np.random.default_rng(1), clusters=clusters)["spearman"] or none
+    diff = spearman_difference_ci(true, ensemble, lengths, np.random.default_rng(3), clusters=clusters)
+    diff_ci = diff["ci95"] if isinstance(diff["ci95"], list) else none
+    return {
+        "ensemble_centred": {"mean": correlations(true, ensemble)["spearman"], "ci95_low": ci[0], "ci95_high": ci[1]},
+        "ensemble_minus_length": {"mean": diff["difference"], "ci95_low": diff_ci[0], "ci95_high": diff_ci[1]},
     }
 
 
