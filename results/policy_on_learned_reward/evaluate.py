@@ -4,11 +4,11 @@ is new.
 
     python results/policy_on_learned_reward/evaluate.py runs/pol results/policy_on_learned_reward
 
-A run folder is <condition>_s<seed> (condition: true, survival, a reward transform, or strong400: raw, on the
-reward models of results/reward_recipe's recipe strong_400). A condition whose runs are gone keeps its rows. Per
-policy and level set: 200 complete episodes (the policy samples its actions, as in training), true return and
-episode length with 95% intervals. Per condition: the mean over seeds of those means, with a Student-t interval
-over seeds.
+A run folder is <condition>_s<seed> (condition: true, survival, a reward transform, or strong400 / strong3200: raw,
+on the reward models of results/reward_recipe's recipe strong_400 / strong_3200). A condition whose runs are gone
+keeps its rows. Per policy and level set: 200 complete episodes (the policy samples its actions, as in training),
+true return and episode length with 95% intervals. Per condition: the mean over seeds of those means, with a
+Student-t interval over seeds.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from trex.reward.evaluation import seed_interval
 
 EPISODES = 200
 LEVEL_SETS = {"training levels (0-31)": LevelSet(0, 32), "held-out levels (1,000,000+)": LevelSet(1_000_000, 100_000)}
-ORDER = ("random", "survival", "none", "sigmoid", "standardise", "strong400", "true")
+ORDER = ("random", "survival", "none", "sigmoid", "standardise", "strong400", "strong3200", "true")
 LABELS = {
     "random": "random actions",
     "survival": "control: survival (+1 per step)",
@@ -39,6 +39,7 @@ LABELS = {
     "sigmoid": "learned reward, sigmoid",
     "standardise": "learned reward, standardised",
     "strong400": "learned reward, raw: recipe strong_400",
+    "strong3200": "learned reward, raw: recipe strong_3200",
     "true": "control: true reward",
 }
 RANDOM_SEEDS = (0, 1, 2)

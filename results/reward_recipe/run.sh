@@ -61,6 +61,7 @@ for recipe in oracle_strong_400 strong_400; do run fruitbot "$recipe" 512 3; don
 for recipe in oracle_strong_pooled_400 aligned_strong_400; do run fruitbot "$recipe" 512 1; done
 # The recipe chosen on validation levels (strong_400) at 8x the demos, one seed per process
 for seed in 0-0 1-1 2-2; do run starpilot strong_3200 4096 "$seed"; done
+run starpilot strong_400_long 512 3  # its budget on 400 demos: what the steps buy apart from the demos
 $py results/reward_recipe/table.py results/reward_recipe runs/recipe --held_out today,same_level_aligned
 $py results/reward_recipe/transfer.py results/reward_recipe runs/recipe starpilot today:8 same_level_aligned:8 \
   same_level_aligned_dynamics:8 same_level_aligned_400:8 same_level_aligned_400:32 same_level_aligned_400:128 \
