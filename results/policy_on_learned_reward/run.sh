@@ -17,4 +17,14 @@ for seed in ${SEEDS:-0 1 2}; do
       --run_dir "runs/pol/${transform}_s$seed"
   done
 done
+# The raw reward of results/reward_recipe's recipes strong_400 and strong_3200 (run that folder's run.sh first):
+# the ensemble of their seeds 0-2, the same policy, levels and budget (conditions strong400, strong3200)
+for recipe in strong_400:512 strong_3200:4096; do
+  name=${recipe%%:*} levels=${recipe##*:}
+  m=runs/recipe/starpilot/$name/L$levels
+  for seed in ${SEEDS:-0 1 2}; do
+    $py trex/train_policy.py -c $cfg --seed "$seed" --reward_model "${m}_s0/reward_model.pt,${m}_s1/reward_model.pt,${m}_s2/reward_model.pt" \
+      --reward_transform none --run_dir "runs/pol/${name/_/}_s$seed"
+  done
+done
 $py $here/evaluate.py runs/pol $here
