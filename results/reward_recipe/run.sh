@@ -62,6 +62,12 @@ for recipe in oracle_strong_pooled_400 aligned_strong_400; do run fruitbot "$rec
 # The recipe chosen on validation levels (strong_400) at 8x the demos, one seed per process
 for seed in 0-0 1-1 2-2; do run starpilot strong_3200 4096 "$seed"; done
 run starpilot strong_400_long 512 3  # its budget on 400 demos: what the steps buy apart from the demos
+# FruitBot at 3,200 demos of 4,096 levels (a folder of their own, as its 400): strong_3200
+$py trex/reward_model.py demos -c results/level_generalisation/trex_fruitbot.yaml \
+  --checkpoint_dir results/level_generalisation/demonstrators_fruitbot/checkpoints \
+  --demo_dir runs/labels/demos_fruitbot/levels_4096 --demo_num_levels 4096 --sweep_demo_levels "" \
+  --num_demos 3200 --num_val_demos 1 --num_held_out_demos 1 --torch_threads 1
+for seed in 0-0 1-1 2-2; do run fruitbot strong_3200 4096 "$seed"; done
 $py results/reward_recipe/table.py results/reward_recipe runs/recipe --held_out today,same_level_aligned
 $py results/reward_recipe/transfer.py results/reward_recipe runs/recipe starpilot today:8 same_level_aligned:8 \
   same_level_aligned_dynamics:8 same_level_aligned_400:8 same_level_aligned_400:32 same_level_aligned_400:128 \
