@@ -89,10 +89,8 @@ def level_set_figures(blocks: list[LevelSetFigures]) -> dict:
     length baseline's figures are "length_<figure>"; "centred_spearman" is the Spearman correlation of the centred
     predicted returns (trex/reward/evaluation.py: centred_returns)."""
     block = blocks[0]
-    true = np.array(block["returns"]["true"])
+    true, lengths, clusters, centred = _centred_demos(blocks)
     preds = np.array([b["returns"]["predicted"] for b in blocks])
-    levels = block["returns"].get("level_seed")  # files from before it: demos resampled
-    clusters = None if levels is None else np.array(levels)
     boot = bootstrap_ci(true, preds, np.random.default_rng(0), clusters=clusters, resample_seeds=True)
     length = block["length_baseline"]
     figures = {}
@@ -101,17 +99,11 @@ def level_set_figures(blocks: list[LevelSetFigures]) -> dict:
         if f in boot:
             ci = length["ci95"][f] or (None, None)
             figures[f"length_{f}"] = {"mean": correlation(length, f), "ci95_low": ci[0], "ci95_high": ci[1]}
-    lengths = np.array(block["returns"]["length"])
-    centred = np.array([centred_returns(p, lengths, block_offset(b)) for p, b in zip(preds, blocks, strict=True)])
     figures["centred_spearman"] = _over_seeds(
         [centred_figures(b)["spearman"] for b in blocks],
         bootstrap_ci(true, centred, np.random.default_rng(1), clusters=clusters, resample_seeds=True)["spearman"],
     )
-    diff = spearman_difference_ci(
-        true, centred, lengths, np.random.default_rng(3), clusters=clusters, resample_seeds=True
-    )
-    diff_ci = diff["ci95"] if isinstance(diff["ci95"], list) else [None, None]
-    figures["centred_minus_length"] = {"mean": diff["difference"], "ci95_low": diff_ci[0], "ci95_high": diff_ci[1]}
+    figures["centred_minus_length"] = _minus_length(true, centred, lengths, clusters, resample_seeds=True)
     if all("time_baseline" in b["returns"] for b in blocks):
         times = np.array([b["returns"]["time_baseline"] for b in blocks])
         figures["time_spearman"] = _over_seeds(
@@ -133,20 +125,35 @@ def ensemble_figures(blocks: list[LevelSetFigures]) -> dict:
     files: the mean of their centred predicted returns. {"ensemble_centred": its Spearman with the true return,
     "ensemble_minus_length": the paired difference from the length baseline}, each {mean, ci95_low, ci95_high}
     with a 95% bootstrap over the demos (levels, then episodes within them)."""
-    block = blocks[0]
-    true, lengths = np.array(block["returns"]["true"]), np.array(block["returns"]["length"])
-    levels = block["returns"].get("level_seed")
-    clusters = None if levels is None else np.array(levels)
-    preds = [np.array(b["returns"]["predicted"]) for b in blocks]
-    ensemble = np.mean([centred_returns(p, lengths, block_offset(b)) for p, b in zip(preds, blocks, strict=True)], 0)
-    none: list[float | None] = [None, None]
-    ci = bootstrap_ci(true, ensemble, np.random.default_rng(1), clusters=clusters)["spearman"] or none
-    diff = spearman_difference_ci(true, ensemble, lengths, np.random.default_rng(3), clusters=clusters)
-    diff_ci = diff["ci95"] if isinstance(diff["ci95"], list) else none
+    true, lengths, clusters, centred = _centred_demos(blocks)
+    ensemble = centred.mean(0)
+    ci = bootstrap_ci(true, ensemble, np.random.default_rng(1), clusters=clusters)["spearman"] or (None, None)
     return {
         "ensemble_centred": {"mean": correlations(true, ensemble)["spearman"], "ci95_low": ci[0], "ci95_high": ci[1]},
-        "ensemble_minus_length": {"mean": diff["difference"], "ci95_low": diff_ci[0], "ci95_high": diff_ci[1]},
+        "ensemble_minus_length": _minus_length(true, ensemble, lengths, clusters, resample_seeds=False),
     }
+
+
+def _centred_demos(blocks: list[LevelSetFigures]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """The scored demos' true returns and lengths, their levels (None in files from before they were stored: demos
+    then resampled alone) and each seed's centred predicted returns [S, n] (evaluation.py: centred_returns)."""
+    r = blocks[0]["returns"]
+    true, lengths = np.array(r["true"]), np.array(r["length"])
+    clusters = None if r.get("level_seed") is None else np.array(r["level_seed"])
+    centred = np.array([centred_returns(np.array(b["returns"]["predicted"]), lengths, block_offset(b)) for b in blocks])
+    return true, lengths, clusters, centred
+
+
+def _minus_length(
+    true: np.ndarray, pred: np.ndarray, lengths: np.ndarray, clusters: np.ndarray | None, resample_seeds: bool
+) -> dict[str, Any]:
+    """The Spearman of `pred` ([n], or [S, n]: their mean) less length's, paired over resampled demos: {mean,
+    ci95_low, ci95_high} (evaluation.py: spearman_difference_ci)."""
+    diff = spearman_difference_ci(
+        true, pred, lengths, np.random.default_rng(3), clusters=clusters, resample_seeds=resample_seeds
+    )
+    ci = diff["ci95"] if isinstance(diff["ci95"], list) else [None, None]
+    return {"mean": diff["difference"], "ci95_low": ci[0], "ci95_high": ci[1]}
 
 
 def _over_seeds(values: list[float | None], bootstrap: list[float] | None, figure: str = "spearman") -> dict[str, Any]:
