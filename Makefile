@@ -30,8 +30,14 @@ lint: $(STAMP)
 
 # Every test process runs torch on one thread (tests/conftest.py), so the suite spreads over the cores, whole files
 # per worker (a module's fixtures are built once), the slowest files first (tests/conftest.py: SLOWEST_FILES).
-test: $(EXTRAS) lint
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder --durations=15
+# mypy (one core, about 35 s from a fresh clone) runs beside the suite, in the cores' idle moments; its output
+# follows the suite's, and either failing fails the target.
+test: $(EXTRAS)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy > $(VENV)/mypy.log 2>&1 & mypy=$$!; \
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder --durations=15; \
+	tests=$$?; wait $$mypy; typed=$$?; cat $(VENV)/mypy.log; test $$tests -eq 0 && test $$typed -eq 0
 
 clean:
 	rm -rf $(VENV) *.egg-info

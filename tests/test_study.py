@@ -53,9 +53,9 @@ MICRO = {
 TIMING = ("pairs_per_s", "frames_per_s", "train_time_s", "wall_time_s")
 
 
-def _config(tmp: Path, name: str) -> Path:
+def _config(tmp: Path, name: str, **changes) -> Path:
     cfg = tmp / f"{name}.yaml"
-    cfg.write_text(yaml.safe_dump({**MICRO, "run_dir": str(tmp / name)}))
+    cfg.write_text(yaml.safe_dump({**MICRO, "run_dir": str(tmp / name), **changes}))
     return cfg
 
 
@@ -167,14 +167,17 @@ def _kill_when(cmd: list[str], ready, what: str) -> None:
 
 def test_a_study_killed_at_any_moment_ends_as_an_uninterrupted_one(study, tmp_path):
     _, whole, _ = study
-    cfg, run = _config(tmp_path, "killed"), tmp_path / "killed"
+    # without the controls (two PPO runs that read no earlier step's output): the kills land in steps 1 and 3
+    cfg, run = _config(tmp_path, "killed", controls=False), tmp_path / "killed"
     cmd = [sys.executable, "-m", "trex.study", "-c", str(cfg)]
     _kill_when(cmd, lambda: len(list_checkpoints(run / "ppo" / "checkpoints")) >= 2, "step 1")
     _kill_when(cmd, lambda: (run / "reward" / "seed_0" / "train_log.csv").is_file(), "step 3")
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     same = lambda name: _json(run / name, run) == _json(whole / name, whole)  # folders' own paths aside
-    assert same("evaluation.json") and same("demos/summary.json")
+    killed, uninterrupted = (_json(r / "evaluation.json", r) for r in (run, whole))
+    assert {"trex_policy", "demonstrator", "random"} <= set(killed) and "true_reward_ppo" not in killed
+    assert killed == {k: uninterrupted[k] for k in killed} and same("demos/summary.json")
     index = lambda root: [
         dataclasses.replace(r, checkpoint=r.checkpoint.replace(str(root), "")) for r in read_index(root / "demos")
     ]
