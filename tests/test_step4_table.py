@@ -1,5 +1,6 @@
-"""results/policy_on_learned_reward/evaluate.py: a new condition's runs join the committed table, and conditions
-whose runs are gone keep their rows (runs/ does not survive between machines)."""
+"""results/policy_on_learned_reward/evaluate.py: a new condition's runs join the committed table, conditions
+whose runs are gone keep their rows (runs/ does not survive between machines), and each condition is compared with
+the raw learned reward paired by PPO seed (checked by hand)."""
 
 import importlib.util
 import json
@@ -58,3 +59,9 @@ def test_a_new_condition_joins_the_table_and_conditions_without_runs_keep_their_
     assert (
         "| learned reward, raw | 3 | 3.50" in table and "| learned reward, raw: recipe strong_400 | 3 | 6.00" in table
     )
+    # paired by PPO seed against the raw reward (means 3.0, 3.5, 4.0): +3.00, +2.50, +2.00; mean 2.50, Student t
+    # with 2 degrees of freedom: 4.303 x 0.5 / sqrt(3) = 1.24
+    paired = (
+        "| learned reward, raw: recipe strong_400 | +3.00, +2.50, +2.00 | 2.50 [1.26, 3.74] | +3.00, +2.50, +2.00 |"
+    )
+    assert paired in table and "| random actions | +" not in table

@@ -8,7 +8,7 @@ A run folder is <condition>_s<seed> (condition: true, survival, a reward transfo
 on the reward models of results/reward_recipe's recipe strong_400 / strong_3200). A condition whose runs are gone
 keeps its rows. Per policy and level set: 200 complete episodes (the policy samples its actions, as in training),
 true return and episode length with 95% intervals. Per condition: the mean over seeds of those means, with a
-Student-t interval over seeds.
+Student-t interval over seeds; and each condition less the raw learned reward, paired by PPO seed.
 """
 
 from __future__ import annotations
@@ -139,7 +139,29 @@ def table(rows: list[dict]) -> tuple[str, dict]:
             ok = top and top.get("mean") is not None and top["mean"] != base
             shares.append(f"{(mine - base) / (top['mean'] - base):.0%}" if ok else "-")
         lines.append(f"| {LABELS[condition]} | " + " | ".join(shares) + " |")
+    lines += paired_lines(summary)
     return "\n".join(lines) + "\n", stats
+
+
+def paired_lines(summary: dict) -> list[str]:
+    """Each condition less the raw learned reward (`none`), paired by PPO seed (the runs differ in their reward
+    only): the seeds' differences and their mean with a Student-t interval over the seeds. The per-condition
+    intervals above hold the seeds' spread of each condition alone; this one the spread of their differences."""
+    if "none" not in summary:
+        return []
+    lines = ["", f"Paired by PPO seed, return less that of '{LABELS['none']}' (the same seed):", ""]
+    lines += ["| policy | " + " | ".join(f"{ls}: per seed | mean [95%]" for ls in LEVEL_SETS) + " |"]
+    lines += ["|---|" + "---|---|" * len(LEVEL_SETS)]
+    for condition in [c for c in ORDER if c in summary and c not in ("random", "none")]:
+        cells = []
+        for ls in LEVEL_SETS:
+            base = {r["seed"]: r["return_mean"] for r in summary["none"].get(ls, [])}
+            mine = {r["seed"]: r["return_mean"] for r in summary[condition].get(ls, [])}
+            seeds = sorted(set(base) & set(mine))
+            diffs = [mine[s] - base[s] for s in seeds]
+            cells += [", ".join(f"{d:+.2f}" for d in diffs), fmt_interval(seed_interval(diffs))]
+        lines.append(f"| {LABELS[condition]} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def curves(runs: Path, path: Path) -> None:
