@@ -60,7 +60,7 @@ $py trex/reward_model.py demos -c results/level_generalisation/trex_fruitbot.yam
 for recipe in oracle_strong_400 strong_400; do run fruitbot "$recipe" 512 3; done
 for recipe in oracle_strong_pooled_400 aligned_strong_400; do run fruitbot "$recipe" 512 1; done
 # The recipe chosen on validation levels (strong_400) at 8x the demos, one seed per process
-for seed in 0-0 1-1 2-2; do run starpilot strong_3200 4096 "$seed"; done
+for seed in 0-0 1-1 2-2 3-4; do run starpilot strong_3200 4096 "$seed"; done  # seeds 3-4 after the choice
 run starpilot strong_400_long 512 3  # its budget on 400 demos: what the steps buy apart from the demos
 # FruitBot at 3,200 demos of 4,096 levels (a folder of their own, as its 400): strong_3200
 $py trex/reward_model.py demos -c results/level_generalisation/trex_fruitbot.yaml \
