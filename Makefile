@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := $(VENV)/.extras
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint style install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,18 +23,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m trex.study -c configs/quickstart.yaml
 
-lint: $(STAMP)
+style: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+lint: style
 	$(BIN)/mypy
 
 # Every test process runs torch on one thread (tests/conftest.py), so the suite spreads over the cores, whole files
 # per worker (a module's fixtures are built once), the slowest files first (tests/conftest.py: SLOWEST_FILES).
 # mypy (one core, about 35 s from a fresh clone) runs beside the suite, in the cores' idle moments; its output
 # follows the suite's, and either failing fails the target.
-test: $(EXTRAS)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: $(EXTRAS) style
 	$(BIN)/mypy > $(VENV)/mypy.log 2>&1 & mypy=$$!; \
 	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder --durations=15; \
 	tests=$$?; wait $$mypy; typed=$$?; cat $(VENV)/mypy.log; test $$tests -eq 0 && test $$typed -eq 0

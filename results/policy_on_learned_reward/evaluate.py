@@ -152,13 +152,12 @@ def paired_lines(summary: dict) -> list[str]:
     lines = ["", f"Paired by PPO seed, return less that of '{LABELS['none']}' (the same seed):", ""]
     lines += ["| policy | " + " | ".join(f"{ls}: per seed | mean [95%]" for ls in LEVEL_SETS) + " |"]
     lines += ["|---|" + "---|---|" * len(LEVEL_SETS)]
+    base = {ls: {r["seed"]: r["return_mean"] for r in summary["none"].get(ls, [])} for ls in LEVEL_SETS}
     for condition in [c for c in ORDER if c in summary and c not in ("random", "none")]:
         cells = []
         for ls in LEVEL_SETS:
-            base = {r["seed"]: r["return_mean"] for r in summary["none"].get(ls, [])}
             mine = {r["seed"]: r["return_mean"] for r in summary[condition].get(ls, [])}
-            seeds = sorted(set(base) & set(mine))
-            diffs = [mine[s] - base[s] for s in seeds]
+            diffs = [mine[s] - base[ls][s] for s in sorted(set(base[ls]) & set(mine))]
             cells += [", ".join(f"{d:+.2f}" for d in diffs), fmt_interval(seed_interval(diffs))]
         lines.append(f"| {LABELS[condition]} | " + " | ".join(cells) + " |")
     return lines
